@@ -218,3 +218,32 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
         derain_bag(config(tmp_path, output=tmp_path / 'rainy', overwrite=True), invert_batch)
     derain_bag(config(tmp_path, overwrite=True), invert_batch)
     assert len(read_all(tmp_path / 'derained')['/stereo_derained/left/image_rect']) == 2
+
+
+@pytest.mark.slow
+def test_cli_derains_with_the_real_engine(tmp_path, capsys):
+    from stereo_derain_ros.cli import main
+
+    write_stereo_bag(tmp_path / 'rainy', BagSpec(frames=3))
+    status = main(['bag', str(tmp_path / 'rainy'), str(tmp_path / 'derained'),
+                   '--left', LEFT_TOPIC, '--right', RIGHT_TOPIC, '--untrained', '--device', 'cpu',
+                   '--storage', 'sqlite3'])
+    assert status == 0
+    assert '3 pairs derained' in capsys.readouterr().out
+    output = read_all(tmp_path / 'derained')
+    for side in ('left', 'right'):
+        messages = output[f'/stereo_derained/{side}/image_rect']
+        assert len(messages) == 3
+        message, pixels = decoded(messages[0][1], 'sensor_msgs/msg/Image')
+        assert pixels.shape == frame_pixels(0, 0).shape and message.encoding == 'rgb8'
+
+
+def test_cli_reports_a_missing_topic_in_one_line(tmp_path, capsys):
+    from stereo_derain_ros.cli import main
+
+    write_stereo_bag(tmp_path / 'rainy', BagSpec(frames=1))
+    status = main(['bag', str(tmp_path / 'rainy'), str(tmp_path / 'derained'),
+                   '--left', '/left', '--right', RIGHT_TOPIC, '--untrained'])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error.count('\n') == 1 and '/stereo/left/image_rect (Image' in error

@@ -152,6 +152,12 @@ def derain_bag(config: BagDerainConfig, derain_batch: DerainBatch,
     return summary
 
 
+def check_bag_derain(config: BagDerainConfig) -> None:
+    """Raise `BagError` now for what `derain_bag` would reject, before an engine is built."""
+    check_output_path(config.output, config.overwrite, inputs=(config.input,))
+    _make_plan(config)
+
+
 def _make_plan(config: BagDerainConfig) -> _Plan:
     with open_bag(config.input) as reader:
         images = (connection_for(reader, config.left_topic, 'left image'),
@@ -172,9 +178,9 @@ def _make_plan(config: BagDerainConfig) -> _Plan:
             image_topic = images[side].topic
             if not config.replace:
                 image_topic = output_topic(image_topic, namespace, config.output_namespace)
-                if infos[side] is not None:
-                    derived[f'{name}_info'] = camera_info_topic(image_topic)
             derived[f'{name}_image'] = image_topic
+            if not config.replace and infos[side] is not None:
+                derived[f'{name}_info'] = camera_info_topic(image_topic)
         taken = {c.topic for c in reader.connections}
         clashes = sorted(t for t in derived.values() if t in taken) if not config.replace else []
         if clashes:
