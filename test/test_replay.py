@@ -13,6 +13,8 @@ from stereo_bag_fixtures import BagSpec, BEST_EFFORT, frame_pixels, stamp_ns, wr
 from stereo_derain_ros.bagio import BagError
 from stereo_derain_ros.bagio.replay import message_class, qos_profile, replay_bag, ReplayConfig
 
+from conftest import REPO_ROOT
+
 pytestmark = pytest.mark.ros
 
 
