@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     'demo',
     'bag',
     'replay',
+    'make_bag',
 )
 
 
