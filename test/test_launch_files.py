@@ -28,6 +28,10 @@ STEREO_IMAGE_PROC_ARGUMENTS = {
     'uniqueness_ratio', 'P1', 'P2', 'sgbm_mode'}
 
 
+# Declared by rclpy itself on every node.
+RCLPY_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
+
+
 def parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
@@ -153,8 +157,8 @@ def test_node_accepts_the_config_file_and_declares_exactly_its_parameters(rclpy_
     overrides.append(Parameter('enable', value=False))
     node = StereoDerainNode(context=rclpy_context, parameter_overrides=overrides)
     try:
-        declared = {name for name in node._parameters
-                    if name != 'use_sim_time' and not name.startswith('qos_overrides.')}
+        declared = {name for name in node._parameters if name not in RCLPY_PARAMETERS
+                    and not name.startswith('qos_overrides.')}
         assert declared == set(config_parameters())
         for name, value in config_parameters().items():
             if name != 'enable':
