@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     'bag',
     'replay',
     'make_bag',
+    'derain',
 )
 
 

@@ -28,9 +28,11 @@ class EngineConfig:
     runs freshly initialised weights (testing only) when no checkpoint path is given, even where
     packaged weights exist.
 
+    `max_disparity` (input pixels) limits cross-view matching; None keeps the model's own band.
+
     `tile` (int or (height, width), None = whole image) bounds memory: tiles are cut at identical
-    coordinates in both views and, when `max_disparity` is set, each tile carries that many extra
-    columns of context so that every output pixel sees its whole disparity band.
+    coordinates in both views and, when a disparity band is in force, each tile carries that many
+    extra columns of context so that every output pixel sees its whole band.
     """
 
     model: str | None = None

@@ -25,7 +25,7 @@ from stereo_derain_ros.engine.layout import (
 )
 from stereo_derain_ros.engine.tiling import round_up, tiled_forward
 from stereo_derain_ros.engine.weights import require_packaged_weights
-from stereo_derain_ros.models import build_model, model_name
+from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -74,12 +74,14 @@ class DerainEngine:
             raise ValueError('give either a model or config.weights, not both')
         self._model = (model if model is not None else _load_model(config)).eval()
         self.model_name = model_name(self._model)
-        self._model.set_max_disparity(config.max_disparity)
+        if config.max_disparity is not None:
+            self._model.set_max_disparity(config.max_disparity)
+        self.max_disparity = _band_of(self._model, config.max_disparity)
         self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._staging: dict[str, torch.Tensor] = {}
         self._move_to(resolve_device(config.device))
-        if config.tile is not None and config.max_disparity is None:
+        if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
                            'cannot be seen')
         if config.warmup_shape is not None:
@@ -174,7 +176,7 @@ class DerainEngine:
         else:
             out_left, out_right = tiled_forward(
                 self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
-                context=self.config.max_disparity or 0, tile_batch=self.config.tile_batch)
+                context=self.max_disparity or 0, tile_batch=self.config.tile_batch)
         return out_left[..., :height, :width], out_right[..., :height, :width]
 
     def _forward(self, left: torch.Tensor,
@@ -240,13 +242,20 @@ class DerainEngine:
     def _checked_tile(self, tile: int | tuple[int, int]) -> tuple[int, int]:
         """Round a tile up to the model's multiple and check it leaves room past the band."""
         height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
-        context = self.config.max_disparity or 0
+        context = self.max_disparity or 0
         overlap = self.config.tile_overlap
         if height <= overlap or width <= context + overlap:
             raise ValueError(
                 f'tile {height}x{width} is too small: it needs a height above the overlap '
                 f'({overlap}) and a width above max_disparity + overlap ({context + overlap})')
         return height, width
+
+
+def _band_of(model: nn.Module, override: int | None) -> int | None:
+    """Return the disparity band in force: the override, else the model's configured one."""
+    if override is not None:
+        return override
+    return model_config(model).get('max_disparity')
 
 
 def _load_model(config: EngineConfig) -> nn.Module:
