@@ -27,4 +27,4 @@ __all__ = [
 ]
 
 # Importing the model modules registers them.
-from stereo_derain_ros.models import bandnet  # noqa: E402, F401, I001
+from stereo_derain_ros.models import apanet, bandnet, stereoirr  # noqa: E402, F401, I001
