@@ -1,6 +1,9 @@
 """Model registry, shapes, parameter/MAC counts, training signal and stereo behaviour."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,10 +14,13 @@ from stereo_derain_ros.models import (
     count_macs,
     count_parameters,
     model_config,
+    model_description,
     model_name,
     register_model,
 )
 from stereo_derain_ros.models.base import ParallaxModule
+
+from conftest import REPO_ROOT
 
 # Small configurations keep the forward/backward tests fast on two shared CPU cores.
 SMALL = {
@@ -244,3 +250,26 @@ def test_apanet_default_forward_on_a_small_pair():
         left_out, right_out = model(torch.rand(1, 3, 32, 64), torch.rand(1, 3, 32, 64))
     assert left_out.shape == right_out.shape == (1, 3, 32, 64)
     assert torch.isfinite(left_out).all()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'stereo_derain_ros', 'models', *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
+
+
+@pytest.mark.slow
+def test_models_command_lists_every_model():
+    result = run_cli('--size', '64x48')
+    assert result.returncode == 0, result.stderr
+    assert 'GMACs@64x48' in result.stdout
+    for name in available_models():
+        line = next(line for line in result.stdout.splitlines() if line.startswith(name + ' '))
+        assert model_description(name) in line
+    assert '8.01M' in result.stdout
+
+
+def test_models_command_rejects_a_bad_size():
+    result = run_cli('--size', '640by360')
+    assert result.returncode == 2
+    assert "--size must look like 640x360 (width x height), got '640by360'" in result.stderr

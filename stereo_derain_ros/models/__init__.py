@@ -10,6 +10,7 @@ from stereo_derain_ros.models.registry import (
     count_macs,
     count_parameters,
     model_config,
+    model_description,
     model_name,
     register_model,
 )
@@ -22,6 +23,7 @@ __all__ = [
     'count_macs',
     'count_parameters',
     'model_config',
+    'model_description',
     'model_name',
     'register_model',
 ]

@@ -132,7 +132,8 @@ def _stage(channels: int, blocks: int, slots: int, scale: int) -> nn.Sequential:
     return nn.Sequential(*(DerainBlock(channels, slots, scale) for _ in range(blocks)))
 
 
-@register_model('apanet')
+@register_model('apanet', 'APANet (TCI 2025): U-Net of external attention + triangular-mask '
+                'parallax attention')
 class APANet(StereoDerainModel):
     @dataclass
     class Config:
@@ -141,8 +142,6 @@ class APANet(StereoDerainModel):
         slots: int = 64
         max_disparity: int | None = None
 
-    description = ('APANet (TCI 2025): 4-level U-Net of external attention + triangular-mask '
-                   'parallax attention')
     pad_multiple = 8
 
     def __init__(self, config: Config) -> None:

@@ -83,7 +83,8 @@ class DualViewMutualAttention(ParallaxModule):
         return both + self.beta * self.project(read)
 
 
-@register_model('stereoirr')
+@register_model('stereoirr', 'StereoIRR (after arXiv 2211.10104): U of basic-block stages with '
+                'dual-view mutual attention')
 class StereoIRR(StereoDerainModel):
     @dataclass
     class Config:
@@ -93,8 +94,6 @@ class StereoIRR(StereoDerainModel):
         decoder_blocks: tuple[int, ...] = (1, 1, 1, 1, 1)
         max_disparity: int | None = None
 
-    description = ('StereoIRR (after arXiv 2211.10104): U-shaped basic-block stages with '
-                   'dual-view mutual attention')
 
     def __init__(self, config: Config) -> None:
         super().__init__()
