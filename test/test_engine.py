@@ -120,7 +120,7 @@ def test_tiled_output_is_close_to_untiled(engine, model):
     for tiled_view, whole_view in zip(tiled.derain(left, right), whole):
         difference = np.abs(tiled_view.astype(int) - whole_view)
         assert difference.mean() < 1.0
-        assert difference.max() < 16
+        assert np.percentile(difference, 99) <= 6
 
 
 def band_mean(left, right, band=8):
