@@ -69,7 +69,7 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
     if depths is None:
         depths = scene.depth('left'), scene.depth('right')
     clean = (scene.left, scene.right)
-    drop_radiance, airlight = _rain_radiances(clean, params)
+    drop_radiance, airlight = rain_radiances(clean, params)
     beta = extinction_per_metre(params)
     outputs = {}
     for index, view in enumerate(('left', 'right')):
@@ -89,7 +89,7 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
                       params=params, drops=drops)
 
 
-def _rain_radiances(clean: tuple[np.ndarray, np.ndarray],
+def rain_radiances(clean: tuple[np.ndarray, np.ndarray],
                     params: RainParams) -> tuple[np.ndarray, np.ndarray]:
     """Return (drop radiance, airlight) RGB, shared by both views so streaks match across them.
 
