@@ -66,7 +66,7 @@ def warp_error(left, right, disparity, disparity_right):
 
 def test_crops_are_identical_in_both_views_and_flip_swap_keeps_them_consistent():
     config = SyntheticRainConfig(crop_height=48, crop_width=96, sources=('procedural',),
-                                 source_weights=None, presets=('light',), layered_fraction=0.0)
+                                 presets=('light',), layered_fraction=0.0)
     sample = synthesize(config, seed=21)
     flipped_any = False
     for draw in range(8):

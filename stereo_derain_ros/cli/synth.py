@@ -88,7 +88,6 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
     try:
         config = SyntheticRainConfig(
             crop_height=height, crop_width=width, sources=SOURCE_CHOICES[args.source],
-            source_weights=None if args.source != 'mixed' else (0.8, 0.2),
             presets=None if args.preset == 'random' else (args.preset,),
             layered_fraction=MODE_FRACTIONS[args.mode])
     except ValueError as error:
