@@ -23,9 +23,10 @@ def package_sources() -> list[str]:
     return [path for path in listed if (REPO_ROOT / path).is_file()]
 
 
-def console_scripts() -> list[str]:
-    entry_points = metadata.distribution(PACKAGE).entry_points
-    return sorted(ep.name for ep in entry_points if ep.group == 'console_scripts')
+def console_scripts(site_packages: Path) -> list[str]:
+    """Console scripts that colcon's build of setup.py declared, read from the install tree."""
+    distribution = next(metadata.distributions(name=PACKAGE, path=[str(site_packages)]))
+    return sorted(ep.name for ep in distribution.entry_points if ep.group == 'console_scripts')
 
 
 @pytest.fixture(scope='module')
@@ -60,11 +61,11 @@ def test_install_tree_has_launch_and_config_files(colcon_install):
 
 def test_executables_are_where_ros2_run_looks(colcon_install):
     lib = colcon_install / 'lib' / PACKAGE
-    names = console_scripts()
+    site = next(colcon_install.glob('lib/python3*/site-packages'))
+    names = console_scripts(site)
     assert 'stereo-derain' in names
     for name in names:
         assert os.access(lib / name, os.X_OK), f'{name} missing from {lib}'
-    site = next(colcon_install.glob('lib/python3*/site-packages'))
     env = dict(os.environ, PYTHONPATH=str(site))
     result = subprocess.run([str(lib / 'stereo-derain'), '--help'], env=env,
                             capture_output=True, text=True, cwd=colcon_install)

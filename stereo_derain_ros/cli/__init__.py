@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = (
     'replay',
     'make_bag',
     'derain',
+    'models',
+    'synth',
 )
 
 

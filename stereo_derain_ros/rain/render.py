@@ -36,6 +36,8 @@ class RainSample:
     disparity_right: np.ndarray
     params: RainParams
     drops: DropPopulation | None = None
+    mode: str = 'particle'
+    scene_source: str = ''
 
 
 def scene_camera(scene: StereoScene) -> StereoCamera:
@@ -69,7 +71,7 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
     if depths is None:
         depths = scene.depth('left'), scene.depth('right')
     clean = (scene.left, scene.right)
-    drop_radiance, airlight = _rain_radiances(clean, params)
+    drop_radiance, airlight = rain_radiances(clean, params)
     beta = extinction_per_metre(params)
     outputs = {}
     for index, view in enumerate(('left', 'right')):
@@ -86,10 +88,10 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
                       alpha_left=outputs['left'][1].astype(np.float32),
                       alpha_right=outputs['right'][1].astype(np.float32),
                       disparity_left=scene.disparity_left, disparity_right=scene.disparity_right,
-                      params=params, drops=drops)
+                      params=params, drops=drops, scene_source=scene.source)
 
 
-def _rain_radiances(clean: tuple[np.ndarray, np.ndarray],
+def rain_radiances(clean: tuple[np.ndarray, np.ndarray],
                     params: RainParams) -> tuple[np.ndarray, np.ndarray]:
     """Return (drop radiance, airlight) RGB, shared by both views so streaks match across them.
 
