@@ -1,0 +1,80 @@
+"""An in-memory pool of full-size training pairs and the random batches cropped from it.
+
+Rendering rain is far slower than a training step on small crops, so every pair is rendered (or
+read) once, kept as uint8, and each step draws random crops from the pool. The draw depends only
+on (seed, rank, step), so a resumed run sees exactly the batches the uninterrupted run would have.
+Augmentation keeps stereo geometry valid: a horizontal flip swaps the views (NAFSSR's trick), and a
+colour-channel permutation is applied identically to all four images.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+VIEWS = ('rainy_left', 'rainy_right', 'clean_left', 'clean_right')
+
+
+def _to_uint8(image: torch.Tensor) -> torch.Tensor:
+    return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+
+
+@dataclass
+class PairPool:
+    """Stacks of pairs: `images[view]` is a list of 3×H×W uint8 tensors (sizes may differ)."""
+
+    images: dict[str, list[torch.Tensor]]
+
+    @classmethod
+    def from_dataset(cls, dataset, count: int | None = None, *, progress: bool = True,
+                     description: str = 'rendering training pairs') -> 'PairPool':
+        """Take the first `count` samples (all when None) of a dataset yielding view dicts."""
+        total = len(dataset) if count is None else min(count, len(dataset))
+        if total == 0:
+            raise ValueError('the training data holds no samples')
+        images: dict[str, list[torch.Tensor]] = {view: [] for view in VIEWS}
+        for index in tqdm(range(total), desc=description, disable=not progress, leave=False):
+            sample = dataset[index]
+            missing = [view for view in VIEWS if view not in sample]
+            if missing:
+                raise ValueError(f'data sample {index} lacks {missing}; expected the keys '
+                                 f'{list(VIEWS)}')
+            for view in VIEWS:
+                images[view].append(_to_uint8(sample[view]))
+        return cls(images)
+
+    def __len__(self) -> int:
+        return len(self.images['rainy_left'])
+
+    def min_size(self) -> tuple[int, int]:
+        heights = [image.shape[1] for image in self.images['rainy_left']]
+        widths = [image.shape[2] for image in self.images['rainy_left']]
+        return min(heights), min(widths)
+
+    def batch(self, batch_size: int, crop: int, generator: torch.Generator,
+              augment: bool = True) -> dict[str, torch.Tensor]:
+        """Return float N×3×crop×crop tensors in [0, 1] for each view, same window per pair."""
+        height, width = self.min_size()
+        if crop > height or crop > width:
+            raise ValueError(f'crop {crop} px does not fit the smallest training pair '
+                             f'({height}×{width}); use a smaller --crop')
+        indices = torch.randint(len(self), (batch_size,), generator=generator).tolist()
+        out: dict[str, list[torch.Tensor]] = {view: [] for view in VIEWS}
+        for index in indices:
+            image_h, image_w = self.images['rainy_left'][index].shape[1:]
+            top = int(torch.randint(image_h - crop + 1, (1,), generator=generator))
+            left = int(torch.randint(image_w - crop + 1, (1,), generator=generator))
+            flip = augment and bool(torch.randint(2, (1,), generator=generator))
+            channels = torch.randperm(3, generator=generator) if augment else torch.arange(3)
+            crops = {view: self.images[view][index][channels, top:top + crop, left:left + crop]
+                     for view in VIEWS}
+            if flip:
+                crops = {
+                    'rainy_left': crops['rainy_right'].flip(-1),
+                    'rainy_right': crops['rainy_left'].flip(-1),
+                    'clean_left': crops['clean_right'].flip(-1),
+                    'clean_right': crops['clean_left'].flip(-1),
+                }
+            for view in VIEWS:
+                out[view].append(crops[view])
+        return {view: torch.stack(out[view]).float() / 255.0 for view in VIEWS}
