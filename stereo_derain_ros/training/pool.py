@@ -51,22 +51,23 @@ class PairPool:
         widths = [image.shape[2] for image in self.images['rainy_left']]
         return min(heights), min(widths)
 
-    def batch(self, batch_size: int, crop: int, generator: torch.Generator,
+    def batch(self, batch_size: int, crop: tuple[int, int], generator: torch.Generator,
               augment: bool = True) -> dict[str, torch.Tensor]:
-        """Return float N×3×crop×crop tensors in [0, 1] for each view, same window per pair."""
+        """Return float N×3×H×W tensors in [0, 1] for each view, one window per pair."""
+        crop_h, crop_w = crop
         height, width = self.min_size()
-        if crop > height or crop > width:
-            raise ValueError(f'crop {crop} px does not fit the smallest training pair '
+        if crop_h > height or crop_w > width:
+            raise ValueError(f'crop {crop_h}×{crop_w} does not fit the smallest training pair '
                              f'({height}×{width}); use a smaller --crop')
         indices = torch.randint(len(self), (batch_size,), generator=generator).tolist()
         out: dict[str, list[torch.Tensor]] = {view: [] for view in VIEWS}
         for index in indices:
             image_h, image_w = self.images['rainy_left'][index].shape[1:]
-            top = int(torch.randint(image_h - crop + 1, (1,), generator=generator))
-            left = int(torch.randint(image_w - crop + 1, (1,), generator=generator))
+            top = int(torch.randint(image_h - crop_h + 1, (1,), generator=generator))
+            left = int(torch.randint(image_w - crop_w + 1, (1,), generator=generator))
             flip = augment and bool(torch.randint(2, (1,), generator=generator))
             channels = torch.randperm(3, generator=generator) if augment else torch.arange(3)
-            crops = {view: self.images[view][index][channels, top:top + crop, left:left + crop]
+            crops = {view: self.images[view][index][channels, top:top + crop_h, left:left + crop_w]
                      for view in VIEWS}
             if flip:
                 crops = {

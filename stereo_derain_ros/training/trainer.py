@@ -209,10 +209,10 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
     model.to(device).train()
     multiple = int(getattr(model, 'pad_multiple', 1))
     schedule = CropSchedule.parse(config.crop_schedule)
-    for size, _ in schedule.phases:
-        if size % multiple:
-            raise ValueError(f'crop {size} is not a multiple of {config.model}\'s pad multiple '
-                             f'{multiple}')
+    for crop, _ in schedule.phases:
+        if crop[0] % multiple or crop[1] % multiple:
+            raise ValueError(f"crop {crop[0]}x{crop[1]} is not a multiple of {config.model}'s "
+                             f'pad multiple {multiple}')
     criterion = StereoLoss.from_spec(config.loss)
     network = model
     if context.enabled:
@@ -269,9 +269,10 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
             pairs_per_s = config.log_every * config.batch * context.world_size / (now - tick)
             tick = now
             loss_log.append({'step': done, 'loss': f'{float(loss):.6f}', 'lr': f'{lr:.3e}',
-                             'crop': crop, 'pairs_per_s': f'{pairs_per_s:.2f}',
+                             'crop': f'{crop[0]}x{crop[1]}', 'pairs_per_s': f'{pairs_per_s:.2f}',
                              **{key: f'{value:.6f}' for key, value in parts.items()}})
-            bar.set_postfix(loss=f'{float(loss):.4f}', lr=f'{lr:.1e}', crop=crop,
+            bar.set_postfix(loss=f'{float(loss):.4f}', lr=f'{lr:.1e}',
+                            crop=f'{crop[0]}x{crop[1]}',
                             pairs_s=f'{pairs_per_s:.1f}')
         if context.is_main and (done % config.val_every == 0 or done == config.steps):
             last_metrics = validate(model, windows, device)
