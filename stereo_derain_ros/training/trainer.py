@@ -254,7 +254,7 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
         with _autocast(device, config.amp):
             outputs = network(batch['rainy_left'], batch['rainy_right'])
         loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']))
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss.detach()):
             raise FloatingPointError(f'training loss became {float(loss)} at step {step}; '
                                      'lower --lr or check the data')
         optimizer.zero_grad(set_to_none=True)
@@ -268,10 +268,10 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
             now = time.monotonic()
             pairs_per_s = config.log_every * config.batch * context.world_size / (now - tick)
             tick = now
-            loss_log.append({'step': done, 'loss': f'{float(loss):.6f}', 'lr': f'{lr:.3e}',
+            loss_log.append({'step': done, 'loss': f'{loss.item():.6f}', 'lr': f'{lr:.3e}',
                              'crop': f'{crop[0]}x{crop[1]}', 'pairs_per_s': f'{pairs_per_s:.2f}',
                              **{key: f'{value:.6f}' for key, value in parts.items()}})
-            bar.set_postfix(loss=f'{float(loss):.4f}', lr=f'{lr:.1e}',
+            bar.set_postfix(loss=f'{loss.item():.4f}', lr=f'{lr:.1e}',
                             crop=f'{crop[0]}x{crop[1]}',
                             pairs_s=f'{pairs_per_s:.1f}')
         if context.is_main and (done % config.val_every == 0 or done == config.steps):
