@@ -40,7 +40,7 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
 
 
-def _ground_truth(sample: dict) -> np.ndarray | None:
+def ground_truth_disparity(sample: dict) -> np.ndarray | None:
     disparity = sample.get('disparity')
     if disparity is None:
         return None
@@ -96,7 +96,7 @@ def evaluate(derainers: dict[str, Derainer], dataset: Sequence[dict], *,
         rainy = (to_uint8_image(sample['rainy_left']), to_uint8_image(sample['rainy_right']))
         clean = (sample['clean_left'], sample['clean_right'])
         clean_u8 = (to_uint8_image(clean[0]), to_uint8_image(clean[1]))
-        truth = _ground_truth(sample)
+        truth = ground_truth_disparity(sample)
         num_disparities = num_disparities_for(truth)
         clean_disparity = sgbm_disparity(*clean_u8, num_disparities)
         row: dict[str, dict] = {'index': index}

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
+from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.evaluation.metrics import psnr, ssim
 from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.curves import CsvLog, plot_curves
@@ -96,6 +97,15 @@ class TrainResult:
     step: int
     finished: bool
     checkpoint: Path | None
+
+
+def recipe_of_run(checkpoint: Path) -> dict:
+    """Return the recipe stored in a run's checkpoint (raises CheckpointError when unreadable)."""
+    _, metadata = load_checkpoint(checkpoint)
+    recipe = metadata.get('recipe')
+    if not isinstance(recipe, dict) or 'model' not in recipe:
+        raise CheckpointError(f'{checkpoint} carries no training recipe')
+    return recipe
 
 
 def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
