@@ -14,6 +14,7 @@ from stereo_derain_ros import __version__
 
 SUBCOMMAND_MODULES = (
     'demo',
+    'derain',
 )
 
 
