@@ -89,6 +89,7 @@ class Runtime:
     threads: int | None = None
     progress: bool = True
     stop_after_minutes: float | None = None
+    stop_at_step: int | None = None
 
 
 @dataclass
@@ -250,8 +251,9 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
     finished = True
     tick = time.monotonic()
     for step in range(start_step, config.steps):
-        if runtime.stop_after_minutes is not None and \
-                time.monotonic() - started > runtime.stop_after_minutes * 60.0:
+        out_of_time = runtime.stop_after_minutes is not None and \
+            time.monotonic() - started > runtime.stop_after_minutes * 60.0
+        if out_of_time or (runtime.stop_at_step is not None and step >= runtime.stop_at_step):
             finished = False
             break
         lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
