@@ -8,7 +8,9 @@ colour-channel permutation is applied identically to all four images.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
 
@@ -42,6 +44,22 @@ class PairPool:
             for view in VIEWS:
                 images[view].append(_to_uint8(sample[view]))
         return cls(images)
+
+    def save(self, path: Path) -> None:
+        """Write the pool as safetensors (uint8), so several runs can share one rendering."""
+        tensors = {f'{view}.{index}': image.contiguous()
+                   for view, images in self.images.items() for index, image in enumerate(images)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix('.tmp')
+        save_file(tensors, str(temporary))
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> 'PairPool':
+        tensors = load_file(str(path))
+        count = sum(1 for name in tensors if name.startswith('rainy_left.'))
+        return cls({view: [tensors[f'{view}.{index}'] for index in range(count)]
+                    for view in VIEWS})
 
     def __len__(self) -> int:
         return len(self.images['rainy_left'])
