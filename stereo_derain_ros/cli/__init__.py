@@ -15,6 +15,8 @@ from stereo_derain_ros import __version__
 SUBCOMMAND_MODULES = (
     'demo',
     'derain',
+    'train',
+    'evaluate',
 )
 
 

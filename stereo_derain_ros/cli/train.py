@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--stop-after-minutes', type=float, default=None,
                         help='checkpoint and stop after this long (resume later with --resume)')
+    parser.add_argument('--stop-at-step', type=int, default=None,
+                        help='checkpoint and stop at this step (resume later with --resume)')
+    parser.add_argument('--data-cache', type=Path, default=None,
+                        help='file keeping the rendered/read pools, so that later runs (another '
+                             'model, a resume) reuse them instead of rendering again')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     parser.set_defaults(run=run)
 
@@ -110,10 +115,12 @@ def run(args: argparse.Namespace) -> int:
         train_pool, val_pool = training_pools(config.data, seed=config.seed,
                                               count=config.pool_size,
                                               val_count=config.val_samples,
-                                              progress=not args.no_progress)
+                                              progress=not args.no_progress,
+                                              cache=args.data_cache)
         runtime = Runtime(out=args.out, device=args.device, threads=args.threads,
                           progress=not args.no_progress,
-                          stop_after_minutes=args.stop_after_minutes)
+                          stop_after_minutes=args.stop_after_minutes,
+                          stop_at_step=args.stop_at_step)
         result = train(config, runtime, train_pool, val_pool, resume=args.resume)
     except (ValueError, DataError) as error:
         raise CommandError(str(error)) from None
