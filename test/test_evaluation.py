@@ -21,6 +21,7 @@ from stereo_derain_ros.evaluation.synthetic import sample_dict
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
+from stereo_derain_ros.training.data import open_dataset
 
 
 def _tiny_set(count: int = 2) -> list[dict[str, torch.Tensor]]:
@@ -96,3 +97,16 @@ def test_eval_command_rejects_an_unknown_dataset(tmp_path, capsys):
     status = main(['eval', 'bandnet', 'heldout:drizzle', '--untrained', '--out', str(tmp_path)])
     assert status == 2
     assert 'heldout:light' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_heldout_written_to_disk_reads_back_identically(tmp_path):
+    assert main(['heldout', '--out', str(tmp_path), '--presets', 'light']) == 0
+    on_disk = open_dataset(str(tmp_path / 'light'))
+    in_memory = HeldoutSet('light')
+    assert len(on_disk) == len(in_memory) == 9
+    for index in (0, 8):
+        disk, memory = on_disk[index], in_memory[index]
+        for view in ('rainy_left', 'clean_right'):
+            assert torch.allclose(disk[view], memory[view], atol=1e-6)
+        assert torch.equal(disk['disparity'], memory['disparity'])

@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     'derain',
     'train',
     'evaluate',
+    'heldout',
 )
 
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from stereo_derain_ros.data.folders import DatasetLayoutError, StereoFolderDataset
 from stereo_derain_ros.evaluation.heldout import HELDOUT_PRESETS, HeldoutSet
 from stereo_derain_ros.evaluation.synthetic import (
     SEED_STRIDE,
@@ -27,14 +28,19 @@ def open_dataset(spec: str):
     return open_folder(Path(spec))
 
 
-def open_folder(path: Path):
-    """Open a stereo deraining dataset folder in one of the supported layouts."""
-    from stereo_derain_ros.training.folders import FolderLayoutError, read_folder
-
+def open_folder(path: Path) -> StereoFolderDataset:
+    """Open a paired stereo deraining folder (apanet, prrnet or generic layout)."""
     try:
-        return read_folder(path)
-    except FolderLayoutError as error:
+        dataset = StereoFolderDataset(path)
+    except DatasetLayoutError as error:
         raise DataError(str(error)) from None
+    if not dataset.paired:
+        raise DataError(f'{path} holds rainy images only ({dataset.layout.name} layout); '
+                        'training and evaluation need clean ground truth (rain_left/gt_left, '
+                        'rain/norain or image_2_3_rain50/image_2_3_norain folders)')
+    if len(dataset) == 0:
+        raise DataError(f'{path} holds no image pairs')
+    return dataset
 
 
 def training_pools(spec: str, *, seed: int, count: int, val_count: int, progress: bool = True,
