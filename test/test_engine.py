@@ -245,3 +245,12 @@ def test_untrained_runs_when_explicitly_allowed():
     left, right = random_pair((16, 24), np.uint8)
     assert engine.derain(left, right)[0].shape == (16, 24)
     assert engine.max_disparity == 8
+
+
+def test_batch_needs_equal_size_pairs(engine):
+    small, large = random_pair((16, 24), np.uint8), random_pair((16, 32), np.uint8)
+    with pytest.raises(ValueError, match='a batch needs equal-size pairs'):
+        engine.derain_batch([small[0], large[0]], [small[1], large[1]])
+    with pytest.raises(ValueError, match='2 left images but 1 right'):
+        engine.derain_batch([small[0], small[0]], [small[1]])
+    assert engine.derain_batch([], []) == ([], [])
