@@ -20,6 +20,9 @@ SUBCOMMAND_MODULES = (
     'derain',
     'models',
     'synth',
+    'train',
+    'evaluate',
+    'heldout',
 )
 
 

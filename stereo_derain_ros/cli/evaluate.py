@@ -1,0 +1,102 @@
+"""`stereo-derain eval`: score a model (and baselines) on a dataset, write markdown/JSON/figure."""
+
+import argparse
+from pathlib import Path
+
+from stereo_derain_ros.cli import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'eval', help='evaluate a model or checkpoint: PSNR/SSIM and SGBM disparity downstream',
+        description='Evaluate MODEL_OR_CHECKPOINT (a registry name, using its packaged weights, '
+                    'or a .safetensors checkpoint) on DATASET (a folder in a supported layout, '
+                    'or heldout:light|medium|heavy). The table always includes the rainy input.')
+    parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT')
+    parser.add_argument('dataset', metavar='DATASET')
+    parser.add_argument('--out', type=Path, default=Path('eval_out'),
+                        help='folder for report.md, report.json and figure.png')
+    parser.add_argument('--untrained', action='store_true',
+                        help='allow a model name without packaged weights (random init; testing)')
+    parser.add_argument('--compare', action='append', default=[], metavar='MODEL_OR_CHECKPOINT',
+                        help='another model or checkpoint for the same table (repeatable)')
+    parser.add_argument('--baseline', action='store_true',
+                        help='add the classical stereo baseline (min of a view and the other '
+                             'view warped by SGBM disparity)')
+    parser.add_argument('--limit', type=int, default=None, help='evaluate the first N samples')
+    parser.add_argument('--figures', type=int, default=3,
+                        help='samples shown in figure.png (0: no figure)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.set_defaults(run=run)
+
+
+def _is_checkpoint(spec: str) -> bool:
+    return spec.endswith('.safetensors') or Path(spec).is_file()
+
+
+def _engine_derainer(spec: str, untrained: bool, device: str):
+    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+    if _is_checkpoint(spec):
+        config = EngineConfig(weights=spec, device=device, precision='fp32')
+    else:
+        config = EngineConfig(model=spec, allow_untrained=untrained, device=device,
+                              precision='fp32')
+    engine = DerainEngine(config)
+
+    def derain(left, right):
+        return engine.derain(left, right, 'rgb')
+
+    label = Path(spec).stem if _is_checkpoint(spec) else spec
+    if untrained and not _is_checkpoint(spec):
+        label += ' (untrained)'
+    return label, derain
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from stereo_derain_ros.engine.errors import EngineError
+    from stereo_derain_ros.evaluation.report import markdown_table, write_report
+    from stereo_derain_ros.evaluation.runner import (
+        evaluate,
+        identity_derainer,
+        RAINY,
+        StereoMinDerainer,
+    )
+    from stereo_derain_ros.training.data import DataError, open_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        dataset = open_dataset(args.dataset)
+    except DataError as error:
+        raise CommandError(str(error)) from None
+    if args.limit is not None:
+        dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
+    derainers = {RAINY: identity_derainer}
+    try:
+        labels = []
+        for spec in [args.model, *args.compare]:
+            label, derain = _engine_derainer(spec, args.untrained, args.device)
+            derainers[label] = derain
+            labels.append(label)
+    except (EngineError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    if args.baseline:
+        from stereo_derain_ros.evaluation.disparity import num_disparities_for
+        from stereo_derain_ros.evaluation.runner import ground_truth_disparity
+
+        derainers['stereo min baseline'] = StereoMinDerainer(
+            num_disparities_for(ground_truth_disparity(dataset[0])))
+    result = evaluate(derainers, dataset, figure_method=labels[0],
+                      figure_count=args.figures, progress=not args.no_progress)
+    details = {'model': args.model, 'dataset': args.dataset, 'samples': len(dataset),
+               'device': args.device}
+    paths = write_report(result, args.out, title=f'Evaluation of {labels[0]} on {args.dataset}',
+                         details=details)
+    print(markdown_table(result.summary()))
+    print('wrote ' + ', '.join(str(path) for path in paths.values()))
+    return 0

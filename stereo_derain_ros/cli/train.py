@@ -1,0 +1,130 @@
+"""`stereo-derain train`: train a registry model on synthetic rain or a stereo dataset folder."""
+
+import argparse
+from pathlib import Path
+
+from stereo_derain_ros.cli import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'train', help='train a deraining model (single process, or DDP under torchrun)',
+        description='Train a registry model. Launch under `torchrun --nproc_per_node N` for '
+                    'DistributedDataParallel (--batch is per process). --resume continues a run '
+                    'directory with the recipe stored in its checkpoint.')
+    parser.add_argument('--model', help='registry model name (see `stereo-derain models`); '
+                        'required unless --resume')
+    parser.add_argument('--out', required=True, type=Path,
+                        help='run directory: checkpoint, optimizer state, CSV and PNG curves')
+    parser.add_argument('--steps', type=int, default=4000, help='total optimiser steps')
+    parser.add_argument('--batch', type=int, default=8, help='pairs per step and process')
+    parser.add_argument('--crop', default=None,
+                        help='one crop for the whole run: SIZE or HEIGHTxWIDTH (e.g. 64x160)')
+    parser.add_argument('--crop-schedule', default=None,
+                        help='progressive crops CROP:UNTIL_STEP,... e.g. 64:1000,96x192:3000,128'
+                             ' (overrides --crop)')
+    parser.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
+    parser.add_argument('--lr-min', type=float, default=1e-6, help='final cosine learning rate')
+    parser.add_argument('--warmup', type=int, default=100, help='linear warm-up steps')
+    parser.add_argument('--weight-decay', type=float, default=1e-4, help='AdamW weight decay')
+    parser.add_argument('--optimizer', choices=('adamw', 'adam'), default='adamw')
+    parser.add_argument('--loss', default='l1=1,ssim=0.2',
+                        help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM)')
+    parser.add_argument('--data', default='synthetic',
+                        help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '
+                             'folder (RainKITTI or StereoCityscapes layout, see docs/training.md)')
+    parser.add_argument('--pool', type=int, default=192,
+                        help='training pairs held in memory (rendered once, cropped every step)')
+    parser.add_argument('--val-every', type=int, default=500, help='validate every N steps')
+    parser.add_argument('--val-samples', type=int, default=6, help='validation pairs')
+    parser.add_argument('--checkpoint-every', type=int, default=200)
+    parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
+                        help='model config override, e.g. width=16 (repeatable)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--amp', action='store_true',
+                        help='bf16 mixed precision (CUDA only; ignored on CPU)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its last checkpoint')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--stop-after-minutes', type=float, default=None,
+                        help='checkpoint and stop after this long (resume later with --resume)')
+    parser.add_argument('--stop-at-step', type=int, default=None,
+                        help='checkpoint and stop at this step (resume later with --resume)')
+    parser.add_argument('--data-cache', type=Path, default=None,
+                        help='file keeping the rendered/read pools, so that later runs (another '
+                             'model, a resume) reuse them instead of rendering again')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.set_defaults(run=run)
+
+
+def _model_args(items: list[str]) -> dict:
+    import json
+
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise CommandError(f'--model-arg {item!r} must look like KEY=VALUE')
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.engine.errors import CheckpointError
+    from stereo_derain_ros.training.data import DataError, training_pools
+    from stereo_derain_ros.training.trainer import (
+        CHECKPOINT_NAME,
+        recipe_of_run,
+        Runtime,
+        train,
+        TrainConfig,
+    )
+
+    if args.resume:
+        try:
+            config = TrainConfig.from_recipe(recipe_of_run(args.out / CHECKPOINT_NAME))
+        except CheckpointError as error:
+            raise CommandError(f'cannot resume: {error}') from None
+        print(f'resuming {args.out}: model {config.model}, {config.steps} steps, recipe from the '
+              'checkpoint (other recipe options are ignored)')
+    else:
+        if not args.model:
+            raise CommandError('--model is required (or --resume an existing run)')
+        if (args.out / CHECKPOINT_NAME).exists():
+            raise CommandError(f'{args.out} already holds a run; pass --resume to continue it '
+                               'or choose another --out')
+        config = TrainConfig(
+            model=args.model, steps=args.steps, batch=args.batch,
+            crop_schedule=args.crop_schedule or args.crop or '96', lr=args.lr,
+            lr_min=args.lr_min, warmup=args.warmup, weight_decay=args.weight_decay,
+            optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
+            val_every=args.val_every, val_samples=args.val_samples,
+            checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp,
+            model_args=_model_args(args.model_arg))
+    try:
+        config.validate()
+        from stereo_derain_ros.models import available_models
+
+        if config.model not in available_models():
+            raise ValueError(f'unknown model {config.model!r}; available: '
+                             f'{", ".join(available_models())}')
+        train_pool, val_pool = training_pools(config.data, seed=config.seed,
+                                              count=config.pool_size,
+                                              val_count=config.val_samples,
+                                              progress=not args.no_progress,
+                                              cache=args.data_cache)
+        runtime = Runtime(out=args.out, device=args.device, threads=args.threads,
+                          progress=not args.no_progress,
+                          stop_after_minutes=args.stop_after_minutes,
+                          stop_at_step=args.stop_at_step)
+        result = train(config, runtime, train_pool, val_pool, resume=args.resume)
+    except (ValueError, DataError) as error:
+        raise CommandError(str(error)) from None
+    if result.checkpoint is not None:
+        state = 'finished' if result.finished else 'stopped (continue with --resume)'
+        print(f'{state} at step {result.step}/{config.steps}: {result.checkpoint}')
+    return 0

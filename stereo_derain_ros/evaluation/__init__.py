@@ -1,0 +1,1 @@
+"""Evaluation of deraining: image metrics, SGBM disparity scoring, baselines and reports."""

@@ -1,0 +1,306 @@
+"""The training loop: schedule, validation, curves, checkpoint and exact resume, DDP, AMP.
+
+Everything that shapes the result (model, data, crops, batch, optimiser, loss, seed, steps) is the
+`TrainConfig`, stored as the recipe in every checkpoint; `--resume` rebuilds the run from that
+recipe, so a run cut into several chunks trains exactly like one uninterrupted run: the learning
+rate and crop size are functions of the step, the batches depend only on (seed, rank, step), and
+the optimiser moments are restored from `optimizer.safetensors`.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+import time
+
+from safetensors.torch import load_file, save_file
+import torch
+from tqdm import tqdm
+
+from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
+from stereo_derain_ros.engine.errors import CheckpointError
+from stereo_derain_ros.evaluation.metrics import psnr, ssim
+from stereo_derain_ros.models import build_model
+from stereo_derain_ros.training.curves import CsvLog, plot_curves
+from stereo_derain_ros.training.distributed import (
+    close_distributed,
+    DistributedContext,
+    init_distributed,
+    pick_device,
+)
+from stereo_derain_ros.training.losses import StereoLoss
+from stereo_derain_ros.training.pool import PairPool
+from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
+
+CHECKPOINT_NAME = 'last.safetensors'
+OPTIMIZER_NAME = 'optimizer.safetensors'
+LOSS_FIELDS = ['step', 'loss', 'lr', 'crop', 'pairs_per_s', 'l1', 'mse', 'charbonnier', 'ssim']
+VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy']
+OPTIMIZERS = ('adamw', 'adam')
+
+
+@dataclass
+class TrainConfig:
+    """The recipe: every field that changes what the trained weights become."""
+
+    model: str
+    steps: int = 4000
+    batch: int = 8
+    crop_schedule: str = '96'
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    warmup: int = 100
+    weight_decay: float = 1e-4
+    optimizer: str = 'adamw'
+    loss: str = 'l1=1,ssim=0.2'
+    grad_clip: float = 1.0
+    data: str = 'synthetic'
+    pool_size: int = 192
+    val_every: int = 500
+    val_samples: int = 6
+    val_crop: int = 128
+    checkpoint_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = False
+    model_args: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.steps <= 0 or self.batch <= 0:
+            raise ValueError(f'steps and batch must be positive, got {self.steps}, {self.batch}')
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f'unknown optimizer {self.optimizer!r}; expected one of '
+                             f'{", ".join(OPTIMIZERS)}')
+        if not self.lr > 0 or self.lr_min < 0:
+            raise ValueError(f'lr must be > 0 and lr_min >= 0, got {self.lr}, {self.lr_min}')
+        CropSchedule.parse(self.crop_schedule)
+        StereoLoss.from_spec(self.loss)
+
+    @classmethod
+    def from_recipe(cls, recipe: dict) -> 'TrainConfig':
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in recipe.items() if key in known})
+
+
+@dataclass
+class Runtime:
+    """How this process runs, which does not change the result: not part of the recipe."""
+
+    out: Path
+    device: str = 'auto'
+    threads: int | None = None
+    progress: bool = True
+    stop_after_minutes: float | None = None
+    stop_at_step: int | None = None
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    step: int
+    finished: bool
+    checkpoint: Path | None
+
+
+def recipe_of_run(checkpoint: Path) -> dict:
+    """Return the recipe stored in a run's checkpoint (raises CheckpointError when unreadable)."""
+    _, metadata = load_checkpoint(checkpoint)
+    recipe = metadata.get('recipe')
+    if not isinstance(recipe, dict) or 'model' not in recipe:
+        raise CheckpointError(f'{checkpoint} carries no training recipe')
+    return recipe
+
+
+def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    generator = torch.Generator()
+    generator.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
+    return generator
+
+
+def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    tensors = {}
+    for index, state in optimizer.state_dict()['state'].items():
+        for key, value in state.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(float(value))
+            tensors[f'{index}.{key}'] = tensor.detach().to('cpu').contiguous()
+    temporary = path.with_suffix('.tmp')
+    save_file(tensors, str(temporary))
+    temporary.replace(path)
+
+
+def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        index, key = name.split('.', 1)
+        state.setdefault(int(index), {})[key] = tensor
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({'state': state, 'param_groups': current['param_groups']})
+
+
+def _make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [param for param in model.parameters() if param.requires_grad]
+    if config.optimizer == 'adam':
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _center_windows(pool: PairPool, size: int, multiple: int) -> dict[str, torch.Tensor]:
+    """Return the validation pairs as one batch of centred windows, 1:2 wide for parallax."""
+    height, width = pool.min_size()
+    crop_h = max(multiple, min(size, height) // multiple * multiple)
+    crop_w = max(multiple, min(2 * size, width) // multiple * multiple)
+    windows = {}
+    for view, images in pool.images.items():
+        crops = []
+        for image in images:
+            top = (image.shape[1] - crop_h) // 2
+            left = (image.shape[2] - crop_w) // 2
+            crops.append(image[:, top:top + crop_h, left:left + crop_w])
+        windows[view] = torch.stack(crops).float() / 255.0
+    return windows
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, windows: dict[str, torch.Tensor], device: torch.device,
+             chunk: int = 2) -> dict[str, float]:
+    """Return mean PSNR/SSIM over both views of the validation windows, and the rainy input's."""
+    was_training = model.training
+    model.eval()
+    scores = {'psnr': [], 'ssim': [], 'psnr_rainy': [], 'ssim_rainy': []}
+    for start in range(0, windows['rainy_left'].shape[0], chunk):
+        part = {view: tensor[start:start + chunk] for view, tensor in windows.items()}
+        left, right = model(part['rainy_left'].to(device), part['rainy_right'].to(device))
+        for output, rainy, clean in ((left, part['rainy_left'], part['clean_left']),
+                                     (right, part['rainy_right'], part['clean_right'])):
+            output = output.float().clamp(0, 1).cpu()
+            scores['psnr'] += psnr(output, clean).tolist()
+            scores['ssim'] += ssim(output, clean).tolist()
+            scores['psnr_rainy'] += psnr(rainy, clean).tolist()
+            scores['ssim_rainy'] += ssim(rainy, clean).tolist()
+    model.train(was_training)
+    return {key: sum(values) / len(values) for key, values in scores.items()}
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """Return bf16 autocast on CUDA when AMP is on; CPU runs stay in float32."""
+    return torch.autocast(device_type='cuda', dtype=torch.bfloat16,
+                          enabled=enabled and device.type == 'cuda')
+
+
+def train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool: PairPool,
+          *, resume: bool = False) -> TrainResult:
+    """Train per `config`, writing checkpoints, CSV and PNG curves into `runtime.out`."""
+    config.validate()
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    context = init_distributed('cuda' if runtime.device.startswith('cuda') or (
+        runtime.device == 'auto' and torch.cuda.is_available()) else 'cpu')
+    try:
+        return _train(config, runtime, train_pool, val_pool, resume, context)
+    finally:
+        close_distributed(context)
+
+
+def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool: PairPool,
+           resume: bool, context: DistributedContext) -> TrainResult:
+    device = pick_device(runtime.device, context)
+    out = Path(runtime.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / CHECKPOINT_NAME
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, **config.model_args)
+    optimizer = _make_optimizer(config, model)
+    start_step, wall_before = 0, 0.0
+    if resume:
+        state_dict, metadata = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state_dict)
+        start_step = int(metadata['recipe']['step'])
+        wall_before = float(metadata['recipe'].get('wall_s', 0.0))
+        model.to(device)
+        _load_optimizer(out / OPTIMIZER_NAME, optimizer)
+    model.to(device).train()
+    multiple = int(getattr(model, 'pad_multiple', 1))
+    schedule = CropSchedule.parse(config.crop_schedule)
+    for crop, _ in schedule.phases:
+        if crop[0] % multiple or crop[1] % multiple:
+            raise ValueError(f"crop {crop[0]}x{crop[1]} is not a multiple of {config.model}'s "
+                             f'pad multiple {multiple}')
+    criterion = StereoLoss.from_spec(config.loss)
+    network = model
+    if context.enabled:
+        network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+    windows = _center_windows(val_pool, config.val_crop, multiple) if context.is_main else None
+    loss_log = val_log = None
+    if context.is_main:
+        loss_log = CsvLog(out / 'loss.csv', LOSS_FIELDS, start_step if resume else None)
+        val_log = CsvLog(out / 'validation.csv', VAL_FIELDS, start_step if resume else None)
+
+    def save(step: int, wall: float, metrics: dict | None) -> None:
+        recipe = asdict(config) | {'step': step, 'wall_s': round(wall, 1),
+                                   'device': str(device), 'world_size': context.world_size,
+                                   'threads': torch.get_num_threads()}
+        save_checkpoint(checkpoint_path, model, recipe=recipe, metrics=metrics)
+        _save_optimizer(out / OPTIMIZER_NAME, optimizer)
+        plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
+
+    started = time.monotonic()
+    last_metrics = None
+    step = start_step
+    bar = tqdm(total=config.steps, initial=start_step, desc=f'train {config.model}',
+               disable=not (runtime.progress and context.is_main), dynamic_ncols=True)
+    finished = True
+    tick = time.monotonic()
+    for step in range(start_step, config.steps):
+        out_of_time = runtime.stop_after_minutes is not None and \
+            time.monotonic() - started > runtime.stop_after_minutes * 60.0
+        if out_of_time or (runtime.stop_at_step is not None and step >= runtime.stop_at_step):
+            finished = False
+            break
+        lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
+        for group in optimizer.param_groups:
+            group['lr'] = lr
+        crop = schedule.crop_at(step)
+        batch = train_pool.batch(config.batch, crop,
+                                 _batch_generator(config.seed, context.rank, step))
+        batch = {view: tensor.to(device, non_blocking=True) for view, tensor in batch.items()}
+        with _autocast(device, config.amp):
+            outputs = network(batch['rainy_left'], batch['rainy_right'])
+        loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']))
+        if not torch.isfinite(loss.detach()):
+            raise FloatingPointError(f'training loss became {float(loss)} at step {step}; '
+                                     'lower --lr or check the data')
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        done = step + 1
+        bar.update(1)
+        if context.is_main and (done % config.log_every == 0 or done == config.steps):
+            now = time.monotonic()
+            pairs_per_s = config.log_every * config.batch * context.world_size / (now - tick)
+            tick = now
+            loss_log.append({'step': done, 'loss': f'{loss.item():.6f}', 'lr': f'{lr:.3e}',
+                             'crop': f'{crop[0]}x{crop[1]}', 'pairs_per_s': f'{pairs_per_s:.2f}',
+                             **{key: f'{value:.6f}' for key, value in parts.items()}})
+            bar.set_postfix(loss=f'{loss.item():.4f}', lr=f'{lr:.1e}',
+                            crop=f'{crop[0]}x{crop[1]}',
+                            pairs_s=f'{pairs_per_s:.1f}')
+        if context.is_main and (done % config.val_every == 0 or done == config.steps):
+            last_metrics = validate(model, windows, device)
+            val_log.append({'step': done, **{key: f'{value:.5f}'
+                                             for key, value in last_metrics.items()}})
+            bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB '
+                      f'(rainy {last_metrics["psnr_rainy"]:.2f}), SSIM {last_metrics["ssim"]:.4f}')
+        if context.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
+            save(done, wall_before + time.monotonic() - started, last_metrics)
+    else:
+        step = config.steps
+    bar.close()
+    if not finished and context.is_main:
+        save(step, wall_before + time.monotonic() - started, last_metrics)
+    if context.enabled:
+        torch.distributed.barrier()
+    return TrainResult(model=model, step=step, finished=finished,
+                       checkpoint=checkpoint_path if context.is_main else None)
+

@@ -1,0 +1,112 @@
+"""Evaluation: the expected columns on a tiny rendered set, report files, the eval command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_derain_ros.cli import main
+from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.evaluation.heldout import HeldoutSet
+from stereo_derain_ros.evaluation.report import write_report
+from stereo_derain_ros.evaluation.runner import (
+    CLEAN,
+    evaluate,
+    identity_derainer,
+    RAINY,
+    StereoMinDerainer,
+)
+from stereo_derain_ros.evaluation.synthetic import sample_dict
+from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.procedural import procedural_scene
+from stereo_derain_ros.rain.render import render_rain
+from stereo_derain_ros.training.data import open_dataset
+
+
+def _tiny_set(count: int = 2) -> list[dict[str, torch.Tensor]]:
+    return [sample_dict(render_rain(procedural_scene(77 + index, 96, 64), rain_params('heavy'),
+                                    5 + index)) for index in range(count)]
+
+
+def _clean_derainer(dataset):
+    """Return a derainer that knows the answer: the clean pair (an upper bound for the table)."""
+    lookup = {}
+    for sample in dataset:
+        key = (sample['rainy_left'] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        lookup[key.tobytes()] = sample
+
+    def derain(left, right):
+        sample = lookup[left.tobytes()]
+        return tuple((sample[view].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                     for view in ('clean_left', 'clean_right'))
+    return derain
+
+
+def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
+    torch.set_num_threads(1)
+    dataset = _tiny_set()
+    engine = DerainEngine(EngineConfig(model='bandnet', allow_untrained=True, device='cpu',
+                                       warmup_shape=None,
+                                       model_overrides={'width': 8, 'middle_blocks': 1}))
+    derainers = {RAINY: identity_derainer, 'oracle': _clean_derainer(dataset),
+                 'baseline': StereoMinDerainer(32),
+                 'untrained': lambda left, right: engine.derain(left, right, 'rgb')}
+    result = evaluate(derainers, dataset, figure_method='untrained', figure_count=1,
+                      progress=False)
+    summary = result.summary()
+    assert list(summary) == [RAINY, 'oracle', 'baseline', 'untrained', CLEAN]
+    for method in (RAINY, 'oracle', 'baseline', 'untrained'):
+        assert {'psnr', 'ssim', 'psnr_y', 'ssim_y', 'epe', 'bad3', 'density'} <= set(
+            summary[method])
+    assert set(summary[CLEAN]) == {'epe', 'bad3', 'density'}
+    assert summary['oracle']['psnr'] > 60 and summary['oracle']['ssim'] > 0.999
+    assert summary['oracle']['bad3'] == pytest.approx(summary[CLEAN]['bad3'])
+    assert summary[RAINY]['psnr'] < 40
+    paths = write_report(result, tmp_path, title='tiny', details={'set': 'tiny'})
+    table = paths['markdown'].read_text()
+    assert '| rainy input |' in table and 'SGBM bad-3px (%)' in table
+    report = json.loads(paths['json'].read_text())
+    assert len(report['samples']) == 2 and report['summary']['oracle']['psnr'] > 60
+    assert paths['figure'].stat().st_size > 5000
+
+
+def test_heldout_is_deterministic_and_has_disparity():
+    first, again = HeldoutSet('light')[0], HeldoutSet('light')[0]
+    assert torch.equal(first['rainy_left'], again['rainy_left'])
+    assert first['rainy_left'].shape == (3, 256, 512)
+    assert torch.isfinite(first['disparity']).any()
+    assert not torch.equal(first['rainy_left'], HeldoutSet('heavy')[0]['rainy_left'])
+    with pytest.raises(ValueError, match='held-out preset'):
+        HeldoutSet('drizzle')
+
+
+@pytest.mark.slow
+def test_eval_command_writes_a_report(tmp_path, capsys):
+    status = main(['eval', 'bandnet', 'heldout:medium', '--untrained', '--limit', '1',
+                   '--baseline', '--figures', '1', '--out', str(tmp_path), '--device', 'cpu',
+                   '--threads', '1', '--no-progress'])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert '| bandnet (untrained) |' in printed and '| stereo min baseline |' in printed
+    assert {path.name for path in tmp_path.iterdir()} == {'report.md', 'report.json',
+                                                         'figure.png'}
+
+
+def test_eval_command_rejects_an_unknown_dataset(tmp_path, capsys):
+    status = main(['eval', 'bandnet', 'heldout:drizzle', '--untrained', '--out', str(tmp_path)])
+    assert status == 2
+    assert 'heldout:light' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_heldout_written_to_disk_reads_back_identically(tmp_path):
+    assert main(['heldout', '--out', str(tmp_path), '--presets', 'light']) == 0
+    on_disk = open_dataset(str(tmp_path / 'light'))
+    in_memory = HeldoutSet('light')
+    assert len(on_disk) == len(in_memory) == 9
+    for index in (0, 8):
+        disk, memory = on_disk[index], in_memory[index]
+        for view in ('rainy_left', 'clean_right'):
+            assert torch.allclose(disk[view], memory[view], atol=1e-6)
+        assert torch.equal(disk['disparity'], memory['disparity'])
