@@ -1,0 +1,56 @@
+"""What the demo runs: input bag settings, the node's model, replay pace and report size."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stereo_derain_ros.demo import DemoError
+
+
+@dataclass
+class DemoConfig:
+    """Demo settings; the defaults are what `make demo` runs (see docs/demo.md).
+
+    `replay_rate` None picks a rate from a short in-process timing of the engine, so that a
+    2-core CPU keeps up with the replay and no frame is dropped; a number forces it (drops are
+    then counted and reported rather than prevented).
+    """
+
+    output: Path = Path('demo_output')
+    width: int = 640
+    height: int = 360
+    duration_s: float = 3.0
+    rate_hz: float = 10.0
+    preset: str = 'heavy'
+    seed: int = 0
+    model: str = 'bandnet'
+    weights: Path | None = None
+    untrained: bool = False
+    device: str = 'auto'
+    replay_rate: float | None = None
+    sample_frames: int = 3
+    node_start_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        if self.weights is not None:
+            self.weights = Path(self.weights)
+            if self.untrained:
+                raise DemoError('give either --weights or --untrained, not both')
+            if not self.weights.is_file():
+                raise DemoError(f'weights file {self.weights} does not exist')
+        if self.width < 32 or self.height < 32:
+            raise DemoError(f'size must be at least 32x32 (SSIM and SGBM need room), got '
+                            f'{self.width}x{self.height}')
+        if not self.duration_s > 0 or not self.rate_hz > 0:
+            raise DemoError(f'duration and rate must be > 0, got {self.duration_s} s at '
+                            f'{self.rate_hz} Hz')
+        if self.replay_rate is not None and not self.replay_rate > 0:
+            raise DemoError(f'replay rate must be > 0, got {self.replay_rate}')
+        if self.sample_frames < 1:
+            raise DemoError(f'sample frames must be at least 1, got {self.sample_frames}')
+
+    @property
+    def bag_name(self) -> str:
+        """Return the cached input bag's folder name: every setting that changes its content."""
+        return (f'rainy_demo_{self.width}x{self.height}_{self.duration_s:g}s_'
+                f'{self.rate_hz:g}hz_{self.preset}_seed{self.seed}')
