@@ -1,16 +1,56 @@
 """`stereo-derain demo`: the README's main command."""
 
 import argparse
-import sys
+
+from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.make_bag import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'demo', help='derain the embedded rainy demo bag through the real node and write a report')
+        'demo', help='derain the embedded rainy demo bag through the real node and write a report',
+        description='Render a rainy stereo bag (cached), start stereo_derain_node as its own '
+                    'process, replay the bag through it over DDS, record its output to a bag, '
+                    'and write a report: side-by-side frames, a GIF, PSNR/SSIM and SGBM '
+                    "disparity error, and the node's latency and throughput.")
+    parser.add_argument('--output', default='demo_output', metavar='DIR',
+                        help='report folder; the rendered bag is cached here (default: '
+                             '%(default)s)')
+    parser.add_argument('--size', type=parse_size, default=(640, 360), metavar='WxH',
+                        help='image size (default: 640x360)')
+    parser.add_argument('--duration', type=float, default=3.0, metavar='SECONDS',
+                        help='length of the rainy sequence (default: %(default)s)')
+    parser.add_argument('--rate', type=float, default=10.0, metavar='HZ',
+                        help='frame rate of the rainy sequence (default: %(default)s)')
+    parser.add_argument('--preset', default='heavy',
+                        help='rain preset: light, medium, heavy or torrential (default: '
+                             '%(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='rain seed (default: %(default)s)')
+    parser.add_argument('--model', default='bandnet', help='model (default: %(default)s)')
+    parser.add_argument('--weights', metavar='PATH',
+                        help='checkpoint for the node (default: the packaged weights)')
+    parser.add_argument('--untrained', action='store_true',
+                        help='run randomly initialised weights: shows the pipeline, not deraining')
+    parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
+    parser.add_argument('--replay-rate', type=float, metavar='FACTOR',
+                        help='replay speed factor (default: chosen so the node keeps up)')
+    parser.add_argument('--frames', type=int, default=3, metavar='N',
+                        help='side-by-side PNGs to write (default: %(default)s)')
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print('stereo-derain demo: the demo is not built yet (it arrives with the rosbag/demo work); '
-          'nothing was run.', file=sys.stderr)
-    return 1
+    from stereo_derain_ros.demo import DemoError
+    from stereo_derain_ros.demo.config import DemoConfig
+    from stereo_derain_ros.demo.runner import run_demo
+
+    try:
+        config = DemoConfig(
+            output=args.output, width=args.size[0], height=args.size[1],
+            duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
+            model=args.model, weights=args.weights, untrained=args.untrained,
+            device=args.device, replay_rate=args.replay_rate, sample_frames=args.frames)
+        run_demo(config)
+    except DemoError as error:
+        raise CommandError(str(error)) from None
+    return 0
