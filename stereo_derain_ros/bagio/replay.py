@@ -20,6 +20,7 @@ from stereo_derain_ros.bagio.reading import open_bag
 
 CLOCK_TOPIC = '/clock'
 CLOCK_PERIOD_S = 0.01
+DELIVERY_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -120,6 +121,7 @@ def replay_bag(config: ReplayConfig, context=None, stop: threading.Event | None 
                 summary.loops += 1
                 if not config.loop:
                     break
+            _wait_for_delivery(publishers.values(), stop)
         finally:
             node.destroy_node()
     summary.seconds = time.monotonic() - started
@@ -163,6 +165,20 @@ def _wait_for_subscribers(publishers, timeout_s: float, stop: threading.Event) -
         pending = [p for p in pending if p.get_subscription_count() == 0]
         if pending:
             stop.wait(0.05)
+
+
+def _wait_for_delivery(publishers, stop: threading.Event) -> None:
+    """Let reliable subscribers acknowledge the last messages before the publishers go away.
+
+    Destroying a publisher discards what its DDS writer has not delivered yet; a large image is
+    sent in many fragments, so without this the final frame of a replay is often lost.
+    """
+    from rclpy.duration import Duration
+
+    for publisher in publishers:
+        if stop.is_set():
+            return
+        publisher.wait_for_all_acked(Duration(seconds=DELIVERY_TIMEOUT_S))
 
 
 def _play_once(reader, connections, publishers, clock, rate: float, stop: threading.Event,

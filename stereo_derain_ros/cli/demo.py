@@ -16,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--output', default='demo_output', metavar='DIR',
                         help='report folder; the rendered bag is cached here (default: '
                              '%(default)s)')
-    parser.add_argument('--size', type=parse_size, default=(640, 360), metavar='WxH',
-                        help='image size (default: 640x360)')
+    parser.add_argument('--size', type=parse_size, default=(480, 270), metavar='WxH',
+                        help='image size (default: 480x270)')
     parser.add_argument('--duration', type=float, default=3.0, metavar='SECONDS',
                         help='length of the rainy sequence (default: %(default)s)')
     parser.add_argument('--rate', type=float, default=10.0, metavar='HZ',
@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='replay speed factor (default: chosen so the node keeps up)')
     parser.add_argument('--frames', type=int, default=3, metavar='N',
                         help='side-by-side PNGs to write (default: %(default)s)')
+    parser.add_argument('--score-frames', type=int, default=5, metavar='N',
+                        help='derained frames to score, spread over the sequence (default: '
+                             '%(default)s)')
     parser.set_defaults(run=run)
 
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
             output=args.output, width=args.size[0], height=args.size[1],
             duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
             model=args.model, weights=args.weights, untrained=args.untrained,
-            device=args.device, replay_rate=args.replay_rate, sample_frames=args.frames)
+            device=args.device, replay_rate=args.replay_rate, sample_frames=args.frames,
+            scored_frames=args.score_frames)
         run_demo(config)
     except DemoError as error:
         raise CommandError(str(error)) from None

@@ -16,8 +16,8 @@ class DemoConfig:
     """
 
     output: Path = Path('demo_output')
-    width: int = 640
-    height: int = 360
+    width: int = 480
+    height: int = 270
     duration_s: float = 3.0
     rate_hz: float = 10.0
     preset: str = 'heavy'
@@ -28,6 +28,7 @@ class DemoConfig:
     device: str = 'auto'
     replay_rate: float | None = None
     sample_frames: int = 3
+    scored_frames: int = 5
     node_start_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
@@ -46,8 +47,9 @@ class DemoConfig:
                             f'{self.rate_hz} Hz')
         if self.replay_rate is not None and not self.replay_rate > 0:
             raise DemoError(f'replay rate must be > 0, got {self.replay_rate}')
-        if self.sample_frames < 1:
-            raise DemoError(f'sample frames must be at least 1, got {self.sample_frames}')
+        if self.sample_frames < 1 or self.scored_frames < 1:
+            raise DemoError(f'frames to show and to score must be at least 1, got '
+                            f'{self.sample_frames} and {self.scored_frames}')
 
     @property
     def bag_name(self) -> str:

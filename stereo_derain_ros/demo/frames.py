@@ -23,6 +23,15 @@ class DemoFrame:
     derained: Pair | None = None
 
 
+def sample_indices(count: int, wanted: int) -> list[int]:
+    """Return up to `wanted` indices spread evenly over `count` items, first and last included."""
+    if count <= wanted:
+        return list(range(count))
+    if wanted == 1:
+        return [count // 2]
+    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
+
+
 def read_pairs(bag: Path, namespace: str) -> dict[int, Pair]:
     """Return {header stamp: (left, right)} of the RGB image pairs under `namespace`."""
     topics = {f'{namespace}/{side}/{IMAGE_LEAF}': side for side in SIDES}

@@ -63,10 +63,17 @@ def weights_arguments(config: DemoConfig) -> tuple[list[str], str]:
 
 
 def node_command(config: DemoConfig, weight_args: list[str]) -> list[str]:
-    """Return the command line of the node, remapped from the bag's topics to its own."""
+    """Return the command line of the node, remapped from the bag's topics to its own.
+
+    The node's inputs are made reliable (a standard QoS override): a 640x360 rgb8 image is
+    fragmented over UDP, and on a loaded 2-core machine the node's default best-effort
+    subscription loses most of them to a single missing fragment. Reliable delivery resends it,
+    so the demo measures deraining, not transport loss.
+    """
     remaps = []
     for topic in INPUT_TOPICS:
-        remaps += ['-r', f'{topic[len(INPUT_NAMESPACE) + 1:]}:={topic}']
+        remaps += ['-r', f'{topic[len(INPUT_NAMESPACE) + 1:]}:={topic}',
+                   '-p', f'qos_overrides.{topic}.subscription.reliability:=reliable']
     return [sys.executable, '-m', 'stereo_derain_ros.node', '--ros-args',
             '-r', f'__node:={NODE_NAME}', *remaps,
             '-p', f'output_namespace:={OUTPUT_NAMESPACE}', '-p', f'model:={config.model}',

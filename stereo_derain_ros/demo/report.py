@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from stereo_derain_ros.demo.frames import DemoFrame
+from stereo_derain_ros.demo.frames import DemoFrame, sample_indices
 from stereo_derain_ros.demo.scoring import NODE
 from stereo_derain_ros.evaluation.report import markdown_table, write_figure
 from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult, RAINY
@@ -28,14 +28,6 @@ def side_by_side(frame: DemoFrame) -> Image.Image:
         canvas.paste(Image.fromarray(view), (x, LABEL_HEIGHT))
         draw.text((x + 2, 1), label, fill='black')
     return canvas
-
-
-def sample_indices(count: int, wanted: int) -> list[int]:
-    """Return up to `wanted` indices spread evenly over `count` items, first and last included."""
-    if count <= wanted:
-        return list(range(count))
-    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)}) if wanted > 1 \
-        else [count // 2]
 
 
 def write_images(frames: list[DemoFrame], out: Path, sample_count: int,
@@ -94,7 +86,8 @@ def write_metrics(result: EvaluationResult, timing: dict, details: dict, out: Pa
     """Write metrics.md and metrics.json (means, per-frame scores, timing, run details)."""
     markdown = [
         '# Demo metrics', '',
-        f'{len(result.samples)} derained frames, scored against the clean reference. Image '
+        f'{len(result.samples)} of {timing["sets_derained"]} derained frames (spread over the '
+        'sequence), scored against the clean reference. Image '
         'metrics average both views; SGBM (fixed settings, see docs/training.md) scores the left'
         f' view. {ground_truth_note} The "{CLEAN}" row is SGBM on the clean pair: the floor the '
         'disparity columns can reach.', '',

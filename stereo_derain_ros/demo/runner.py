@@ -80,7 +80,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
         write_index,
         write_metrics,
     )
-    from stereo_derain_ros.demo.scoring import score_frames, timing_summary
+    from stereo_derain_ros.demo.scoring import frames_to_score, score_frames, timing_summary
 
     started = time.monotonic()
     weight_args, weights_description = weights_arguments(config)
@@ -127,10 +127,12 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
                         f'{config.output / "node.log"}')
 
     mark = time.monotonic()
-    echo(f'[4/{STEPS}] scoring {len(run.received)} derained sets against the clean reference')
     frames = read_demo_frames(bag, config.output / 'recorded_output')
+    scored = frames_to_score(frames, config.scored_frames)
+    echo(f'[4/{STEPS}] scoring {len(scored)} of {len(run.received)} derained sets against the '
+         'clean reference')
     scene = scene_for(_rain_bag_config(config, bag))
-    result = score_frames(frames, scene.disparity_left, config.sample_frames)
+    result = score_frames(scored, scene.disparity_left, config.sample_frames)
     timing = timing_summary(run)
     step_seconds['scoring'] = time.monotonic() - mark
 

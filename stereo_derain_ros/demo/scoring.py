@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from stereo_derain_ros.demo.frames import DemoFrame, Pair
+from stereo_derain_ros.demo.frames import DemoFrame, Pair, sample_indices
 from stereo_derain_ros.demo.live import LiveRun
 from stereo_derain_ros.evaluation.runner import (
     evaluate,
@@ -46,10 +46,19 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
 
 
-def score_frames(frames: list[DemoFrame], ground_truth: np.ndarray | None,
+def frames_to_score(frames: list[DemoFrame], most: int) -> list[DemoFrame]:
+    """Return up to `most` derained frames spread over the sequence.
+
+    Full-resolution SSIM and SGBM cost about a second per frame on a 2-core CPU, so a spread
+    sample keeps the demo short while still covering the whole sequence.
+    """
+    derained = [frame for frame in frames if frame.derained is not None]
+    return [derained[index] for index in sample_indices(len(derained), most)]
+
+
+def score_frames(scored: list[DemoFrame], ground_truth: np.ndarray | None,
                  figure_count: int) -> EvaluationResult:
-    """Score the derained frames and their rainy inputs against the clean pair."""
-    scored = [frame for frame in frames if frame.derained is not None]
+    """Score derained frames and their rainy inputs against the clean pair."""
     dataset = []
     for frame in scored:
         sample = {'rainy_left': _tensor(frame.rainy[0]), 'rainy_right': _tensor(frame.rainy[1]),
