@@ -4,8 +4,8 @@ The player publishes a pre-loaded stereo sequence (messages built once, only sta
 records when each stamp was sent; the monitor records when both derained views of a stamp
 arrived. Matching by header stamp is valid because the node copies input headers unchanged.
 Node overhead = end-to-end latency - engine time (the engine time is the node's own diagnostic
-mean over the same sets); the DDS transport floor is the same images through a plain
-publisher -> subscriber hop.
+mean over the same sets); the DDS transport floor is the same sets through a plain relay
+process, i.e. the same two publisher -> subscriber hops with no work in between.
 
 Run: `python -m stereo_derain_ros.bench.node_latency --sizes 640x360 1280x720 --sets 5`
 """
@@ -104,7 +104,7 @@ class StereoMonitor:
     """Record when both views of each stamp arrive on `<namespace>/{left,right}/image_rect`."""
 
     def __init__(self, node, namespace: str) -> None:
-        from rclpy.qos import qos_profile_sensor_data
+        from rclpy.qos import QoSProfile
         from sensor_msgs.msg import Image
 
         prefix = namespace.rstrip('/')
@@ -114,7 +114,7 @@ class StereoMonitor:
         for side in ('left', 'right'):
             node.create_subscription(
                 Image, f'{prefix}/{side}/image_rect',
-                lambda message, s=side: self._on_image(s, message), qos_profile_sensor_data)
+                lambda message, s=side: self._on_image(s, message), QoSProfile(depth=5))
 
     def _on_image(self, side: str, message) -> None:
         now = time.perf_counter()
@@ -182,18 +182,51 @@ def wait_until(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int) -> LatencyResult:
-    """Return the latency of the same stereo images through one publisher -> subscriber hop."""
+def relay(input_namespace: str, output_namespace: str) -> None:
+    """Republish images and camera_info unchanged: the transport floor of a two-hop path."""
+    import rclpy
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import CameraInfo, Image
+
+    rclpy.init()
+    node = rclpy.create_node('bench_relay')
+    for side in ('left', 'right'):
+        for leaf, message_type in (('image_rect', Image), ('camera_info', CameraInfo)):
+            publisher = node.create_publisher(
+                message_type, f'{output_namespace}/{side}/{leaf}', QoSProfile(depth=5))
+            node.create_subscription(message_type, f'{input_namespace}/{side}/{leaf}',
+                                     publisher.publish, QoSProfile(depth=5))
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
+def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int,
+                            timeout: float) -> LatencyResult:
+    """Return the latency of the same sets through a plain relay process (two DDS hops).
+
+    The node path is player -> node -> monitor, two inter-process hops; a relay that republishes
+    each message as received gives the same hops with no work in between.
+    """
+    command = [sys.executable, '-m', 'stereo_derain_ros.bench.node_latency', '--relay',
+               '/bench_floor_in', '/bench_floor_out']
+    process = subprocess.Popen(command, env=os.environ.copy())
     spinner = _Spinner('bench_transport_floor')
     try:
-        player = StereoPlayer(spinner.node, '/bench_floor', left, right)
-        monitor = StereoMonitor(spinner.node, '/bench_floor')
-        wait_until(player.subscribers_matched, 20)
-        time.sleep(0.5)
-        ping(player, monitor, sets + 1, timeout=10)
-        return summarise('DDS hop', left, player, monitor)
+        player = StereoPlayer(spinner.node, '/bench_floor_in', left, right)
+        monitor = StereoMonitor(spinner.node, '/bench_floor_out')
+        if not wait_until(player.subscribers_matched, 60):
+            raise RuntimeError('the relay did not subscribe within 60 s')
+        time.sleep(1.0)
+        ping(player, monitor, sets + 1, timeout=timeout)
+        return summarise('DDS relay', left, player, monitor)
     finally:
         spinner.close()
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list[str],
@@ -202,11 +235,12 @@ def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list
     from diagnostic_msgs.msg import DiagnosticArray
 
     command = [sys.executable, '-m', 'stereo_derain_ros.node', '--ros-args',
-               '-r', '__node:=bench_derain_node', '-r', 'left/image_rect:=/bench_in/left/image_rect',
-               '-r', 'left/camera_info:=/bench_in/left/camera_info',
-               '-r', 'right/image_rect:=/bench_in/right/image_rect',
-               '-r', 'right/camera_info:=/bench_in/right/camera_info',
-               '-p', 'output_namespace:=/bench_out', *node_args]
+               '-r', '__node:=bench_derain_node', '-p', 'output_namespace:=/bench_out']
+    for topic in ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info'):
+        # Large images over best-effort DDS get lost between processes (see docs/node.md).
+        command += ['-r', f'{topic}:=/bench_in/{topic}',
+                    '-p', f'qos_overrides./bench_in/{topic}.subscription.reliability:=reliable']
+    command += node_args
     process = subprocess.Popen(command, env=os.environ.copy())
     spinner = _Spinner('bench_node_latency')
     diagnostics: list[dict[str, str]] = []
@@ -255,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--weights', default='', help='checkpoint; empty = untrained bandnet')
     parser.add_argument('--timeout', type=float, default=120.0, help='seconds to wait per set')
     parser.add_argument('--json', help='also write the results to this JSON file')
+    parser.add_argument('--relay', nargs=2, metavar=('IN', 'OUT'),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.relay:
+        relay(*args.relay)
+        return 0
 
     import rclpy
 
@@ -267,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for width, height in args.sizes:
             left, right = synthetic_pair(width, height)
-            results.append(measure_transport_floor(left, right, args.sets))
+            results.append(measure_transport_floor(left, right, args.sets, args.timeout))
             results.append(measure_node(left, right, args.sets, node_args, args.timeout))
     finally:
         rclpy.try_shutdown()
