@@ -24,6 +24,7 @@ import numpy as np
 from stereo_derain_ros.image_codec import fill_image
 
 SECOND = 1_000_000_000
+WARM_UP_SETS = 2
 
 
 @dataclass
@@ -37,6 +38,7 @@ class LatencyResult:
     sets_received: int
     mean_ms: float
     p95_ms: float
+    median_ms: float
     engine_mean_ms: float | None = None
     node_internal_mean_ms: float | None = None
 
@@ -136,22 +138,27 @@ class StereoMonitor:
 
 
 def ping(player: StereoPlayer, monitor: StereoMonitor, count: int, timeout: float,
-         first_stamp_ns: int = SECOND) -> None:
-    """Send one set at a time and wait for it, so no set waits behind another."""
+         first_stamp_ns: int = SECOND) -> list[int]:
+    """Send one set at a time and wait for it, so no set waits behind another; return stamps."""
+    stamps = []
     for index in range(count):
         stamp = first_stamp_ns + index * SECOND // 10
+        stamps.append(stamp)
         player.publish(stamp)
         deadline = time.monotonic() + timeout
         while not monitor.has(stamp) and time.monotonic() < deadline:
             time.sleep(0.001)
+    return stamps
 
 
 def summarise(label: str, left: np.ndarray, player: StereoPlayer, monitor: StereoMonitor,
-              skip_first: int = 1) -> LatencyResult:
-    latencies = monitor.latencies_ms(player.sent)[skip_first:]
+              stamps: list[int]) -> LatencyResult:
+    """Summarise the latencies of the sets sent with `stamps` (warm-up sets left out)."""
+    latencies = monitor.latencies_ms({s: player.sent[s] for s in stamps})
     values = np.array(latencies) if latencies else np.array([np.nan])
-    return LatencyResult(label, left.shape[1], left.shape[0], len(player.sent) - skip_first,
-                         len(latencies), float(values.mean()), float(np.percentile(values, 95)))
+    return LatencyResult(label, left.shape[1], left.shape[0], len(stamps), len(latencies),
+                         float(values.mean()), float(np.percentile(values, 95)),
+                         float(np.median(values)))
 
 
 class _Spinner:
@@ -171,6 +178,24 @@ class _Spinner:
         self._executor.shutdown()
         self._thread.join(timeout=5)
         self.node.destroy_node()
+
+
+def connected(node, player: StereoPlayer, output_namespace: str) -> bool:
+    """Return whether the player's topics and the monitored outputs are all matched."""
+    return player.subscribers_matched() and all(
+        node.count_publishers(f'{output_namespace}/{side}/image_rect') > 0
+        for side in ('left', 'right'))
+
+
+def published_diagnostics(diagnostics: list[dict[str, str]], published: int,
+                          timeout: float = 10.0) -> dict[str, str] | None:
+    """Wait for a diagnostics report counting `published` sets and return it."""
+    def report():
+        return next((d for d in reversed(diagnostics)
+                     if d.get('published_sets') == str(published)), None)
+
+    wait_until(lambda: report() is not None, timeout)
+    return report()
 
 
 def wait_until(predicate, timeout: float) -> bool:
@@ -218,11 +243,11 @@ def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int,
     try:
         player = StereoPlayer(spinner.node, '/bench_floor_in', left, right)
         monitor = StereoMonitor(spinner.node, '/bench_floor_out')
-        if not wait_until(player.subscribers_matched, 60):
-            raise RuntimeError('the relay did not subscribe within 60 s')
-        time.sleep(1.0)
-        ping(player, monitor, sets + 1, timeout=timeout)
-        return summarise('DDS relay', left, player, monitor)
+        if not wait_until(lambda: connected(spinner.node, player, '/bench_floor_out'), 60):
+            raise RuntimeError('the relay did not connect within 60 s')
+        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
+        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
+        return summarise('DDS relay', left, player, monitor, stamps)
     finally:
         spinner.close()
         process.terminate()
@@ -254,18 +279,20 @@ def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list
         spinner.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
         player = StereoPlayer(spinner.node, '/bench_in', left, right)
         monitor = StereoMonitor(spinner.node, '/bench_out')
-        if not wait_until(player.subscribers_matched, 60):
-            raise RuntimeError('the node did not subscribe within 60 s (did it fail to start?)')
-        time.sleep(1.0)
-        ping(player, monitor, 1, timeout=timeout)
-        count_before = len(diagnostics)
-        ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
-        wait_until(lambda: len(diagnostics) > count_before + 1, 5)
-        result = summarise('node', left, player, monitor)
-        final = diagnostics[-1] if diagnostics else {}
-        if final.get('inference_latency_mean_ms', 'n/a') != 'n/a':
-            result.engine_mean_ms = float(final['inference_latency_mean_ms'])
-            result.node_internal_mean_ms = float(final['end_to_end_latency_mean_ms'])
+        if not wait_until(lambda: connected(spinner.node, player, '/bench_out'), 60):
+            raise RuntimeError('the node did not connect within 60 s (did it fail to start?)')
+        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
+        before = published_diagnostics(diagnostics, WARM_UP_SETS)
+        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
+        after = published_diagnostics(diagnostics, WARM_UP_SETS + sets)
+        result = summarise('node', left, player, monitor, stamps)
+        if before and after:
+            # The node reports running means; recover the means over the timed sets alone.
+            for key, field_name in (('inference_latency_mean_ms', 'engine_mean_ms'),
+                                    ('end_to_end_latency_mean_ms', 'node_internal_mean_ms')):
+                total = (float(after[key]) * (WARM_UP_SETS + sets)
+                         - float(before[key]) * WARM_UP_SETS)
+                setattr(result, field_name, total / sets)
         return result
     finally:
         spinner.close()
@@ -310,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append(measure_node(left, right, args.sets, node_args, args.timeout))
     finally:
         rclpy.try_shutdown()
-    print(f'{"measurement":<10} {"size":>10} {"sets":>5} {"e2e mean":>9} {"e2e p95":>9} '
-          f'{"engine":>9} {"overhead":>9} {"in-node":>9}  (ms)')
+    print(f'{"measurement":<10} {"size":>10} {"sets":>5} {"e2e mean":>9} {"median":>9} '
+          f'{"p95":>9} {"engine":>9} {"overhead":>9} {"in-node":>9}  (ms)')
     for r in results:
         optional = [r.engine_mean_ms, r.overhead_ms, r.node_internal_mean_ms]
         print(f'{r.label:<10} {f"{r.width}x{r.height}":>10} {r.sets_received:>5} '
-              f'{r.mean_ms:>9.1f} {r.p95_ms:>9.1f} '
+              f'{r.mean_ms:>9.1f} {r.median_ms:>9.1f} {r.p95_ms:>9.1f} '
               + ' '.join(f'{v:>9.1f}' if v is not None else f'{"-":>9}' for v in optional))
     if args.json:
         with open(args.json, 'w') as stream:
