@@ -1,0 +1,1 @@
+"""Benchmarks of the package's parts: building blocks shared by `stereo-derain bench`."""
