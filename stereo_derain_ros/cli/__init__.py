@@ -14,6 +14,9 @@ from stereo_derain_ros import __version__
 
 SUBCOMMAND_MODULES = (
     'demo',
+    'bag',
+    'replay',
+    'make_bag',
     'derain',
     'models',
     'synth',
