@@ -49,8 +49,10 @@ def _engine_derainer(spec: str, untrained: bool, device: str):
     def derain(left, right):
         return engine.derain(left, right, 'rgb')
 
-    label = Path(spec).stem if _is_checkpoint(spec) else spec
-    if untrained and not _is_checkpoint(spec):
+    label = engine.model_name
+    if _is_checkpoint(spec):
+        label += f' ({spec})'
+    elif untrained:
         label += ' (untrained)'
     return label, derain
 

@@ -1,5 +1,6 @@
 """Resolve a data spec (`synthetic`, `heldout:PRESET`, a folder) into datasets and pools."""
 
+import os
 from pathlib import Path
 
 from stereo_derain_ros.data.folders import DatasetLayoutError, StereoFolderDataset
@@ -71,7 +72,8 @@ def training_pools(spec: str, *, seed: int, count: int, val_count: int, progress
                                            description='reading training pairs')
         val_pool = PairPool.from_dataset(_Slice(dataset, train_count, val_count),
                                          progress=progress, description='reading validation')
-    if cache is not None:
+    # Under torchrun only rank 0 writes; the marker file goes last, so a reader never sees half.
+    if cache is not None and os.environ.get('RANK', '0') == '0':
         train_pool.save(cache.with_suffix('.train.safetensors'))
         val_pool.save(cache.with_suffix('.val.safetensors'))
         cache.write_text(f'{spec} seed={seed} count={count} val_count={val_count}\n')
