@@ -33,11 +33,12 @@ def side_by_side(frame: DemoFrame) -> Image.Image:
 def write_images(frames: list[DemoFrame], out: Path, sample_count: int,
                  rate_hz: float) -> dict[str, list[Path] | Path]:
     """Write `frame_NN.png` for a few derained frames and `sequence.gif` of all of them."""
-    derained = [frame for frame in frames if frame.derained is not None]
-    canvases = [side_by_side(frame) for frame in derained]
+    numbered = [(number, frame) for number, frame in enumerate(frames)
+                if frame.derained is not None]
+    canvases = [side_by_side(frame) for _, frame in numbered]
     pngs = []
     for index in sample_indices(len(canvases), sample_count):
-        path = out / f'frame_{frames.index(derained[index]):02d}.png'
+        path = out / f'frame_{numbered[index][0]:02d}.png'
         canvases[index].save(path)
         pngs.append(path)
     gif = out / 'sequence.gif'
