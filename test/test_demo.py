@@ -2,7 +2,10 @@
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -24,6 +27,8 @@ from stereo_derain_ros.demo.node_process import (
 )
 from stereo_derain_ros.demo.runner import ensure_demo_bag
 from stereo_derain_ros.image_codec import image_to_numpy
+
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.ros
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -164,3 +169,33 @@ def test_a_node_that_cannot_start_is_reported_with_its_reason_and_stopped(tmp_pa
         assert process.poll() is not None
     finally:
         graph.destroy_node()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_node_and_leaves_no_partial_recording(tmp_path):
+    import psutil
+
+    output = tmp_path / 'report'
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'stereo_derain_ros', 'demo', '--output', str(output), '--size',
+         '96x64', '--duration', '4', '--rate', '5', '--untrained', '--replay-rate', '0.2'],
+        cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        log = output / 'node.log'
+        while not (log.is_file() and 'ready' in log.read_text()):
+            assert process.poll() is None and time.monotonic() < deadline, 'node never started'
+            time.sleep(0.2)
+        node = next(child for child in psutil.Process(process.pid).children()
+                    if 'stereo_derain_ros.node' in ' '.join(child.cmdline()))
+        process.send_signal(signal.SIGINT)
+        printed = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and 'stereo-derain: interrupted' in printed
+    assert not node.is_running()
+    assert not list(output.glob('recorded_output*'))
+    assert (output / 'rainy_demo_96x64_4s_5hz_heavy_seed0' / 'metadata.yaml').is_file()
