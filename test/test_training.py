@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from stereo_derain_ros.engine.checkpoint import load_checkpoint
+from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.losses import parse_loss_spec, StereoLoss
 from stereo_derain_ros.training.pool import PairPool
@@ -105,6 +106,12 @@ def test_resume_continues_the_same_schedule(tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     rows = (tmp_path / 'parts' / 'loss.csv').read_text().splitlines()[1:]
     assert [int(row.split(',')[0]) for row in rows] == [3, 6, 9, 12]
+    # An optimiser file from another step (a run killed between the two writes) is refused.
+    short = tmp_path / 'short'
+    train(_config(), Runtime(out=short, progress=False, stop_at_step=6), train_pool, val_pool)
+    (tmp_path / 'whole' / 'optimizer.safetensors').replace(short / 'optimizer.safetensors')
+    with pytest.raises(CheckpointError, match='optimiser of step 12'):
+        train(_config(), Runtime(out=short, progress=False), train_pool, val_pool, resume=True)
 
 
 def _free_port() -> int:

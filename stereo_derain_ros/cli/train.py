@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         'required unless --resume')
     parser.add_argument('--out', required=True, type=Path,
                         help='run directory: checkpoint, optimizer state, CSV and PNG curves')
-    parser.add_argument('--steps', type=int, default=4000, help='total optimiser steps')
+    parser.add_argument('--steps', type=int, default=None,
+                        help='total optimiser steps (default 4000); with --resume it changes the '
+                             'total of the run, which re-times the remaining cosine schedule and '
+                             'is recorded in the recipe')
     parser.add_argument('--batch', type=int, default=8, help='pairs per step and process')
     parser.add_argument('--crop', default=None,
                         help='one crop for the whole run: SIZE or HEIGHTxWIDTH (e.g. 64x160)')
@@ -89,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
             config = TrainConfig.from_recipe(recipe_of_run(args.out / CHECKPOINT_NAME))
         except CheckpointError as error:
             raise CommandError(f'cannot resume: {error}') from None
+        if args.steps is not None and args.steps != config.steps:
+            step = int(recipe_of_run(args.out / CHECKPOINT_NAME)['step'])
+            if args.steps <= step:
+                raise CommandError(f"--steps {args.steps} is not beyond the checkpoint's step "
+                                   f'{step}')
+            config.steps_changes = [*config.steps_changes, [step, config.steps, args.steps]]
+            config.steps = args.steps
         print(f'resuming {args.out}: model {config.model}, {config.steps} steps, recipe from the '
               'checkpoint (other recipe options are ignored)')
     else:
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f'{args.out} already holds a run; pass --resume to continue it '
                                'or choose another --out')
         config = TrainConfig(
-            model=args.model, steps=args.steps, batch=args.batch,
+            model=args.model, steps=args.steps or 4000, batch=args.batch,
             crop_schedule=args.crop_schedule or args.crop or '96', lr=args.lr,
             lr_min=args.lr_min, warmup=args.warmup, weight_decay=args.weight_decay,
             optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,

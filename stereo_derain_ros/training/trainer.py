@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 import time
 
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
@@ -62,6 +63,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = False
     model_args: dict = field(default_factory=dict)
+    # [step, old total, new total] for every resume that changed the total number of steps.
+    steps_changes: list = field(default_factory=list)
 
     def validate(self) -> None:
         if self.steps <= 0 or self.batch <= 0:
@@ -115,18 +118,25 @@ def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return generator
 
 
-def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer, step: int) -> None:
     tensors = {}
     for index, state in optimizer.state_dict()['state'].items():
         for key, value in state.items():
             tensor = value if torch.is_tensor(value) else torch.tensor(float(value))
             tensors[f'{index}.{key}'] = tensor.detach().to('cpu').contiguous()
     temporary = path.with_suffix('.tmp')
-    save_file(tensors, str(temporary))
+    save_file(tensors, str(temporary), metadata={'step': str(step)})
     temporary.replace(path)
 
 
-def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer, step: int) -> None:
+    if not path.exists():
+        raise CheckpointError(f'cannot resume: {path} is missing')
+    with safe_open(str(path), 'pt') as handle:
+        saved_step = (handle.metadata() or {}).get('step')
+    if saved_step is not None and saved_step != str(step):
+        raise CheckpointError(f'cannot resume: {path} holds the optimiser of step {saved_step}, '
+                              f'the checkpoint is at step {step} (a run stopped while saving)')
     tensors = load_file(str(path))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
@@ -216,7 +226,7 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
         start_step = int(metadata['recipe']['step'])
         wall_before = float(metadata['recipe'].get('wall_s', 0.0))
         model.to(device)
-        _load_optimizer(out / OPTIMIZER_NAME, optimizer)
+        _load_optimizer(out / OPTIMIZER_NAME, optimizer, start_step)
     model.to(device).train()
     multiple = int(getattr(model, 'pad_multiple', 1))
     schedule = CropSchedule.parse(config.crop_schedule)
@@ -240,7 +250,7 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
                                    'device': str(device), 'world_size': context.world_size,
                                    'threads': torch.get_num_threads()}
         save_checkpoint(checkpoint_path, model, recipe=recipe, metrics=metrics)
-        _save_optimizer(out / OPTIMIZER_NAME, optimizer)
+        _save_optimizer(out / OPTIMIZER_NAME, optimizer, step)
         plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
 
     started = time.monotonic()
