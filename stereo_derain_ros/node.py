@@ -392,7 +392,7 @@ class StereoDerainNode(Node):
             'received': self._received_summary(counters),
             'device': str(getattr(self._engine, 'device', self._params.device)),
             'model': self._params.model,
-            'weights': str(getattr(self._engine, 'weights', self._params.weights) or 'packaged'),
+            'weights': self._weights_label(),
             'precision': str(getattr(self._engine, 'precision', self._params.precision)),
         }
         for key, window in (('inference_latency', self._inference),
@@ -411,6 +411,11 @@ class StereoDerainNode(Node):
     def destroy_node(self) -> None:
         logging.getLogger(ENGINE_LOGGER).removeHandler(self._engine_log)
         super().destroy_node()
+
+    def _weights_label(self) -> str:
+        if self._engine is None:
+            return 'none loaded (pass-through)'
+        return self._engine.weights_source
 
     @staticmethod
     def _received_summary(counters) -> str:

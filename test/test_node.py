@@ -292,6 +292,7 @@ def test_diagnostics_report_rates_latencies_and_engine(start_node):
                 'end_to_end_latency_p95_ms', 'dropped_sets', 'device', 'model', 'weights'):
         assert key in values
     assert values['device'] == 'cpu' and values['model'] == 'bandnet'
+    assert values['weights'] == 'untrained'
     assert float(values['inference_latency_mean_ms']) > 0
     assert float(values['end_to_end_latency_p95_ms']) >= float(
         values['inference_latency_mean_ms']) * 0.5

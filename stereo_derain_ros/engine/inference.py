@@ -74,7 +74,11 @@ class DerainEngine:
         self.config = config = config or EngineConfig()
         if model is not None and config.weights is not None:
             raise ValueError('give either a model or config.weights, not both')
-        self._model = (model if model is not None else _load_model(config)).eval()
+        if model is not None:
+            self._model, self.weights_source = model, 'in-memory model'
+        else:
+            self._model, self.weights_source = _load_model(config)
+        self._model.eval()
         self.model_name = model_name(self._model)
         if config.max_disparity is not None:
             self._model.set_max_disparity(config.max_disparity)
@@ -263,13 +267,19 @@ def _band_of(model: nn.Module, override: int | None) -> int | None:
     return model_config(model).get('max_disparity')
 
 
-def _load_model(config: EngineConfig) -> nn.Module:
-    """Build the model the config asks for: checkpoint, packaged weights, or untrained."""
+def _load_model(config: EngineConfig) -> tuple[nn.Module, str]:
+    """Build the model the config asks for and say where its weights came from.
+
+    The source string is what diagnostics and reports show, so that a run on untrained weights
+    can never pass for a run on the packaged ones.
+    """
     if config.weights is not None:
-        return build_model_from_checkpoint(config.weights, expected_model=config.model)
+        model = build_model_from_checkpoint(config.weights, expected_model=config.model)
+        return model, str(config.weights)
     name = config.model or DEFAULT_MODEL
     if config.allow_untrained:
         LOGGER.warning('running model %s with UNTRAINED weights (testing only)', name)
-        return build_model(name, **config.model_overrides)
-    return build_model_from_checkpoint(require_packaged_weights(name), expected_model=name)
+        return build_model(name, **config.model_overrides), 'untrained'
+    packaged = require_packaged_weights(name)
+    return build_model_from_checkpoint(packaged, expected_model=name), f'packaged:{packaged.name}'
 
