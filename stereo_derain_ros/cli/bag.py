@@ -3,6 +3,7 @@
 import argparse
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, build_engine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,39 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='pair stamps this far apart (default: exact match)')
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options that build a `DerainEngine`."""
-    engine = parser.add_argument_group('engine')
-    engine.add_argument('--model', help="model name (default: the checkpoint's, or the default)")
-    engine.add_argument('--weights', metavar='PATH', help='checkpoint (.safetensors)')
-    engine.add_argument('--untrained', action='store_true',
-                        help='run untrained weights (for testing the pipeline only)')
-    engine.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    engine.add_argument('--precision', default='auto', help='auto, fp32, fp16 or bf16')
-    engine.add_argument('--max-disparity', type=int, metavar='PX',
-                        help='limit stereo matching to this many pixels of disparity')
-    engine.add_argument('--tile', type=int, metavar='PX', help='process images in tiles')
-
-
-def build_engine(args: argparse.Namespace):
-    """Return a `DerainEngine` for the engine options, or raise `CommandError`."""
-    from stereo_derain_ros.engine import (
-        CheckpointError,
-        DerainEngine,
-        EngineConfig,
-        EngineError,
-        MissingWeightsError,
-    )
-
-    try:
-        return DerainEngine(EngineConfig(
-            model=args.model, weights=args.weights, allow_untrained=args.untrained,
-            device=args.device, precision=args.precision, max_disparity=args.max_disparity,
-            tile=args.tile))
-    except (CheckpointError, EngineError, MissingWeightsError, ValueError) as error:
-        raise CommandError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,9 +2,9 @@
 
 import argparse
 from pathlib import Path
-import re
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, build_engine
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
 
@@ -20,33 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--left-dir', type=Path, help='folder of left images')
     parser.add_argument('--right-dir', type=Path, help='folder of right images (same names)')
     parser.add_argument('--out-dir', type=Path, required=True, help='where outputs are written')
-    parser.add_argument('--model', help="model name (default: the checkpoint's, else bandnet)")
-    parser.add_argument('--weights', type=Path,
-                        help='checkpoint (.safetensors); default: the packaged weights')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='auto', help='auto, fp32, fp16 or bf16')
-    parser.add_argument('--max-disparity', type=int,
-                        help="largest disparity in pixels (default: the model's)")
-    parser.add_argument('--tile', type=parse_tile,
-                        help='process in tiles of N or HxW pixels to bound memory')
-    parser.add_argument('--tile-overlap', type=int, default=32,
-                        help='pixels over which neighbouring tiles are blended (default 32)')
-    parser.add_argument('--untrained', action='store_true',
-                        help='run untrained weights (testing only)')
+    add_engine_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def parse_tile(text: str) -> int | tuple[int, int]:
-    """Parse N or HxW, e.g. 512 or 384x1248."""
-    match = re.fullmatch(r'(\d+)(?:[xX](\d+))?', text)
-    if not match or int(match[1]) == 0 or (match[2] is not None and int(match[2]) == 0):
-        raise argparse.ArgumentTypeError(f'tile must be N or HxW in pixels, got {text!r}')
-    return int(match[1]) if match[2] is None else (int(match[1]), int(match[2]))
 
 
 def run(args: argparse.Namespace) -> int:
     pairs = _pairs(args)
-    engine = _build_engine(args)
+    engine = build_engine(args)
     from tqdm import tqdm
 
     single = args.left is not None
@@ -92,26 +72,6 @@ def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     if not names['left']:
         raise CommandError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {args.left_dir}')
     return [(args.left_dir / name, args.right_dir / name) for name in names['left']]
-
-
-def _build_engine(args: argparse.Namespace):
-    from stereo_derain_ros.engine import (
-        CheckpointError,
-        DerainEngine,
-        EngineConfig,
-        EngineError,
-        MissingWeightsError,
-    )
-
-    try:
-        config = EngineConfig(
-            model=args.model, weights=None if args.weights is None else str(args.weights),
-            allow_untrained=args.untrained, device=args.device, precision=args.precision,
-            max_disparity=args.max_disparity, tile=args.tile,
-            tile_overlap=args.tile_overlap)
-        return DerainEngine(config)
-    except (CheckpointError, EngineError, MissingWeightsError, ValueError) as error:
-        raise CommandError(str(error)) from error
 
 
 def _derain(engine, left, right):
