@@ -13,6 +13,7 @@ import sys
 from stereo_derain_ros import __version__
 
 SUBCOMMAND_MODULES = (
+    'bench',
     'demo',
 )
 

@@ -1,0 +1,1 @@
+"""Benchmarks: model speed and memory, node throughput and latency, offline bag throughput."""
