@@ -1,0 +1,27 @@
+"""Stereo deraining networks: pure PyTorch, no I/O, no ROS.
+
+Importing the package registers every model; build one with `build_model(name, **overrides)`.
+"""
+
+from stereo_derain_ros.models.base import ParallaxModule, StereoDerainModel
+from stereo_derain_ros.models.registry import (
+    available_models,
+    build_model,
+    count_macs,
+    count_parameters,
+    model_config,
+    model_name,
+    register_model,
+)
+
+__all__ = [
+    'ParallaxModule',
+    'StereoDerainModel',
+    'available_models',
+    'build_model',
+    'count_macs',
+    'count_parameters',
+    'model_config',
+    'model_name',
+    'register_model',
+]
