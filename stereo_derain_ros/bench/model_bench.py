@@ -41,8 +41,7 @@ class ModelBenchConfig:
 
 def has_cross_view_attention(name: str) -> bool:
     """Tell whether a model has parallax attention, i.e. whether banding changes it."""
-    from stereo_derain_ros.models import build_model
-    from stereo_derain_ros.models.base import ParallaxModule
+    from stereo_derain_ros.models import build_model, ParallaxModule
 
     return any(isinstance(module, ParallaxModule) for module in build_model(name).modules())
 

@@ -1,0 +1,112 @@
+"""`stereo-derain bench`: each benchmark runs for real at a tiny size and writes what it claims."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
+from stereo_derain_ros.bench.readme_section import (
+    END_MARKER,
+    extract_section,
+    generate_section,
+    ReadmeSectionError,
+    replace_section,
+    START_MARKER,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def stereo_derain(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI from this checkout as a user would."""
+    return subprocess.run([sys.executable, '-m', 'stereo_derain_ros', *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
+
+
+@pytest.fixture(scope='module')
+def models_results(tmp_path_factory) -> Path:
+    out_dir = tmp_path_factory.mktemp('bench')
+    result = stereo_derain('bench', 'models', '--quick', '--sizes', '64x32,128x32',
+                           '--models', 'bandnet', '--attention', 'banded,unbanded',
+                           '--warmup', '0', '--repeats', '1', '--threads', '1',
+                           '--out-dir', str(out_dir))
+    assert result.returncode == 0, result.stderr
+    return out_dir
+
+
+@pytest.mark.slow
+def test_bench_models_writes_json_and_markdown(models_results):
+    result = json.loads((models_results / 'models.json').read_text())
+    assert result['benchmark'] == 'models'
+    for key in ('cpu', 'logical_cores', 'torch', 'git_commit', 'command', 'date_utc'):
+        assert key in result['machine']
+    assert result['machine']['command'].startswith('stereo-derain bench models --quick')
+    rows = result['rows']
+    assert {(row['size'], row['attention']) for row in rows} == {
+        ('64x32', 'banded'), ('64x32', 'unbanded'), ('128x32', 'banded'),
+        ('128x32', 'unbanded')}
+    for row in rows:
+        assert row['status'] == OK, row
+        assert row['params'] > 0 and row['macs'] > 0
+        assert row['median_ms'] > 0 and row['peak_memory_mb'] > 0
+        assert 0 < row['floor_ms']
+        assert row['vs_apanet'] is None  # apanet was not part of this run
+    assert result['matmul_throughput']['fp32']['macs_per_s'] > 0
+    assert any('doubling width 64→128' in target['target'] for target in result['targets'])
+    if not result['machine']['gpu']:
+        assert {item['dtype'] for item in result['not_measured']} == {'fp32', 'fp16', 'bf16'}
+    markdown = (models_results / 'models.md').read_text()
+    assert result['machine']['command'] in markdown
+    assert 'not measured (no GPU in this run)' in markdown or result['machine']['gpu']
+
+
+def test_oversized_row_is_reported_as_not_fitting():
+    spec = {'device': 'cpu', 'dtype': 'fp32', 'size': 40_000, 'warmup': 0, 'repeats': 1}
+    outcome = run_isolated('stereo_derain_ros.bench.timing:matmul_throughput', spec,
+                           memory_limit_bytes=3 * 2**30, timeout_s=120)
+    assert outcome['status'] == OUT_OF_MEMORY
+    assert 'allocate' in outcome['error']
+
+
+@pytest.mark.slow
+def test_report_round_trips_through_the_readme(models_results, tmp_path):
+    section = generate_section(models_results)
+    assert 'bandnet (banded d=192)' in section
+    assert 'Node**: not measured yet' in section
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# Title\n\nintro\n\n{START_MARKER}\nold numbers\n{END_MARKER}\n\nrest\n')
+    written = stereo_derain('bench', 'report', '--results-dir', str(models_results),
+                            '--readme', str(readme))
+    assert written.returncode == 0, written.stderr
+    text = readme.read_text()
+    assert extract_section(text) == section
+    assert text.startswith('# Title\n\nintro\n\n') and text.endswith('\n\nrest\n')
+    assert replace_section(text, section) == text
+    check = stereo_derain('bench', 'report', '--results-dir', str(models_results), '--readme',
+                          str(readme), '--check')
+    assert check.returncode == 0, check.stdout
+    readme.write_text(text.replace('bandnet (banded', 'bandnet (edited'))
+    stale = stereo_derain('bench', 'report', '--results-dir', str(models_results), '--readme',
+                          str(readme), '--check')
+    assert stale.returncode == 1
+    assert 'out of date' in stale.stdout
+
+
+def test_readme_without_markers_is_refused():
+    with pytest.raises(ReadmeSectionError, match='perf:start'):
+        replace_section('# README without a performance section\n', 'numbers')
+
+
+def test_bad_arguments_are_one_line_errors():
+    unknown = stereo_derain('bench', 'models', '--models', 'nosuchnet', '--out-dir', '/tmp/x')
+    assert unknown.returncode == 2
+    assert 'unknown model(s) nosuchnet' in unknown.stderr
+    assert 'Traceback' not in unknown.stderr
+    bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
+    assert bad_size.returncode == 2
+    assert 'WIDTHxHEIGHT' in bad_size.stderr
