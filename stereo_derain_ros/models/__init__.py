@@ -25,3 +25,6 @@ __all__ = [
     'model_name',
     'register_model',
 ]
+
+# Importing the model modules registers them.
+from stereo_derain_ros.models import bandnet  # noqa: E402, F401, I001

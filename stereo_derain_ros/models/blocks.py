@@ -1,0 +1,56 @@
+"""Building blocks shared by several models (NAFNet-style, see reference section 4.1)."""
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of each pixel of an N x C x H x W map."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias,
+                              self.eps)
+        return normed.permute(0, 3, 1, 2)
+
+
+def simple_gate(x: torch.Tensor) -> torch.Tensor:
+    """Halve the channels by multiplying the two halves: NAFNet's activation-free nonlinearity."""
+    first, second = x.chunk(2, dim=1)
+    return first * second
+
+
+class NAFBlock(nn.Module):
+    """Activation-free block: depthwise-conv mixer + simplified channel attention, gated FFN.
+
+    Both residual branches are scaled by per-channel factors initialised to zero (skip-init), so
+    a fresh block is the identity and deep stacks train stably without normalisation tricks.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        hidden = 2 * channels
+        self.norm1 = LayerNorm2d(channels)
+        self.expand = nn.Conv2d(channels, hidden, 1)
+        self.depthwise = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.channel_attention = nn.Sequential(nn.AdaptiveAvgPool2d(1),
+                                               nn.Conv2d(channels, channels, 1))
+        self.project = nn.Conv2d(channels, channels, 1)
+        self.norm2 = LayerNorm2d(channels)
+        self.ffn_expand = nn.Conv2d(channels, hidden, 1)
+        self.ffn_project = nn.Conv2d(channels, channels, 1)
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = simple_gate(self.depthwise(self.expand(self.norm1(x))))
+        y = self.project(y * self.channel_attention(y))
+        x = x + self.beta * y
+        y = self.ffn_project(simple_gate(self.ffn_expand(self.norm2(x))))
+        return x + self.gamma * y
