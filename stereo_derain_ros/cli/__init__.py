@@ -15,6 +15,7 @@ from stereo_derain_ros import __version__
 SUBCOMMAND_MODULES = (
     'bench',
     'demo',
+    'derain',
 )
 
 

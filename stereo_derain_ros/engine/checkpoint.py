@@ -1,0 +1,206 @@
+"""Checkpoint files: safetensors holding a model's state dict plus JSON metadata.
+
+Format (version 1): a safetensors file whose tensors are the model's `state_dict()` (CPU,
+contiguous) and whose `__metadata__` (string -> string) holds:
+
+- `format`: `stereo_derain_ros.checkpoint`
+- `format_version`: `1`
+- `model`: the registered model name (`stereo_derain_ros.models.build_model` name)
+- `config`: JSON object, the model configuration (`model_config(model)`)
+- `recipe`: JSON object or `null`, how the weights were trained
+- `metrics`: JSON object or `null`, how well they do
+- `package_version`: the stereo_derain_ros version that wrote the file
+
+safetensors stores raw tensor bytes behind a JSON header, so loading never unpickles anything: a
+checkpoint from an untrusted source cannot run code. Files are written to a temporary name in the
+same folder and renamed, so a crash never leaves a half-written checkpoint under the final name.
+"""
+
+import json
+import os
+from pathlib import Path
+import struct
+import tempfile
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+import torch
+from torch import nn
+
+from stereo_derain_ros import __version__
+from stereo_derain_ros.engine.errors import CheckpointError
+from stereo_derain_ros.models import available_models, build_model, model_config, model_name
+
+FORMAT = 'stereo_derain_ros.checkpoint'
+FORMAT_VERSION = 1
+_HEADER_LIMIT = 100 * 1024 * 1024
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
+                    recipe: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None) -> Path:
+    """Write `model`'s weights and description to `path` atomically and return the path."""
+    path = Path(path)
+    metadata = {
+        'format': FORMAT,
+        'format_version': str(FORMAT_VERSION),
+        'model': model_name(model),
+        'config': _to_json(model_config(model), 'model config'),
+        'recipe': _to_json(recipe, 'recipe'),
+        'metrics': _to_json(metrics, 'metrics'),
+        'package_version': __version__,
+    }
+    tensors = {key: value.detach().to('cpu').contiguous().clone()
+               for key, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint into (state dict on CPU, metadata with JSON fields decoded).
+
+    Raises CheckpointError naming the path when the file is missing, a pickle, damaged, or not
+    written by save_checkpoint.
+    """
+    path = Path(path)
+    raw_metadata = _read_header_metadata(path)
+    metadata = _decode_metadata(path, raw_metadata)
+    try:
+        state_dict = load_file(path, device='cpu')
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f'checkpoint {path} is damaged: {error}') from error
+    return state_dict, metadata
+
+
+def build_model_from_checkpoint(path: str | os.PathLike, *,
+                                expected_model: str | None = None) -> nn.Module:
+    """Rebuild the checkpoint's model with its stored config and weights, in eval mode.
+
+    `expected_model` guards against loading, say, an apanet checkpoint where bandnet was asked.
+    """
+    state_dict, metadata = load_checkpoint(path)
+    name = metadata['model']
+    if expected_model is not None and name != expected_model:
+        raise CheckpointError(
+            f'checkpoint {path} holds model {name!r}, not the requested {expected_model!r}')
+    if name not in available_models():
+        raise CheckpointError(
+            f'checkpoint {path} holds model {name!r}, which this version does not know; '
+            f'known models: {", ".join(available_models())}')
+    try:
+        model = build_model(name, **metadata['config'])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f'checkpoint {path} has a config that model {name!r} does not accept: {error}'
+        ) from error
+    _check_fits(path, name, model, state_dict)
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
+def _read_header_metadata(path: Path) -> dict[str, str]:
+    """Check the file is complete safetensors before anything reads tensors, for clear messages."""
+    if not path.exists():
+        raise CheckpointError(f'checkpoint not found: {path}')
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint {path} is not a file')
+    size = path.stat().st_size
+    with path.open('rb') as stream:
+        head = stream.read(8)
+        if head.startswith(b'PK\x03\x04') or head[:1] == b'\x80':
+            raise CheckpointError(
+                f'checkpoint {path} is a pickle (torch.save format); pickles can run arbitrary '
+                'code when loaded, so only safetensors checkpoints written by save_checkpoint '
+                'are accepted')
+        if len(head) < 8:
+            raise CheckpointError(f'checkpoint {path} is truncated: {size} bytes, no header')
+        (header_size,) = struct.unpack('<Q', head)
+        if header_size > _HEADER_LIMIT:
+            raise CheckpointError(f'checkpoint {path} is not a safetensors file')
+        if 8 + header_size > size:
+            raise CheckpointError(
+                f'checkpoint {path} is truncated: header needs {header_size} bytes, file has '
+                f'{size - 8}')
+        try:
+            header = json.loads(stream.read(header_size))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(
+                f'checkpoint {path} is not a safetensors file (unreadable header)') from error
+    if not isinstance(header, dict):
+        raise CheckpointError(f'checkpoint {path} is not a safetensors file (unreadable header)')
+    data_end = max((entry['data_offsets'][1] for key, entry in header.items()
+                    if key != '__metadata__' and isinstance(entry, dict)
+                    and 'data_offsets' in entry), default=0)
+    if 8 + header_size + data_end > size:
+        raise CheckpointError(
+            f'checkpoint {path} is truncated: tensors need {data_end} bytes, file has '
+            f'{size - 8 - header_size}')
+    return header.get('__metadata__') or {}
+
+
+def _decode_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
+    if raw.get('format') != FORMAT:
+        raise CheckpointError(
+            f'checkpoint {path} is a safetensors file but not a stereo_derain_ros checkpoint '
+            f'(metadata "format" is {raw.get("format")!r}, expected {FORMAT!r})')
+    version = raw.get('format_version', '')
+    if not version.isdigit() or int(version) > FORMAT_VERSION:
+        raise CheckpointError(
+            f'checkpoint {path} has format version {version!r}; this version reads up to '
+            f'{FORMAT_VERSION}')
+    metadata: dict[str, Any] = {'format_version': int(version)}
+    for key in ('model', 'package_version'):
+        metadata[key] = raw.get(key, '')
+    if not metadata['model']:
+        raise CheckpointError(f'checkpoint {path} does not name its model')
+    for key in ('config', 'recipe', 'metrics'):
+        try:
+            metadata[key] = json.loads(raw.get(key, 'null'))
+        except json.JSONDecodeError as error:
+            raise CheckpointError(
+                f'checkpoint {path} has unreadable {key!r} metadata: {error}') from error
+    if not isinstance(metadata['config'], dict):
+        raise CheckpointError(f'checkpoint {path} has no model config')
+    return metadata
+
+
+def _check_fits(path: Path, name: str, model: nn.Module,
+                state_dict: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [f'{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}'
+                  for key in sorted(set(expected) & set(state_dict))
+                  if state_dict[key].shape != expected[key].shape]
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing tensors ({_first(missing)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected tensors ({_first(unexpected)})')
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatches, checkpoint vs model '
+                        f'({_first(mismatched)})')
+    if problems:
+        raise CheckpointError(
+            f'checkpoint {path} does not fit model {name!r}: {"; ".join(problems)}')
+
+
+def _first(items: list[str], count: int = 3) -> str:
+    shown = ', '.join(items[:count])
+    return shown + (', ...' if len(items) > count else '')
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f'{what} must be JSON-serialisable: {error}') from error
