@@ -1,0 +1,181 @@
+"""Conversion between ROS image messages and numpy arrays, without cv_bridge.
+
+cv_bridge is not installable from PyPI and its ROS 1 look-alikes mishandle 16-bit images, so the
+package carries its own small codec. Decoding is a zero-copy view of the message buffer whenever
+the byte order allows it: rclpy gives `data` as an `array.array`, rosbags as a numpy `uint8`
+array, and both expose the buffer protocol. Encoding goes through `array.array('B').frombytes`,
+the only way to fill an rclpy message quickly (a `bytes` assignment is checked element by
+element when field checks are on).
+
+The numpy-level functions (`decode_image`, `encode_image`, `decode_compressed`) take plain field
+values so that rclpy messages and rosbags dataclasses share them; `image_to_numpy` and
+`fill_image` are conveniences over any object with the `sensor_msgs/Image` field names.
+"""
+
+import array
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class ImageCodecError(ValueError):
+    """An image message that cannot be turned into a numpy array (or back)."""
+
+
+class UnsupportedEncoding(ImageCodecError):  # noqa: N818 - the name reads as the condition
+    """An image encoding outside `SUPPORTED_ENCODINGS`."""
+
+
+@dataclass(frozen=True)
+class EncodingInfo:
+    """How one `sensor_msgs/Image` encoding lays out a pixel."""
+
+    dtype: np.dtype
+    channels: int
+    channel_order: str
+
+
+SUPPORTED_ENCODINGS: dict[str, EncodingInfo] = {
+    'rgb8': EncodingInfo(np.dtype(np.uint8), 3, 'rgb'),
+    'bgr8': EncodingInfo(np.dtype(np.uint8), 3, 'bgr'),
+    'mono8': EncodingInfo(np.dtype(np.uint8), 1, 'mono'),
+    'rgb16': EncodingInfo(np.dtype(np.uint16), 3, 'rgb'),
+    'bgr16': EncodingInfo(np.dtype(np.uint16), 3, 'bgr'),
+    'mono16': EncodingInfo(np.dtype(np.uint16), 1, 'mono'),
+}
+
+SUPPORTED_COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
+
+
+def encoding_info(encoding: str) -> EncodingInfo:
+    """Return the layout of `encoding`, or raise `UnsupportedEncoding` naming the choices."""
+    try:
+        return SUPPORTED_ENCODINGS[encoding]
+    except KeyError:
+        raise UnsupportedEncoding(
+            f'unsupported image encoding {encoding!r}; supported encodings: '
+            f'{", ".join(SUPPORTED_ENCODINGS)}') from None
+
+
+def encoding_for(channel_order: str, dtype: np.dtype) -> str:
+    """Return the encoding name for an array with this channel order and dtype."""
+    for name, info in SUPPORTED_ENCODINGS.items():
+        if info.channel_order == channel_order and info.dtype == np.dtype(dtype):
+            return name
+    raise UnsupportedEncoding(
+        f'no supported encoding for channel order {channel_order!r} with dtype '
+        f'{np.dtype(dtype).name}; supported encodings: {", ".join(SUPPORTED_ENCODINGS)}')
+
+
+def decode_image(height: int, width: int, encoding: str, step: int, is_bigendian: int | bool,
+                 data) -> tuple[np.ndarray, str]:
+    """Return `(array, channel_order)` viewing an image buffer without copying it.
+
+    The array is H×W for mono encodings and H×W×3 otherwise, in native byte order. Rows padded
+    beyond width × channels × itemsize (`step` larger than needed) are read correctly; the
+    padding is skipped by the view's strides. Only big-endian 16-bit data on a little-endian host
+    (or the reverse) is copied, to swap bytes.
+    """
+    info = encoding_info(encoding)
+    height, width, step = int(height), int(width), int(step)
+    if height <= 0 or width <= 0:
+        raise ImageCodecError(
+            f'zero-sized image ({width}x{height}, encoding {encoding}); '
+            'expected width and height of at least 1')
+    row_bytes = width * info.channels * info.dtype.itemsize
+    if step < row_bytes:
+        raise ImageCodecError(
+            f'image step {step} is smaller than width x channels x bytes per channel = '
+            f'{width} x {info.channels} x {info.dtype.itemsize} = {row_bytes} ({encoding})')
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size < step * height:
+        raise ImageCodecError(
+            f'image data has {buffer.size} bytes, shorter than step x height = '
+            f'{step} x {height} = {step * height} ({width}x{height} {encoding})')
+    byte_order = '>' if is_bigendian else '<'
+    dtype = info.dtype.newbyteorder(byte_order) if info.dtype.itemsize > 1 else info.dtype
+    shape = (height, width) if info.channels == 1 else (height, width, info.channels)
+    strides = ((step, info.dtype.itemsize) if info.channels == 1
+               else (step, info.channels * info.dtype.itemsize, info.dtype.itemsize))
+    image = np.ndarray(shape, dtype=dtype, buffer=buffer, strides=strides)
+    if not image.dtype.isnative:
+        image = image.astype(info.dtype)
+    return image, info.channel_order
+
+
+def encode_image(image: np.ndarray, encoding: str) -> tuple[int, array.array]:
+    """Return `(step, data)` for an unpadded little-endian message holding `image`.
+
+    `data` is an `array.array('B')`, which rclpy messages accept without per-byte checks; wrap
+    it with `np.frombuffer` for a rosbags message. Set `is_bigendian` to 0 alongside.
+    """
+    info = encoding_info(encoding)
+    expected_ndim = 2 if info.channels == 1 else 3
+    image = np.asarray(image)
+    if info.channels == 1 and image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim != expected_ndim or (info.channels > 1 and image.shape[2] != info.channels):
+        expected = 'H x W' if info.channels == 1 else f'H x W x {info.channels}'
+        raise ImageCodecError(
+            f'cannot encode an array of shape {image.shape} as {encoding}: expected {expected}')
+    if image.dtype != info.dtype:
+        raise ImageCodecError(
+            f'cannot encode a {image.dtype} array as {encoding}: expected {info.dtype.name}')
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageCodecError(f'cannot encode a zero-sized image of shape {image.shape}')
+    little = np.ascontiguousarray(image, dtype=info.dtype.newbyteorder('<'))
+    data = array.array('B')
+    data.frombytes(little.reshape(-1).view(np.uint8))
+    return image.shape[1] * info.channels * info.dtype.itemsize, data
+
+
+def image_to_numpy(message) -> tuple[np.ndarray, str]:
+    """Decode any object with `sensor_msgs/Image` fields (rclpy message or rosbags dataclass)."""
+    return decode_image(message.height, message.width, message.encoding, message.step,
+                        message.is_bigendian, message.data)
+
+
+def fill_image(message, image: np.ndarray, encoding: str) -> None:
+    """Set the pixel fields of an rclpy `sensor_msgs/Image` from `image`; header untouched."""
+    step, data = encode_image(image, encoding)
+    message.height = int(image.shape[0])
+    message.width = int(image.shape[1])
+    message.encoding = encoding
+    message.is_bigendian = 0
+    message.step = step
+    message.data = data
+
+
+def decode_compressed(format_: str, data) -> tuple[np.ndarray, str]:
+    """Decode a `sensor_msgs/CompressedImage` payload (jpeg or png) with OpenCV.
+
+    `format_` is the message's `format` field: a bare `jpeg`/`png`, or image_transport's
+    `<original encoding>; <jpeg|png> compressed <encoding>`. OpenCV yields BGR; when the original
+    encoding was RGB the channels are swapped back so the output matches what the camera sent.
+    """
+    import cv2
+
+    description = format_.strip().lower()
+    original_encoding, _, codec_part = description.rpartition(';')
+    codec = codec_part.split()[0] if codec_part.split() else ''
+    if codec not in SUPPORTED_COMPRESSED_FORMATS:
+        raise UnsupportedEncoding(
+            f'unsupported compressed image format {format_!r}; supported formats: '
+            f'{", ".join(SUPPORTED_COMPRESSED_FORMATS)} (optionally as image_transport\'s '
+            '"<encoding>; <format> compressed <encoding>")')
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageCodecError(f'compressed image ({format_!r}) has no data')
+    image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        raise ImageCodecError(
+            f'compressed image data ({buffer.size} bytes) could not be decoded as {codec}')
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageCodecError(
+            f'compressed image decoded to {image.dtype}; expected 8- or 16-bit samples')
+    if image.ndim == 2:
+        return image, 'mono'
+    if original_encoding.strip().startswith('rgb'):
+        return np.ascontiguousarray(image[:, :, ::-1]), 'rgb'
+    return image, 'bgr'
+

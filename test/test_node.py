@@ -1,0 +1,326 @@
+"""The node over real rclpy and Fast DDS: headers, camera_info, encodings, faults, diagnostics."""
+
+import threading
+
+import numpy as np
+import pytest
+from stereo_rig import HEIGHT, make_image, make_info, rainy_pair, raw_image, StereoRig, WIDTH
+
+from stereo_derain_ros.image_codec import image_to_numpy
+
+pytestmark = pytest.mark.ros
+
+TEST_DEFAULTS = {'device': 'cpu', 'allow_untrained_weights': True}
+SECOND = 1_000_000_000
+
+
+@pytest.fixture
+def start_node(rclpy_context):
+    """Start the node (untrained model on the CPU unless overridden) and a rig, spinning."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from stereo_derain_ros.node import StereoDerainNode
+
+    running = []
+
+    def start(engine_factory=None, **overrides):
+        parameters = [Parameter(name, value=value)
+                      for name, value in {**TEST_DEFAULTS, **overrides}.items()]
+        kwargs = {} if engine_factory is None else {'engine_factory': engine_factory}
+        node = StereoDerainNode(context=rclpy_context, parameter_overrides=parameters, **kwargs)
+        rig = StereoRig(rclpy_context)
+        executor = MultiThreadedExecutor(num_threads=4, context=rclpy_context)
+        executor.add_node(node)
+        executor.add_node(rig.node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        running.append((executor, thread, node, rig))
+        rig.wait_connected(compressed=overrides.get('input_type') == 'compressed')
+        return node, rig
+
+    yield start
+    for executor, thread, node, rig in running:
+        executor.shutdown()
+        thread.join(timeout=10)
+        node.destroy_node()
+        rig.node.destroy_node()
+
+
+def assert_same_header(output, source):
+    assert output.header.stamp.sec == source.header.stamp.sec
+    assert output.header.stamp.nanosec == source.header.stamp.nanosec
+    assert output.header.frame_id == source.header.frame_id
+
+
+def test_derained_pairs_keep_headers_camera_info_and_every_encoding(start_node):
+    node, rig = start_node()
+    for number, encoding in enumerate(('rgb8', 'bgr8', 'mono8', 'mono16')):
+        left, right = rainy_pair(encoding, seed=number)
+        stamp = (10 + number) * SECOND + 123
+        sent = rig.publish_set(left, right, encoding, stamp)
+        assert rig.wait_for(lambda n=number: rig.count('right_info') > n
+                            and rig.count('right_image') > n), f'no output for {encoding}'
+        out_left, out_right = rig.messages('left_image')[-1], rig.messages('right_image')[-1]
+        for output, source, view in ((out_left, sent[0], left), (out_right, sent[2], right)):
+            assert_same_header(output, source)
+            assert output.encoding == encoding
+            array, _ = image_to_numpy(output)
+            assert array.shape == view.shape and array.dtype == view.dtype
+            assert not np.array_equal(array, view), 'the output is the unchanged input'
+        for output, source in ((rig.messages('left_info')[-1], sent[1]),
+                               (rig.messages('right_info')[-1], sent[3])):
+            assert output == source
+
+
+def test_color_output_is_also_offered_as_image_rect_color(start_node):
+    node, rig = start_node()
+    left, right = rainy_pair('rgb8', seed=7)
+    rig.publish_set(left, right, 'rgb8', 5 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_color') >= 1 and rig.count('right_image') >= 1)
+    assert bytes(rig.messages('left_color')[0].data) == bytes(rig.messages('left_image')[0].data)
+    rig.publish_set(*rainy_pair('mono8'), 'mono8', 6 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') >= 2)
+    assert rig.count('left_color') == 1, 'mono images must not appear on image_rect_color'
+
+
+def test_pass_through_republishes_input_unchanged_and_enable_switches_live(start_node):
+    node, rig = start_node(enable=False)
+    left, right = rainy_pair('bgr8', seed=1)
+    sent = rig.publish_set(left, right, 'bgr8', 20 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') >= 1)
+    assert rig.messages('left_image')[0] == sent[0]
+    assert rig.messages('right_image')[0] == sent[2]
+
+    from rclpy.parameter import Parameter
+
+    result = node.set_parameters([Parameter('enable', value=True)])[0]
+    assert result.successful, result.reason
+    rig.publish_set(left, right, 'bgr8', 21 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') >= 2)
+    derained, _ = image_to_numpy(rig.messages('left_image')[1])
+    assert not np.array_equal(derained, left)
+
+
+def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
+    from rclpy.parameter import Parameter
+
+    node, _ = start_node(enable=False)
+    result = node.set_parameters([Parameter('device', value='gpu')])[0]
+    assert not result.successful and "device must be 'auto'" in result.reason
+    result = node.set_parameters([Parameter('tile_size', value=-3)])[0]
+    assert not result.successful and 'tile_size' in result.reason
+    result = node.set_parameters([Parameter('queue_size', value=9)])[0]
+    assert not result.successful and 'read-only' in result.reason
+    result = node.set_parameters_atomically([
+        Parameter('enable', value=True), Parameter('weights', value='/nonexistent/w.safetensors')])
+    assert not result.successful and '/nonexistent/w.safetensors' in result.reason
+    assert node.get_parameter('enable').value is False
+
+
+def test_bad_inputs_publish_nothing_and_the_node_keeps_running(start_node):
+    node, rig = start_node()
+    left, right = rainy_pair('rgb8', seed=2)
+    good_left = make_image(left, 'rgb8', 0, 'left_optical')
+    row = WIDTH * 3
+    bad_sets = {
+        'size mismatch': (make_image(left, 'rgb8', 1 * SECOND, 'l'),
+                          make_image(right[:40], 'rgb8', 1 * SECOND, 'r')),
+        'unsupported encoding': (
+            raw_image(HEIGHT, WIDTH, 'yuv422', WIDTH * 2, bytes(WIDTH * 2 * HEIGHT),
+                      2 * SECOND, 'l'),
+            raw_image(HEIGHT, WIDTH, 'yuv422', WIDTH * 2, bytes(WIDTH * 2 * HEIGHT),
+                      2 * SECOND, 'r')),
+        'short data': (make_image(left, 'rgb8', 3 * SECOND, 'l'),
+                       raw_image(HEIGHT, WIDTH, 'rgb8', row, bytes(good_left.data)[:-10],
+                                 3 * SECOND, 'r')),
+        'zero-sized': (raw_image(0, 0, 'rgb8', 0, b'', 4 * SECOND, 'l'),
+                       raw_image(0, 0, 'rgb8', 0, b'', 4 * SECOND, 'r')),
+    }
+    for number, (left_message, right_message) in enumerate(bad_sets.values()):
+        stamp = (number + 1) * SECOND
+        rig.publish_messages(left_message, make_info(stamp, 'l'), right_message,
+                             make_info(stamp, 'r'))
+        assert rig.wait_for(lambda n=number: node._rejected > n, timeout=10)
+    assert rig.count('left_image') == rig.count('right_image') == 0
+    assert rig.count('left_info') == rig.count('right_info') == 0
+
+    rig.publish_set(left, right, 'rgb8', 9 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('rejected_sets') == '4', 5)
+
+
+def test_padded_rows_are_read_correctly(start_node):
+    node, rig = start_node()
+    left, right = rainy_pair('rgb8', seed=3)
+    rig.publish_set(left, right, 'rgb8', 1 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    padding = 16
+    padded = []
+    for stamp, view, frame in ((2 * SECOND, left, 'l'), (2 * SECOND, right, 'r')):
+        rows = np.zeros((HEIGHT, WIDTH * 3 + padding), np.uint8)
+        rows[:, :WIDTH * 3] = view.reshape(HEIGHT, -1)
+        rows[:, WIDTH * 3:] = 255
+        padded.append(raw_image(HEIGHT, WIDTH, 'rgb8', WIDTH * 3 + padding, rows.tobytes(),
+                                stamp, frame))
+    rig.publish_messages(padded[0], make_info(2 * SECOND, 'l'), padded[1],
+                         make_info(2 * SECOND, 'r'))
+    assert rig.wait_for(lambda: rig.count('right_image') == 2)
+    for key in ('left_image', 'right_image'):
+        first, second = rig.messages(key)
+        assert second.step == WIDTH * 3
+        np.testing.assert_array_equal(image_to_numpy(second)[0], image_to_numpy(first)[0])
+
+
+def test_camera_info_never_arriving_still_publishes_images(start_node):
+    node, rig = start_node(camera_info_timeout_seconds=0.5)
+    left, right = rainy_pair('mono8', seed=4)
+    stamp = 1 * SECOND
+
+    def publish_images_only():
+        nonlocal stamp
+        stamp += SECOND // 10
+        rig.publish_set(left, right, 'mono8', stamp, with_info=False)
+        return rig.count('right_image') >= 2
+
+    assert rig.wait_for(publish_images_only, timeout=15)
+    assert rig.count('left_info') == rig.count('right_info') == 0
+    assert rig.wait_for(
+        lambda: rig.latest_diagnostics().get('message') == 'publishing without camera_info', 5)
+
+
+def test_stamps_going_backwards_reset_and_processing_resumes(start_node):
+    node, rig = start_node()
+    pair = rainy_pair('mono8', seed=5)
+    rig.publish_set(*pair, 'mono8', 500 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    rig.publish_set(*pair, 'mono8', 3 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 2)
+    assert rig.messages('left_image')[1].header.stamp.sec == 3
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('sync_resets') == '1', 5)
+
+
+def test_only_one_side_arriving_publishes_nothing(start_node):
+    node, rig = start_node()
+    left, _ = rainy_pair('rgb8', seed=6)
+    for number in range(5):
+        stamp = (number + 1) * SECOND
+        rig.publishers['left_image'].publish(make_image(left, 'rgb8', stamp, 'l'))
+        rig.publishers['left_info'].publish(make_info(stamp, 'l'))
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('received', '').startswith(
+        'left image 5, left camera_info 5, right image 0'), 5)
+    assert rig.count('left_image') == rig.count('right_image') == 0
+    assert node._sync.missing_inputs() == ['right image', 'right camera_info']
+
+
+def test_approximate_sync_pairs_within_tolerance_and_rejects_outside(start_node):
+    node, rig = start_node(approximate_sync=True, approximate_sync_tolerance_seconds=0.01)
+    pair = rainy_pair('mono8', seed=8)
+    rig.publish_set(*pair, 'mono8', 1 * SECOND, right_stamp_ns=1 * SECOND + 8_000_000)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    assert rig.messages('right_image')[0].header.stamp.nanosec == 8_000_000
+    assert rig.messages('left_image')[0].header.stamp.nanosec == 0
+    rig.publish_set(*pair, 'mono8', 2 * SECOND, right_stamp_ns=2 * SECOND + 30_000_000)
+    assert not rig.wait_for(lambda: rig.count('right_image') > 1, timeout=2)
+
+
+@pytest.mark.slow
+def test_burst_at_three_times_the_processing_rate_drops_oldest_and_stays_bounded(start_node):
+    import time
+
+    node, rig = start_node(rate_hz=4.0, queue_size=3)
+    pair = rainy_pair('rgb8', seed=9)
+    images = [make_image(view, 'rgb8', 0, frame) for view, frame in zip(pair, 'lr')]
+    sent = 36
+    for number in range(sent):
+        stamp = (number + 1) * SECOND // 12
+        for message in images:
+            message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, SECOND)
+        rig.publish_messages(images[0], make_info(stamp, 'l'), images[1], make_info(stamp, 'r'))
+        assert all(len(queue) <= 3 for queue in node._sync._queues)
+        time.sleep(1 / 12)
+    time.sleep(0.6)
+    published = rig.count('right_image')
+    assert 0 < published < sent
+    stamps = [m.header.stamp.sec * SECOND + m.header.stamp.nanosec
+              for m in rig.messages('left_image')]
+    assert stamps == sorted(stamps)
+    assert rig.wait_for(lambda: int(rig.latest_diagnostics().get('dropped_sets', 0)) >= sent // 2,
+                        5)
+    diagnostics = rig.latest_diagnostics()
+    assert int(diagnostics['dropped_sets']) + published <= sent
+
+
+def test_compressed_input_is_decoded_and_published_raw(start_node):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    node, rig = start_node(input_type='compressed')
+    left, right = rainy_pair('bgr8', seed=10)
+    stamp = 7 * SECOND
+    for key, view, frame in (('left_compressed', left, 'l'), ('right_compressed', right, 'r')):
+        message = CompressedImage(format='bgr8; png compressed bgr8')
+        message.header.stamp.sec = 7
+        message.header.frame_id = frame
+        message.data = cv2.imencode('.png', view)[1].tobytes()
+        rig.publishers[key].publish(message)
+    rig.publishers['left_info'].publish(make_info(stamp, 'l'))
+    rig.publishers['right_info'].publish(make_info(stamp, 'r'))
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    output = rig.messages('left_image')[0]
+    assert output.encoding == 'bgr8' and (output.height, output.width) == (HEIGHT, WIDTH)
+    assert output.header.frame_id == 'l' and output.header.stamp.sec == 7
+
+
+def test_diagnostics_report_rates_latencies_and_engine(start_node):
+    node, rig = start_node()
+    pair = rainy_pair('rgb8', seed=11)
+    for number in range(3):
+        rig.publish_set(*pair, 'rgb8', (number + 1) * SECOND)
+        assert rig.wait_for(lambda n=number: rig.count('right_image') > n)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('published_sets') == '3', 5)
+    values = rig.latest_diagnostics()
+    for key in ('input_rate_hz', 'output_rate_hz', 'inference_latency_mean_ms',
+                'inference_latency_p95_ms', 'end_to_end_latency_mean_ms',
+                'end_to_end_latency_p95_ms', 'dropped_sets', 'device', 'model', 'weights'):
+        assert key in values
+    assert values['device'] == 'cpu' and values['model'] == 'bandnet'
+    assert float(values['inference_latency_mean_ms']) > 0
+    assert float(values['end_to_end_latency_p95_ms']) >= float(
+        values['inference_latency_mean_ms']) * 0.5
+    assert values['level'] == 0
+
+
+def test_out_of_memory_falls_back_and_reports_an_error(start_node):
+    import torch
+
+    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+    from stereo_derain_ros.models import build_model
+
+    def out_of_memory_on_whole_images():
+        """Return a bandnet that runs out of memory on inputs wider than 48 px, like a tiny GPU.
+
+        CUDA out-of-memory cannot happen on this CPU-only machine, so the model raises the very
+        error torch raises there; everything around it (engine, node, DDS) is real.
+        """
+        model = build_model('bandnet')
+
+        class OutOfMemoryBandNet(type(model)):
+            def forward(self, left, right):
+                if left.shape[-1] > 48:
+                    raise torch.OutOfMemoryError('CUDA out of memory (simulated 2 GB GPU)')
+                return super().forward(left, right)
+
+        model.__class__ = OutOfMemoryBandNet
+        return model
+
+    def factory(params):
+        return DerainEngine(EngineConfig(device='cpu', fallback_tile=(48, 48), warmup_shape=None,
+                                         max_disparity=8),
+                            model=out_of_memory_on_whole_images())
+
+    node, rig = start_node(engine_factory=factory)
+    rig.publish_set(*rainy_pair('rgb8', seed=12), 'rgb8', 3 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('level') == 2, 5)
+    assert 'out of memory' in rig.latest_diagnostics()['message']
