@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
     commands = parser.add_subparsers(title='benchmarks', metavar='BENCHMARK')
     _register_models(commands)
+    _register_node(commands)
     _register_report(commands)
 
 
@@ -68,6 +69,43 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                         help='address-space cap per CPU row; a row above it "does not fit" '
                              '(default: 60%% of the memory available at start)')
     parser.set_defaults(run=run_models)
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(item) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'bad rates {text!r}: expected Hz, e.g. 5,10,30') from None
+    if any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f'bad rates {text!r}: rates must be positive')
+    return rates
+
+
+def _register_node(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
+    _add_output(parser)
+    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
+    parser.add_argument('--weights', default='',
+                        help='checkpoint; default: untrained weights (speed does not depend on '
+                             'them)')
+    parser.add_argument('--size', type=_sizes,
+                        help='WIDTHxHEIGHT of the stereo images (default 1280x720; quick 320x180)')
+    parser.add_argument('--frames', type=int,
+                        help='rainy frames pre-loaded and replayed in a loop (default 8; quick 4)')
+    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
+    parser.add_argument('--precision', default='auto',
+                        help='engine precision (default: %(default)s)')
+    parser.add_argument('--rates', type=_rates,
+                        help='comma-separated publish rates in Hz (default: around the engine '
+                             'rate, plus 5,10,30,60 where reachable)')
+    parser.add_argument('--duration', type=float,
+                        help='seconds per rate, at least 10 sets (default 10; quick 4)')
+    parser.add_argument('--soak', type=float,
+                        help='seconds of the memory soak at 3x the processing rate '
+                             '(default 60; quick 20)')
+    parser.set_defaults(run=run_node)
 
 
 def _register_report(commands: argparse._SubParsersAction) -> None:
@@ -156,6 +194,36 @@ def run_models(args: argparse.Namespace) -> int:
         result = run_model_bench(config, machine, on_row)
     json_path, markdown_path = write_results(result, models_markdown(result), args.out_dir,
                                              'models')
+    print(f'wrote {json_path} and {markdown_path}')
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bench.machine import describe_machine
+    from stereo_derain_ros.bench.node_bench import (
+        node_markdown,
+        NodeBenchConfig,
+        NodeBenchError,
+        run_node_bench,
+    )
+    from stereo_derain_ros.bench.results import write_results
+
+    (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
+    config = NodeBenchConfig(
+        model=args.model, weights=args.weights, width=width, height=height,
+        frames=args.frames or (4 if args.quick else 8), device=args.device,
+        precision=args.precision, rates_hz=args.rates,
+        duration_s=args.duration or (4.0 if args.quick else 10.0),
+        soak_s=args.soak or (20.0 if args.quick else 60.0))
+    machine = describe_machine()
+    try:
+        result = run_node_bench(config, machine, lambda text: print(f'bench node: {text}',
+                                                                    flush=True))
+    except NodeBenchError as error:
+        raise CommandError(str(error)) from None
+    except ValueError as error:
+        raise CommandError(f'bench node: {error}') from None
+    json_path, markdown_path = write_results(result, node_markdown(result), args.out_dir, 'node')
     print(f'wrote {json_path} and {markdown_path}')
     return 0
 

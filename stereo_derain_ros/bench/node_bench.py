@@ -1,0 +1,346 @@
+"""`bench node`: the real node over DDS, fed by a player at fixed rates (ros2_benchmark method).
+
+Order of a run: time the engine alone on the benchmark frames; start the node in its own process
+and scan rates upwards until more than 5 % of sets are dropped (the peak is the last rate that
+kept up); start a plain relay with the node's topics and QoS and measure it at the same rates
+(the transport floor); finally run the node for a while at 3× its processing rate and watch its
+memory. Node overhead = node latency − engine time − relay latency, at the lowest rate where
+nothing queues.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+import os
+from pathlib import Path
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+
+FIXED_RATES_HZ = (5.0, 10.0, 30.0, 60.0)
+SCAN_FACTORS = (0.25, 0.5, 0.8, 1.0, 1.25)
+
+
+class NodeBenchError(RuntimeError):
+    """The node or the relay could not be started or did not answer."""
+
+
+@dataclass
+class NodeBenchConfig:
+    """What `bench node` measures; the CLI fills it from its flags."""
+
+    model: str = 'bandnet'
+    weights: str = ''
+    width: int = 1280
+    height: int = 720
+    frames: int = 8
+    device: str = 'cpu'
+    precision: str = 'auto'
+    rates_hz: list[float] | None = None
+    duration_s: float = 10.0
+    min_sets_per_run: int = 10
+    soak_s: float = 60.0
+    soak_factor: float = 3.0
+    max_drop_rate: float = 0.05
+    startup_timeout_s: float = 180.0
+    engine_repeats: int = 5
+    engine_max_repeats: int = 30
+    engine_seconds: float = 5.0
+
+
+def scan_rates(engine_ms: float, explicit: list[float] | None) -> list[float]:
+    """Return ascending rates to scan: around the engine's own rate plus the usual fixed ones."""
+    if explicit:
+        return sorted(set(explicit))
+    processing_hz = 1000.0 / engine_ms
+    rates = {float(f'{factor * processing_hz:.2g}') for factor in SCAN_FACTORS}
+    rates |= {rate for rate in FIXED_RATES_HZ if rate <= SCAN_FACTORS[-1] * processing_hz}
+    return sorted(rate for rate in rates if rate > 0)
+
+
+def time_engine(config: NodeBenchConfig, frames) -> dict:
+    """Time `engine.derain` on the benchmark frames, in this process, as the node calls it."""
+    from stereo_derain_ros.bench.timing import median, time_call
+    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+    engine = DerainEngine(EngineConfig(
+        model=config.model, weights=config.weights or None,
+        allow_untrained=not config.weights, device=config.device, precision=config.precision))
+    frame_index = iter(range(10**9))
+
+    def one_pair() -> None:
+        left, right = frames[next(frame_index) % len(frames)]
+        engine.derain(left, right)
+
+    # Shared cores make single runs noisy: keep timing for a few seconds, then take the median.
+    durations = time_call(one_pair, str(engine.device), warmup=2,
+                          repeats=config.engine_repeats)
+    deadline = time.monotonic() + config.engine_seconds
+    while len(durations) < config.engine_max_repeats and time.monotonic() < deadline:
+        durations += time_call(one_pair, str(engine.device), warmup=0, repeats=1)
+    result = {'median_ms': median(durations) * 1000.0,
+              'times_ms': [duration * 1000.0 for duration in durations],
+              'device': str(engine.device), 'precision': engine.precision,
+              'untrained': not config.weights}
+    return result
+
+
+class _Rig:
+    """The benchmark's own rclpy node (player + monitor), spun in a background thread."""
+
+    def __init__(self, frames) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        from stereo_derain_ros.bench.dds_rig import StereoMonitor, StereoPlayer
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('stereo_derain_bench', context=self.context)
+        self.player = StereoPlayer(self.node, frames)
+        self.monitor = StereoMonitor(self.node)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=5)
+
+
+class _ProcessUnderTest:
+    """The node or relay in its own process, logging to a file, stopped with SIGINT."""
+
+    def __init__(self, module: str, ros_args: list[str], log_path: Path) -> None:
+        package_root = str(Path(__file__).resolve().parent.parent.parent)
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(p for p in (package_root, env.get('PYTHONPATH'))
+                                            if p)
+        self.log_path = log_path
+        self._log = log_path.open('w')
+        self.process = subprocess.Popen([sys.executable, '-m', module, '--ros-args', *ros_args],
+                                        stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def log_tail(self, lines: int = 5) -> str:
+        text = self.log_path.read_text(errors='replace').strip().splitlines()
+        return ' | '.join(text[-lines:]) or 'no output'
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def _wait_until_flowing(rig: _Rig, under_test: _ProcessUnderTest, timeout_s: float) -> None:
+    """Wait for discovery and the first complete output set (the node loads its engine first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if under_test.process.poll() is not None:
+            raise NodeBenchError(f'{under_test.log_path.stem} exited with status '
+                                 f'{under_test.process.returncode}: {under_test.log_tail()}')
+        if min(rig.player.subscriber_counts()) > 0 and min(rig.monitor.publisher_counts()) > 0:
+            before = len(rig.monitor.completed())
+            rig.player.publish_one(0)
+            time.sleep(0.5)
+            if len(rig.monitor.completed()) > before:
+                time.sleep(1.0)
+                return
+        else:
+            time.sleep(0.2)
+    raise NodeBenchError(f'{under_test.log_path.stem} gave no output within {timeout_s:.0f} s: '
+                         f'{under_test.log_tail()}')
+
+
+def _node_arguments(config: NodeBenchConfig) -> list[str]:
+    parameters = {'model': config.model, 'device': config.device,
+                  'precision': config.precision}
+    if config.weights:
+        parameters['weights'] = config.weights
+    else:
+        parameters['allow_untrained_weights'] = 'true'
+    return [item for name, value in parameters.items() for item in ('-p', f'{name}:={value}')]
+
+
+def _duration(config: NodeBenchConfig, rate_hz: float) -> float:
+    return max(config.duration_s, config.min_sets_per_run / rate_hz)
+
+
+def _scan(rig: _Rig, under_test: _ProcessUnderTest, config: NodeBenchConfig,
+          rates: list[float], grace_s: float, stop_on_drops: bool,
+          progress: Callable[[str], None]) -> list[dict]:
+    from stereo_derain_ros.bench.dds_rig import run_at_rate
+
+    rows = []
+    for rate in rates:
+        progress(f'{under_test.log_path.stem} at {format_number(rate)} Hz')
+        run = run_at_rate(rig.player, rig.monitor, rate, _duration(config, rate), grace_s,
+                          under_test.process.pid)
+        rows.append(run.summary())
+        if stop_on_drops and run.drop_rate > config.max_drop_rate:
+            break
+    return rows
+
+
+def _soak(rig: _Rig, under_test: _ProcessUnderTest, config: NodeBenchConfig, rate_hz: float,
+          grace_s: float) -> dict:
+    from stereo_derain_ros.bench.dds_rig import run_at_rate
+
+    run = run_at_rate(rig.player, rig.monitor, rate_hz, config.soak_s, grace_s,
+                      under_test.process.pid)
+    settle_s = min(5.0, config.soak_s / 4)
+    settled = [rss for t, rss in run.rss_mb if t >= settle_s]
+    reference = settled[0] if settled else None
+    return {**run.summary(), 'settle_s': settle_s, 'rss_samples_mb': run.rss_mb,
+            'rss_reference_mb': reference,
+            'rss_max_deviation_mb': (max(abs(rss - reference) for rss in settled)
+                                     if settled else None)}
+
+
+def run_node_bench(config: NodeBenchConfig, machine: dict,
+                   progress: Callable[[str], None] = lambda text: None) -> dict:
+    """Run the whole node benchmark and return the JSON-ready result."""
+    from stereo_derain_ros.bench.sequence import rainy_stereo_sequence
+
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 101)))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    progress('rendering the rainy sequence')
+    frames = rainy_stereo_sequence(config.width, config.height, config.frames)
+    progress('timing the engine alone')
+    engine = time_engine(config, frames)
+    rates = scan_rates(engine['median_ms'], config.rates_hz)
+    grace_s = max(2.0, 5 * engine['median_ms'] / 1000.0)
+    rig = _Rig(frames)
+    try:
+        with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-') as logs:
+            node = _ProcessUnderTest('stereo_derain_ros.node', _node_arguments(config),
+                                     Path(logs) / 'node.log')
+            try:
+                progress('starting the node')
+                _wait_until_flowing(rig, node, config.startup_timeout_s)
+                node_rows = _scan(rig, node, config, rates, grace_s, True, progress)
+                soak_rate = float(f'{config.soak_factor * 1000.0 / engine["median_ms"]:.2g}')
+                progress(f'memory soak at {format_number(soak_rate)} Hz for {config.soak_s:.0f} s')
+                soak = _soak(rig, node, config, soak_rate, grace_s)
+            finally:
+                node.stop()
+            passing = [row['rate_hz'] for row in node_rows
+                       if row['drop_rate'] <= config.max_drop_rate]
+            relay_rates = passing or [node_rows[0]['rate_hz']]
+            relay = _ProcessUnderTest('stereo_derain_ros.bench.relay', [],
+                                      Path(logs) / 'relay.log')
+            try:
+                progress('starting the relay (transport floor)')
+                _wait_until_flowing(rig, relay, config.startup_timeout_s)
+                relay_rows = _scan(rig, relay, config, relay_rates, 2.0, False, progress)
+            finally:
+                relay.stop()
+    finally:
+        rig.close()
+    result = {
+        'schema_version': 1, 'benchmark': 'node', 'machine': machine,
+        'settings': asdict(config),
+        'ros': {'domain_id': os.environ['ROS_DOMAIN_ID'],
+                'rmw': os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp (default)')},
+        'engine': engine, 'node_runs': node_rows, 'relay_runs': relay_rows, 'soak': soak,
+    }
+    result['summary'] = summarise(result)
+    result['targets'] = evaluate_targets(result)
+    return result
+
+
+def summarise(result: dict) -> dict:
+    """Return the headline numbers: peak rate, latency and overhead at the lowest rate."""
+    settings = result['settings']
+    node_rows, relay_rows = result['node_runs'], result['relay_runs']
+    passing = [row for row in node_rows if row['drop_rate'] <= settings['max_drop_rate']]
+    lowest = node_rows[0]
+    floor = next((row for row in relay_rows if row['rate_hz'] == lowest['rate_hz']), None)
+    overhead = None
+    if floor and lowest['latency_p50_ms'] is not None and floor['latency_p50_ms'] is not None:
+        overhead = (lowest['latency_p50_ms'] - result['engine']['median_ms']
+                    - floor['latency_p50_ms'])
+    return {
+        'model': settings['model'], 'size': f"{settings['width']}x{settings['height']}",
+        'engine_ms': result['engine']['median_ms'],
+        'peak_rate_hz': max((row['rate_hz'] for row in passing), default=None),
+        'rate_hz': lowest['rate_hz'],
+        'latency_p50_ms': lowest['latency_p50_ms'], 'latency_p95_ms': lowest['latency_p95_ms'],
+        'transport_floor_ms': floor['latency_p50_ms'] if floor else None,
+        'overhead_ms': overhead,
+        'soak_rss_max_deviation_mb': result['soak']['rss_max_deviation_mb'],
+    }
+
+
+def evaluate_targets(result: dict) -> list[dict]:
+    """Check the node targets of the issue; say at which size they were measured."""
+    summary, settings = result['summary'], result['settings']
+    at_size = f" (measured at {summary['size']})" if summary['size'] != '1280x720' else ''
+    overhead = summary['overhead_ms']
+    deviation = summary['soak_rss_max_deviation_mb']
+    return [
+        {'target': 'node overhead ≤ 5 ms beyond the transport floor at 1280×720' + at_size,
+         'measured': f'{overhead:.1f} ms' if overhead is not None else 'not measured',
+         'met': None if overhead is None or at_size else overhead <= 5.0},
+        {'target': f"memory flat (±50 MB) over a {settings['soak_s']:.0f} s run at "
+                   f"{settings['soak_factor']:g}× the processing rate",
+         'measured': f'max deviation {deviation:.1f} MB' if deviation is not None
+         else 'not measured',
+         'met': None if deviation is None else deviation <= 50.0},
+    ]
+
+
+def node_markdown(result: dict) -> str:
+    """Render a `bench node` result as markdown."""
+    from stereo_derain_ros.bench.model_bench import targets_table
+
+    headers = ['process', 'rate Hz', 'sent', 'received', 'drops', 'throughput Hz',
+               'latency mean ms', 'p50 ms', 'p95 ms', 'max ms', 'CPU % (of one core)',
+               'RSS max MB']
+
+    def cells(name: str, row: dict) -> list[str]:
+        return [name, format_number(row['rate_hz']), str(row['sent']), str(row['received']),
+                f"{row['drop_rate']:.1%}", format_number(row['throughput_hz']),
+                format_number(row['latency_mean_ms']), format_number(row['latency_p50_ms']),
+                format_number(row['latency_p95_ms']), format_number(row['latency_max_ms']),
+                format_number(row['cpu_percent']), format_number(row['rss_max_mb'])]
+
+    table = ([cells('derain node', row) for row in result['node_runs']]
+             + [cells('relay (floor)', row) for row in result['relay_runs']]
+             + [cells('derain node, memory soak', result['soak'])])
+    summary, settings, engine = result['summary'], result['settings'], result['engine']
+    weights = 'untrained' if engine['untrained'] else 'trained'
+    lines = ['# Node benchmark (`stereo-derain bench node`)', '',
+             machine_block(result['machine']), '',
+             f"Model `{summary['model']}` ({weights} weights), "
+             f"{summary['size']} rgb8 stereo sets (images + camera_info) from a pre-loaded "
+             f"sequence of {settings['frames']} rainy frames, published over DDS "
+             f"({result['ros']['rmw']}, localhost) by a player; a monitor matches outputs "
+             'to inputs by header stamp. Rates scan upwards until drops exceed '
+             f"{settings['max_drop_rate']:.0%}. Engine alone on the same frames: "
+             f"{format_number(engine['median_ms'])} ms per pair (median, {engine['device']}, "
+             f"{engine['precision']}). Player, monitor, node and relay share the machine's "
+             'cores.', '',
+             markdown_table(headers, table), '',
+             f"- Peak rate with ≤ {settings['max_drop_rate']:.0%} drops: "
+             f"{format_number(summary['peak_rate_hz'])} Hz",
+             f"- At {format_number(summary['rate_hz'])} Hz: node latency p50 "
+             f"{format_number(summary['latency_p50_ms'])} ms = engine "
+             f"{format_number(summary['engine_ms'])} ms + transport floor "
+             f"{format_number(summary['transport_floor_ms'])} ms + node overhead "
+             f"{format_number(summary['overhead_ms'])} ms",
+             '', '## Targets', '', targets_table(result['targets']), '']
+    return '\n'.join(lines)
