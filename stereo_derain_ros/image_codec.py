@@ -179,3 +179,31 @@ def decode_compressed(format_: str, data) -> tuple[np.ndarray, str]:
         return np.ascontiguousarray(image[:, :, ::-1]), 'rgb'
     return image, 'bgr'
 
+
+
+def encode_compressed(image: np.ndarray, channel_order: str, format_: str,
+                      jpeg_quality: int = 95) -> bytes:
+    """Encode `image` for a `sensor_msgs/CompressedImage` whose `format` field is `format_`.
+
+    The inverse of `decode_compressed`: the codec (jpeg or png) is read from `format_` so that a
+    derained message keeps its input's format string. OpenCV expects BGR, so RGB images are
+    swapped before encoding.
+    """
+    import cv2
+
+    codec_part = format_.strip().lower().rpartition(';')[2]
+    codec = codec_part.split()[0] if codec_part.split() else ''
+    if codec not in SUPPORTED_COMPRESSED_FORMATS:
+        raise UnsupportedEncoding(
+            f'unsupported compressed image format {format_!r}; supported formats: '
+            f'{", ".join(SUPPORTED_COMPRESSED_FORMATS)}')
+    image = np.asarray(image)
+    if image.ndim == 3 and channel_order == 'rgb':
+        image = image[:, :, ::-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec in ('jpeg', 'jpg') else []
+    ok, encoded = cv2.imencode('.png' if codec == 'png' else '.jpg',
+                               np.ascontiguousarray(image), params)
+    if not ok:
+        raise ImageCodecError(
+            f'OpenCV could not encode a {image.shape} {image.dtype} image as {codec}')
+    return encoded.tobytes()

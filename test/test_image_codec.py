@@ -161,3 +161,21 @@ def test_compressed_errors_are_clear():
         decode_compressed('jpeg', b'')
     with pytest.raises(ImageCodecError, match='could not be decoded as png'):
         decode_compressed('png', b'not an image at all')
+
+
+@pytest.mark.parametrize('format_', ['png', 'rgb8; png compressed rgb8'])
+def test_encode_compressed_png_round_trips_exactly(format_):
+    from stereo_derain_ros.image_codec import decode_compressed, encode_compressed
+
+    image = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    order = 'rgb' if format_.startswith('rgb') else 'bgr'
+    decoded, decoded_order = decode_compressed(format_, encode_compressed(image, order, format_))
+    assert decoded_order == order
+    np.testing.assert_array_equal(decoded, image)
+
+
+def test_encode_compressed_rejects_unknown_format():
+    from stereo_derain_ros.image_codec import encode_compressed, UnsupportedEncoding
+
+    with pytest.raises(UnsupportedEncoding, match='tiff'):
+        encode_compressed(np.zeros((2, 2, 3), np.uint8), 'bgr', 'tiff')

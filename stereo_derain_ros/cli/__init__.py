@@ -16,6 +16,9 @@ SUBCOMMAND_MODULES = (
     'bench',
     'demo',
     'derain',
+    'bag',
+    'replay',
+    'make_bag',
 )
 
 
