@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(title='benchmarks', metavar='BENCHMARK')
     _register_models(commands)
     _register_node(commands)
+    _register_bag(commands)
     _register_report(commands)
 
 
@@ -106,6 +107,28 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
                         help='seconds of the memory soak at 3x the processing rate '
                              '(default 60; quick 20)')
     parser.set_defaults(run=run_node)
+
+
+def _register_bag(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'bag', help='offline bag deraining throughput against the engine alone (same frames)')
+    _add_output(parser)
+    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
+    parser.add_argument('--weights', default='',
+                        help='checkpoint; default: untrained weights (speed does not depend on '
+                             'them)')
+    parser.add_argument('--size', type=_sizes,
+                        help='WIDTHxHEIGHT of the bag images (default 1280x720; quick 320x180)')
+    parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='pairs per engine call, as `stereo-derain bag` '
+                             '(default: %(default)s)')
+    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
+    parser.add_argument('--precision', default='auto',
+                        help='engine precision (default: %(default)s)')
+    parser.add_argument('--repeats', type=int,
+                        help='alternating engine/bag passes (default 3; quick 2)')
+    parser.set_defaults(run=run_bag)
 
 
 def _register_report(commands: argparse._SubParsersAction) -> None:
@@ -224,6 +247,33 @@ def run_node(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(f'bench node: {error}') from None
     json_path, markdown_path = write_results(result, node_markdown(result), args.out_dir, 'node')
+    print(f'wrote {json_path} and {markdown_path}')
+    return 0
+
+
+def run_bag(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bagio import BagError
+    from stereo_derain_ros.bench.bag_bench import bag_markdown, BagBenchConfig, run_bag_bench
+    from stereo_derain_ros.bench.machine import describe_machine
+    from stereo_derain_ros.bench.results import write_results
+
+    (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
+    for name in ('pairs', 'repeats', 'batch_size'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    config = BagBenchConfig(
+        model=args.model, weights=args.weights, width=width, height=height,
+        pairs=args.pairs or (12 if args.quick else 20), batch_size=args.batch_size,
+        device=args.device, precision=args.precision,
+        repeats=args.repeats or (2 if args.quick else 3))
+    machine = describe_machine()
+    try:
+        result = run_bag_bench(config, machine, lambda text: print(f'bench bag: {text}',
+                                                                   flush=True))
+    except (BagError, ValueError) as error:
+        raise CommandError(f'bench bag: {error}') from None
+    json_path, markdown_path = write_results(result, bag_markdown(result), args.out_dir, 'bag')
     print(f'wrote {json_path} and {markdown_path}')
     return 0
 
