@@ -30,6 +30,7 @@ setup(
     entry_points={
         'console_scripts': [
             'stereo-derain = stereo_derain_ros.cli:main',
+            'stereo_derain_node = stereo_derain_ros.node:main',
         ],
     },
 )

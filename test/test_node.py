@@ -1,5 +1,10 @@
 """The node over real rclpy and Fast DDS: headers, camera_info, encodings, faults, diagnostics."""
 
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -7,6 +12,8 @@ import pytest
 from stereo_rig import HEIGHT, make_image, make_info, rainy_pair, raw_image, StereoRig, WIDTH
 
 from stereo_derain_ros.image_codec import image_to_numpy
+
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.ros
 
@@ -324,3 +331,92 @@ def test_out_of_memory_falls_back_and_reports_an_error(start_node):
     assert rig.wait_for(lambda: rig.count('right_image') == 1)
     assert rig.wait_for(lambda: rig.latest_diagnostics().get('level') == 2, 5)
     assert 'out of memory' in rig.latest_diagnostics()['message']
+
+
+def node_command(*ros_args: str) -> list[str]:
+    return [sys.executable, '-m', 'stereo_derain_ros.node', '--ros-args', *ros_args]
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, 'PYTHONPATH': str(REPO_ROOT)}
+
+
+@pytest.mark.parametrize('weights, expected', [
+    ('/nonexistent/bandnet.safetensors', '/nonexistent/bandnet.safetensors'),
+    ('CORRUPT', 'not a safetensors file'),
+])
+def test_missing_or_corrupt_weights_fail_fast_with_a_clear_message(tmp_path, weights, expected):
+    if weights == 'CORRUPT':
+        weights = str(tmp_path / 'corrupt.safetensors')
+        Path(weights).write_bytes(b'\x00 these bytes are not a checkpoint')
+    result = subprocess.run(node_command('-p', f'weights:={weights}', '-p', 'device:=cpu'),
+                            capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert result.returncode != 0
+    assert 'cannot load model' in result.stderr and expected in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_invalid_start_up_parameter_fails_fast():
+    result = subprocess.run(node_command('-p', 'input_type:=h264', '-p', 'enable:=false'),
+                            capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert result.returncode != 0
+    assert "input_type must be one of ('raw', 'compressed'), got 'h264'" in result.stderr
+
+
+@pytest.mark.slow
+def test_node_in_another_process_derains_and_exits_cleanly(rclpy_context):
+    from rclpy.executors import SingleThreadedExecutor
+
+    process = subprocess.Popen(
+        node_command('-p', 'device:=cpu', '-p', 'allow_untrained_weights:=true',
+                     '-r', '__node:=derain_in_subprocess'),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    rig = StereoRig(rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rig.node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        left, right = rainy_pair('mono16', seed=13)
+        stamp = 40 * SECOND
+
+        def publish_until_received():
+            nonlocal stamp
+            stamp += SECOND // 5
+            rig.publish_set(left, right, 'mono16', stamp)
+            return rig.count('right_info') > 0 and rig.count('right_image') > 0
+
+        assert rig.wait_for(publish_until_received, timeout=60), 'no output from the subprocess'
+        output = rig.messages('left_image')[0]
+        assert output.encoding == 'mono16' and output.header.frame_id == 'left_optical'
+        info = rig.messages('right_info')[0]
+        assert info.header.stamp == rig.messages('right_image')[0].header.stamp
+        assert not np.array_equal(image_to_numpy(output)[0], left)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output_text = process.communicate(timeout=30)[0]
+        executor.shutdown()
+        thread.join(timeout=10)
+        rig.node.destroy_node()
+    assert process.returncode == 0, output_text
+
+
+def test_use_sim_time_drives_the_processing_timer(start_node):
+    from rosgraph_msgs.msg import Clock
+
+    node, rig = start_node(use_sim_time=True, rate_hz=10.0)
+    clock_publisher = rig.node.create_publisher(Clock, '/clock', 10)
+    rig.publish_set(*rainy_pair('mono8', seed=14), 'mono8', 100 * SECOND)
+    assert not rig.wait_for(lambda: rig.count('right_image') > 0, timeout=1.5), \
+        'the timer ran on wall time although use_sim_time is set and no /clock was published'
+    sim_time = 100 * SECOND
+
+    def tick_clock():
+        nonlocal sim_time
+        sim_time += SECOND // 20
+        message = Clock()
+        message.clock.sec, message.clock.nanosec = divmod(sim_time, SECOND)
+        clock_publisher.publish(message)
+        return rig.count('right_image') > 0
+
+    assert rig.wait_for(tick_clock, timeout=15)

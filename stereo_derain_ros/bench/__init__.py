@@ -1,1 +1,1 @@
-"""Benchmarks: model speed and memory, node throughput and latency, offline bag throughput."""
+"""Benchmarks of the package's parts: building blocks shared by `stereo-derain bench`."""
