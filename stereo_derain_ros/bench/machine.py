@@ -53,6 +53,8 @@ def describe_machine(argv: list[str] | None = None) -> dict:
         'physical_cores': psutil.cpu_count(logical=False),
         'memory_gb': round(psutil.virtual_memory().total / 2**30, 1),
         'torch_threads': torch.get_num_threads(),
+        # Other work on the machine skews every number; record how busy it was at the start.
+        'load_average_1m': round(os.getloadavg()[0], 2),
         'os': platform.platform(),
         'python': platform.python_version(),
         'torch': torch.__version__,

@@ -1,6 +1,6 @@
 """`bench node`: the real node over DDS, fed by a player at fixed rates (ros2_benchmark method).
 
-Order of a run: time the engine alone on the benchmark frames; start the node in its own process
+Order of a run: time the engine alone on the benchmark pair; start the node in its own process
 and scan rates upwards until more than 5 % of sets are dropped (the peak is the last rate that
 kept up); start a plain relay with the node's topics and QoS and measure it at the same rates
 (the transport floor); finally run the node for a while at 3× its processing rate and watch its
@@ -23,6 +23,10 @@ import time
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
 
 FIXED_RATES_HZ = (5.0, 10.0, 30.0, 60.0)
+INPUT_NAMESPACE = '/bench_in'
+OUTPUT_NAMESPACE = '/bench_out'
+INPUT_TOPICS = ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info')
+NODE_UNDER_TEST = 'bench_derain_node'
 SCAN_FACTORS = (0.25, 0.5, 0.8, 1.0, 1.25)
 
 
@@ -38,7 +42,6 @@ class NodeBenchConfig:
     weights: str = ''
     width: int = 1280
     height: int = 720
-    frames: int = 8
     device: str = 'cpu'
     precision: str = 'auto'
     rates_hz: list[float] | None = None
@@ -63,18 +66,15 @@ def scan_rates(engine_ms: float, explicit: list[float] | None) -> list[float]:
     return sorted(rate for rate in rates if rate > 0)
 
 
-def time_engine(config: NodeBenchConfig, frames) -> dict:
-    """Time `engine.derain` on the benchmark frames, in this process, as the node calls it."""
+def time_engine(config: NodeBenchConfig, left, right) -> dict:
+    """Time `engine.derain` on the benchmark pair, in this process, as the node calls it."""
     from stereo_derain_ros.bench.timing import median, time_call
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
     engine = DerainEngine(EngineConfig(
         model=config.model, weights=config.weights or None,
         allow_untrained=not config.weights, device=config.device, precision=config.precision))
-    frame_index = iter(range(10**9))
-
     def one_pair() -> None:
-        left, right = frames[next(frame_index) % len(frames)]
         engine.derain(left, right)
 
     # Shared cores make single runs noisy: keep timing for a few seconds, then take the median.
@@ -91,24 +91,39 @@ def time_engine(config: NodeBenchConfig, frames) -> dict:
 
 
 class _Rig:
-    """The benchmark's own rclpy node (player + monitor), spun in a background thread."""
+    """The benchmark's own rclpy node: player, monitor and a /diagnostics listener."""
 
-    def __init__(self, frames) -> None:
+    def __init__(self, left, right) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
 
-        from stereo_derain_ros.bench.dds_rig import StereoMonitor, StereoPlayer
+        from stereo_derain_ros.bench.dds_rig import StampClock
+        from stereo_derain_ros.bench.node_latency import StereoMonitor, StereoPlayer
 
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('stereo_derain_bench', context=self.context)
-        self.player = StereoPlayer(self.node, frames)
-        self.monitor = StereoMonitor(self.node)
+        self.player = StereoPlayer(self.node, INPUT_NAMESPACE, left, right)
+        self.monitor = StereoMonitor(self.node, OUTPUT_NAMESPACE)
+        self.stamps = StampClock()
+        self.diagnostics: dict[str, str] = {}
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
+
+    def _on_diagnostics(self, message) -> None:
+        for status in message.status:
+            if NODE_UNDER_TEST in status.name:
+                self.diagnostics = {item.key: item.value for item in status.values}
+
+    def node_inference_ms(self) -> float | None:
+        """Return the node's own mean inference time over its recent sets, if it said so."""
+        value = self.diagnostics.get('inference_latency_mean_ms', 'n/a')
+        return None if value == 'n/a' else float(value)
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -147,16 +162,20 @@ class _ProcessUnderTest:
 
 def _wait_until_flowing(rig: _Rig, under_test: _ProcessUnderTest, timeout_s: float) -> None:
     """Wait for discovery and the first complete output set (the node loads its engine first)."""
+    from stereo_derain_ros.bench.node_latency import SECOND
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if under_test.process.poll() is not None:
             raise NodeBenchError(f'{under_test.log_path.stem} exited with status '
                                  f'{under_test.process.returncode}: {under_test.log_tail()}')
-        if min(rig.player.subscriber_counts()) > 0 and min(rig.monitor.publisher_counts()) > 0:
-            before = len(rig.monitor.completed())
-            rig.player.publish_one(0)
-            time.sleep(0.5)
-            if len(rig.monitor.completed()) > before:
+        if rig.player.subscribers_matched():
+            stamp = rig.stamps.reserve(1, SECOND)
+            rig.player.publish(stamp)
+            answered_by = time.monotonic() + 2.0
+            while time.monotonic() < answered_by and not rig.monitor.has(stamp):
+                time.sleep(0.01)
+            if rig.monitor.has(stamp):
                 time.sleep(1.0)
                 return
         else:
@@ -167,12 +186,20 @@ def _wait_until_flowing(rig: _Rig, under_test: _ProcessUnderTest, timeout_s: flo
 
 def _node_arguments(config: NodeBenchConfig) -> list[str]:
     parameters = {'model': config.model, 'device': config.device,
-                  'precision': config.precision}
+                  'precision': config.precision, 'output_namespace': OUTPUT_NAMESPACE}
     if config.weights:
         parameters['weights'] = config.weights
     else:
         parameters['allow_untrained_weights'] = 'true'
-    return [item for name, value in parameters.items() for item in ('-p', f'{name}:={value}')]
+    remaps = [f'__node:={NODE_UNDER_TEST}'] + [f'{topic}:={INPUT_NAMESPACE}/{topic}'
+                                               for topic in INPUT_TOPICS]
+    return ([item for remap in remaps for item in ('-r', remap)]
+            + [item for name, value in parameters.items() for item in ('-p', f'{name}:={value}')])
+
+
+def _relay_arguments() -> list[str]:
+    return ['-p', f'input_namespace:={INPUT_NAMESPACE}', '-p',
+            f'output_namespace:={OUTPUT_NAMESPACE}']
 
 
 def _duration(config: NodeBenchConfig, rate_hz: float) -> float:
@@ -187,9 +214,9 @@ def _scan(rig: _Rig, under_test: _ProcessUnderTest, config: NodeBenchConfig,
     rows = []
     for rate in rates:
         progress(f'{under_test.log_path.stem} at {format_number(rate)} Hz')
-        run = run_at_rate(rig.player, rig.monitor, rate, _duration(config, rate), grace_s,
-                          under_test.process.pid)
-        rows.append(run.summary())
+        run = run_at_rate(rig.player, rig.monitor, rig.stamps, rate, _duration(config, rate),
+                          grace_s, under_test.process.pid)
+        rows.append({**run.summary(), 'node_inference_mean_ms': rig.node_inference_ms()})
         if stop_on_drops and run.drop_rate > config.max_drop_rate:
             break
     return rows
@@ -199,7 +226,7 @@ def _soak(rig: _Rig, under_test: _ProcessUnderTest, config: NodeBenchConfig, rat
           grace_s: float) -> dict:
     from stereo_derain_ros.bench.dds_rig import run_at_rate
 
-    run = run_at_rate(rig.player, rig.monitor, rate_hz, config.soak_s, grace_s,
+    run = run_at_rate(rig.player, rig.monitor, rig.stamps, rate_hz, config.soak_s, grace_s,
                       under_test.process.pid)
     settle_s = min(5.0, config.soak_s / 4)
     settled = [rss for t, rss in run.rss_mb if t >= settle_s]
@@ -217,13 +244,13 @@ def run_node_bench(config: NodeBenchConfig, machine: dict,
 
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 101)))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    progress('rendering the rainy sequence')
-    frames = rainy_stereo_sequence(config.width, config.height, config.frames)
+    progress('rendering a rainy stereo pair')
+    (left, right), = rainy_stereo_sequence(config.width, config.height, 1)
     progress('timing the engine alone')
-    engine = time_engine(config, frames)
+    engine = time_engine(config, left, right)
     rates = scan_rates(engine['median_ms'], config.rates_hz)
     grace_s = max(2.0, 5 * engine['median_ms'] / 1000.0)
-    rig = _Rig(frames)
+    rig = _Rig(left, right)
     try:
         with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-') as logs:
             node = _ProcessUnderTest('stereo_derain_ros.node', _node_arguments(config),
@@ -240,7 +267,7 @@ def run_node_bench(config: NodeBenchConfig, machine: dict,
             passing = [row['rate_hz'] for row in node_rows
                        if row['drop_rate'] <= config.max_drop_rate]
             relay_rates = passing or [node_rows[0]['rate_hz']]
-            relay = _ProcessUnderTest('stereo_derain_ros.bench.relay', [],
+            relay = _ProcessUnderTest('stereo_derain_ros.bench.relay', _relay_arguments(),
                                       Path(logs) / 'relay.log')
             try:
                 progress('starting the relay (transport floor)')
@@ -263,23 +290,27 @@ def run_node_bench(config: NodeBenchConfig, machine: dict,
 
 
 def summarise(result: dict) -> dict:
-    """Return the headline numbers: peak rate, latency and overhead at the lowest rate."""
+    """Return the headline numbers: peak rate, and latency split up at the lowest rate.
+
+    Overhead uses means throughout: the node's own inference mean (from its diagnostics, else
+    the engine timed alone) and the relay's mean latency at the same rate.
+    """
     settings = result['settings']
     node_rows, relay_rows = result['node_runs'], result['relay_runs']
     passing = [row for row in node_rows if row['drop_rate'] <= settings['max_drop_rate']]
     lowest = node_rows[0]
     floor = next((row for row in relay_rows if row['rate_hz'] == lowest['rate_hz']), None)
+    engine_ms = lowest.get('node_inference_mean_ms') or result['engine']['median_ms']
     overhead = None
-    if floor and lowest['latency_p50_ms'] is not None and floor['latency_p50_ms'] is not None:
-        overhead = (lowest['latency_p50_ms'] - result['engine']['median_ms']
-                    - floor['latency_p50_ms'])
+    if floor and lowest['latency_mean_ms'] is not None and floor['latency_mean_ms'] is not None:
+        overhead = lowest['latency_mean_ms'] - engine_ms - floor['latency_mean_ms']
     return {
         'model': settings['model'], 'size': f"{settings['width']}x{settings['height']}",
-        'engine_ms': result['engine']['median_ms'],
+        'engine_alone_ms': result['engine']['median_ms'], 'engine_in_node_ms': engine_ms,
         'peak_rate_hz': max((row['rate_hz'] for row in passing), default=None),
-        'rate_hz': lowest['rate_hz'],
+        'rate_hz': lowest['rate_hz'], 'latency_mean_ms': lowest['latency_mean_ms'],
         'latency_p50_ms': lowest['latency_p50_ms'], 'latency_p95_ms': lowest['latency_p95_ms'],
-        'transport_floor_ms': floor['latency_p50_ms'] if floor else None,
+        'transport_floor_ms': floor['latency_mean_ms'] if floor else None,
         'overhead_ms': overhead,
         'soak_rss_max_deviation_mb': result['soak']['rss_max_deviation_mb'],
     }
@@ -326,20 +357,21 @@ def node_markdown(result: dict) -> str:
     lines = ['# Node benchmark (`stereo-derain bench node`)', '',
              machine_block(result['machine']), '',
              f"Model `{summary['model']}` ({weights} weights), "
-             f"{summary['size']} rgb8 stereo sets (images + camera_info) from a pre-loaded "
-             f"sequence of {settings['frames']} rainy frames, published over DDS "
+             f"{summary['size']} rgb8 stereo sets (a pre-loaded rainy pair + camera_info, "
+             'fresh stamps per set), published over DDS '
              f"({result['ros']['rmw']}, localhost) by a player; a monitor matches outputs "
              'to inputs by header stamp. Rates scan upwards until drops exceed '
-             f"{settings['max_drop_rate']:.0%}. Engine alone on the same frames: "
+             f"{settings['max_drop_rate']:.0%}. Engine alone on the same pair: "
              f"{format_number(engine['median_ms'])} ms per pair (median, {engine['device']}, "
              f"{engine['precision']}). Player, monitor, node and relay share the machine's "
              'cores.', '',
              markdown_table(headers, table), '',
              f"- Peak rate with ≤ {settings['max_drop_rate']:.0%} drops: "
              f"{format_number(summary['peak_rate_hz'])} Hz",
-             f"- At {format_number(summary['rate_hz'])} Hz: node latency p50 "
-             f"{format_number(summary['latency_p50_ms'])} ms = engine "
-             f"{format_number(summary['engine_ms'])} ms + transport floor "
+             f"- At {format_number(summary['rate_hz'])} Hz: node latency mean "
+             f"{format_number(summary['latency_mean_ms'])} ms = engine in the node "
+             f"{format_number(summary['engine_in_node_ms'])} ms (its diagnostics) + transport "
+             f"floor (relay mean) "
              f"{format_number(summary['transport_floor_ms'])} ms + node overhead "
              f"{format_number(summary['overhead_ms'])} ms",
              '', '## Targets', '', targets_table(result['targets']), '']

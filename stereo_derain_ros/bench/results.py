@@ -36,7 +36,8 @@ def machine_block(machine: dict) -> str:
     gpu = machine.get('gpu') or 'none'
     lines = [
         f"- Machine: {machine['cpu']}, {machine['logical_cores']} logical cores "
-        f"({machine['physical_cores']} physical), {machine['memory_gb']} GB RAM, GPU: {gpu}",
+        f"({machine['physical_cores']} physical), {machine['memory_gb']} GB RAM, GPU: {gpu}; "
+        f"load average {machine['load_average_1m']} at the start",
         f"- Software: Python {machine['python']}, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), stereo_derain_ros {machine['package_version']}, "
         f"commit `{machine['git_commit']}`",

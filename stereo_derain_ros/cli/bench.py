@@ -93,8 +93,6 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
                              'them)')
     parser.add_argument('--size', type=_sizes,
                         help='WIDTHxHEIGHT of the stereo images (default 1280x720; quick 320x180)')
-    parser.add_argument('--frames', type=int,
-                        help='rainy frames pre-loaded and replayed in a loop (default 8; quick 4)')
     parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
     parser.add_argument('--precision', default='auto',
                         help='engine precision (default: %(default)s)')
@@ -234,7 +232,7 @@ def run_node(args: argparse.Namespace) -> int:
     (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
     config = NodeBenchConfig(
         model=args.model, weights=args.weights, width=width, height=height,
-        frames=args.frames or (4 if args.quick else 8), device=args.device,
+        device=args.device,
         precision=args.precision, rates_hz=args.rates,
         duration_s=args.duration or (4.0 if args.quick else 10.0),
         soak_s=args.soak or (20.0 if args.quick else 60.0))
