@@ -32,7 +32,7 @@ def stereo_derain(*args: str) -> subprocess.CompletedProcess:
 def models_results(tmp_path_factory) -> Path:
     out_dir = tmp_path_factory.mktemp('bench')
     result = stereo_derain('bench', 'models', '--quick', '--sizes', '64x32,128x32',
-                           '--models', 'bandnet', '--attention', 'banded,unbanded',
+                           '--models', 'bandnet,bandnet_mono', '--attention', 'banded',
                            '--warmup', '0', '--repeats', '1', '--threads', '1',
                            '--out-dir', str(out_dir))
     assert result.returncode == 0, result.stderr
@@ -47,9 +47,9 @@ def test_bench_models_writes_json_and_markdown(models_results):
         assert key in result['machine']
     assert result['machine']['command'].startswith('stereo-derain bench models --quick')
     rows = result['rows']
-    assert {(row['size'], row['attention']) for row in rows} == {
-        ('64x32', 'banded'), ('64x32', 'unbanded'), ('128x32', 'banded'),
-        ('128x32', 'unbanded')}
+    assert {(row['model'], row['size'], row['attention']) for row in rows} == {
+        ('bandnet', '64x32', 'banded'), ('bandnet', '128x32', 'banded'),
+        ('bandnet_mono', '64x32', 'none'), ('bandnet_mono', '128x32', 'none')}
     for row in rows:
         assert row['status'] == OK, row
         assert row['params'] > 0 and row['macs'] > 0
@@ -110,3 +110,43 @@ def test_bad_arguments_are_one_line_errors():
     bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
     assert bad_size.returncode == 2
     assert 'WIDTHxHEIGHT' in bad_size.stderr
+
+
+@pytest.mark.slow
+def test_bench_node_measures_node_and_relay_over_dds(tmp_path):
+    result = stereo_derain('bench', 'node', '--quick', '--size', '64x32', '--rates', '4',
+                           '--duration', '2', '--soak', '4', '--out-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    node = json.loads((tmp_path / 'node.json').read_text())
+    assert node['benchmark'] == 'node'
+    assert [row['rate_hz'] for row in node['node_runs']] == [4.0]
+    assert [row['rate_hz'] for row in node['relay_runs']] == [4.0]
+    for row in node['node_runs'] + node['relay_runs']:
+        assert row['sent'] == 10  # at least 10 sets per run, whatever the duration
+        assert row['received'] >= 1, row
+        assert 0 < row['latency_p50_ms'] <= row['latency_max_ms']
+        assert row['rss_max_mb'] > 0
+    assert node['soak']['rss_max_deviation_mb'] is not None
+    summary = node['summary']
+    for key in ('peak_rate_hz', 'latency_p50_ms', 'transport_floor_ms', 'overhead_ms'):
+        assert key in summary
+    assert summary['engine_in_node_ms'] > 0
+    assert any('measured at 64x32' in target['target'] for target in node['targets'])
+    assert 'relay (floor)' in (tmp_path / 'node.md').read_text()
+
+
+@pytest.mark.slow
+def test_bench_bag_compares_bag_tool_with_engine(tmp_path):
+    result = stereo_derain('bench', 'bag', '--quick', '--size', '64x32', '--pairs', '4',
+                           '--repeats', '1', '--out-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    bag = json.loads((tmp_path / 'bag.json').read_text())
+    assert bag['benchmark'] == 'bag'
+    assert bag['summary']['pairs'] == 4
+    assert [run['bag_pairs'] for run in bag['runs']] == [4]
+    assert bag['summary']['engine_pairs_per_s'] > 0 and bag['summary']['bag_pairs_per_s'] > 0
+    assert bag['summary']['ratio'] == pytest.approx(
+        bag['summary']['bag_pairs_per_s'] / bag['summary']['engine_pairs_per_s'])
+    section = generate_section(tmp_path)
+    assert 'pairs/s offline against' in section
+    assert 'Models**: not measured yet' in section
