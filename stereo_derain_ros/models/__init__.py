@@ -10,6 +10,7 @@ from stereo_derain_ros.models.registry import (
     count_macs,
     count_parameters,
     model_config,
+    model_description,
     model_name,
     register_model,
 )
@@ -22,9 +23,10 @@ __all__ = [
     'count_macs',
     'count_parameters',
     'model_config',
+    'model_description',
     'model_name',
     'register_model',
 ]
 
 # Importing the model modules registers them.
-from stereo_derain_ros.models import bandnet  # noqa: E402, F401, I001
+from stereo_derain_ros.models import apanet, bandnet, stereoirr  # noqa: E402, F401, I001

@@ -76,8 +76,10 @@ class Stage(nn.Module):
         return torch.cat(self.cross_view(*both.chunk(2)))
 
 
-@register_model('bandnet')
-@register_model('bandnet_mono', stereo=False)
+@register_model('bandnet', 'real-time default: NAFNet U-Net at 1/4-1/16 res, banded parallax '
+                'attention at 1/8 and 1/16')
+@register_model('bandnet_mono', 'bandnet without cross-view attention (monocular ablation)',
+                stereo=False)
 class BandNet(StereoDerainModel):
     @dataclass
     class Config:
@@ -90,8 +92,6 @@ class BandNet(StereoDerainModel):
         cross_view_levels: tuple[int, ...] = (1, 2)
         max_disparity: int | None = 192
 
-    description = ('real-time default: 1/4-res NAFNet U-Net, banded parallax attention at '
-                   '1/8 and 1/16')
 
     def __init__(self, config: Config) -> None:
         super().__init__()

@@ -13,13 +13,15 @@ import torch
 from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {}
+_DESCRIPTIONS: dict[str, str] = {}
 
 
-def register_model(name: str, **config_defaults: Any) -> Callable[[type], type]:
+def register_model(name: str, description: str = '',
+                   **config_defaults: Any) -> Callable[[type], type]:
     """Register a model class whose `Config` dataclass builds it, under `name`.
 
     `config_defaults` override the dataclass defaults for this name only, so an ablation is a
-    name plus a flag rather than a second class.
+    name plus a flag rather than a second class. `description` is the one line listings show.
     """
 
     def decorate(cls: type) -> type:
@@ -30,6 +32,7 @@ def register_model(name: str, **config_defaults: Any) -> Callable[[type], type]:
             raise ValueError(f'model name {name!r} is already registered')
         _check_fields(name, config_cls, config_defaults)
         _REGISTRY[name] = (cls, dict(config_defaults))
+        _DESCRIPTIONS[name] = description
         return cls
 
     return decorate
@@ -46,6 +49,11 @@ def _check_fields(name: str, config_cls: type, values: dict[str, Any]) -> None:
 def available_models() -> list[str]:
     """Return the registered model names, sorted."""
     return sorted(_REGISTRY)
+
+
+def model_description(name: str) -> str:
+    """Return the one-line description a model was registered with."""
+    return _DESCRIPTIONS[name]
 
 
 def build_model(name: str, **overrides: Any) -> nn.Module:

@@ -1,0 +1,48 @@
+"""`stereo-derain models`: list the registered networks with their size and cost."""
+
+import argparse
+
+from stereo_derain_ros.cli import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'models', help='list the deraining models with parameters and MACs per stereo pair')
+    parser.add_argument('--size', default='128x128', metavar='WxH',
+                        help='image size for the MAC count of one left + right pair '
+                             '(default: 128x128, the size papers report)')
+    parser.set_defaults(run=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse 'WxH' into (width, height) or raise CommandError saying what is expected."""
+    parts = text.lower().split('x')
+    if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise CommandError(f'--size must look like 640x360 (width x height), got {text!r}')
+    return int(parts[0]), int(parts[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    width, height = parse_size(args.size)
+    import torch
+
+    from stereo_derain_ros.models import (
+        available_models,
+        build_model,
+        count_macs,
+        count_parameters,
+        model_description,
+    )
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    print(f'{"model":<14} {"params":>9} {f"GMACs@{width}x{height}":>16}  description')
+    for name in available_models():
+        model = build_model(name).eval()
+        multiple = model.pad_multiple
+        padded_w, padded_h = (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
+        macs = count_macs(model, padded_h, padded_w)
+        print(f'{name:<14} {count_parameters(model) / 1e6:>8.2f}M {macs / 1e9:>16.2f}  '
+              f'{model_description(name)}')
+    print('MACs count one left + right pair (torch FLOP counter / 2), the size padded to each '
+          "model's multiple, at each model's default disparity band.")
+    return 0
