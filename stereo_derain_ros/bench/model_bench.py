@@ -14,7 +14,7 @@ from stereo_derain_ros.bench.results import format_number, machine_block, markdo
 REFERENCE_MODEL = 'apanet'
 DEFAULT_MODEL = 'bandnet'
 FULL_SIZES = ((640, 360), (1280, 360), (1242, 375), (1280, 720))
-QUICK_SIZES = ((320, 180), (640, 180))
+QUICK_SIZES = ((128, 64), (256, 64))
 GPU_DTYPES = ('fp32', 'fp16', 'bf16')
 NO_GPU = 'not measured (no GPU in this run)'
 MATMUL_SIDE = {'cpu': 2048, 'cuda': 8192}

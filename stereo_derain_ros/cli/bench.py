@@ -52,7 +52,7 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                         help='comma-separated registry names (default: all registered)')
     parser.add_argument('--sizes', type=_sizes,
                         help='comma-separated WIDTHxHEIGHT (default: 640x360,1280x360,1242x375,'
-                             '1280x720; --quick: 320x180,640x180)')
+                             '1280x720; --quick: 128x64,256x64)')
     parser.add_argument('--attention', type=_names, default=['banded', 'unbanded'],
                         help='attention modes for cross-view models (default: banded,unbanded)')
     parser.add_argument('--max-disparity', type=int, default=192,
@@ -64,7 +64,7 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--compile', choices=('off', 'on', 'both'),
                         help='torch.compile the model (default: off on CPU, both on CUDA)')
     parser.add_argument('--warmup', type=int, help='untimed runs per row (default 2; quick 1)')
-    parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 3)')
+    parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 2)')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
     parser.add_argument('--memory-limit-gb', type=float,
                         help='address-space cap per CPU row; a row above it "does not fit" '
@@ -193,7 +193,7 @@ def _model_config(args: argparse.Namespace):
         attention=args.attention, max_disparity=args.max_disparity, device=device,
         dtypes=dtypes, compile_modes=compile_modes,
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
-        repeats=args.repeats or (3 if args.quick else 5), threads=args.threads,
+        repeats=args.repeats or (2 if args.quick else 5), threads=args.threads,
         memory_limit_gb=memory_limit_gb, gpu_available=gpu)
 
 
