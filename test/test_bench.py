@@ -76,7 +76,7 @@ def test_oversized_row_is_reported_as_not_fitting():
 @pytest.mark.slow
 def test_report_round_trips_through_the_readme(models_results, tmp_path):
     section = generate_section(models_results)
-    assert 'bandnet (banded d=192)' in section
+    assert 'bandnet (banded d=24)' in section
     assert 'Node**: not measured yet' in section
     readme = tmp_path / 'README.md'
     readme.write_text(f'# Title\n\nintro\n\n{START_MARKER}\nold numbers\n{END_MARKER}\n\nrest\n')

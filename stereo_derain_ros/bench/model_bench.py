@@ -138,7 +138,9 @@ def evaluate_targets(rows: list[dict], machine: dict) -> list[dict]:
         targets.append(_target('apanet banded, 375×1242 KITTI frame ≤ 8 GB peak',
                                'not measured (size 1242x375 not in this run)', None))
     for row in rows:
-        if row['attention'] != 'banded' or row['status'] != OK:
+        # Doubling the width only costs ~2x once the band is narrower than the row.
+        if row['attention'] != 'banded' or row['status'] != OK or \
+                row['width'] < 2 * row['max_disparity']:
             continue
         doubled = next((other for other in rows if other['model'] == row['model']
                         and other['status'] == OK and other['width'] == 2 * row['width']
@@ -228,10 +230,12 @@ def models_markdown(result: dict) -> str:
             f"{row['vs_apanet']:.2f}×" if row.get('vs_apanet') else '—',
         ])
     settings = result['settings']
+    threads = settings['threads'] or f"torch default ({result['machine']['torch_threads']})"
     lines = ['# Model benchmark (`stereo-derain bench models`)', '',
              machine_block(result['machine']), '',
              f"Timing: {settings['warmup']} warm-up runs, median of {settings['repeats']} "
-             f"(CUDA events on GPU, wall clock on CPU); batch 1 stereo pair; sizes padded to each "
+             f"(CUDA events on GPU, wall clock on CPU), torch threads: {threads}; batch 1 stereo "
+             f"pair; sizes padded to each "
              f"model's multiple; untrained weights (speed does not depend on them). Peak memory: "
              f"process peak RSS on CPU (includes the ~0.3 GB Python + torch baseline), "
              f"`torch.cuda.max_memory_allocated` on GPU. Floor: MACs ÷ measured matmul "

@@ -55,8 +55,9 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                              '1280x720; --quick: 128x64,256x64)')
     parser.add_argument('--attention', type=_names, default=['banded', 'unbanded'],
                         help='attention modes for cross-view models (default: banded,unbanded)')
-    parser.add_argument('--max-disparity', type=int, default=192,
-                        help='band width in input pixels for banded rows (default: %(default)s)')
+    parser.add_argument('--max-disparity', type=int,
+                        help='band width in input pixels for banded rows (default 192, the '
+                             "models' own; quick 24, the same fraction of the narrow images)")
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='auto = cuda when available, else cpu (default: %(default)s)')
     parser.add_argument('--dtypes', type=_names,
@@ -65,7 +66,9 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                         help='torch.compile the model (default: off on CPU, both on CUDA)')
     parser.add_argument('--warmup', type=int, help='untimed runs per row (default 2; quick 1)')
     parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 2)')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch default; quick 1, which is '
+                             'steadier on shared cores)')
     parser.add_argument('--memory-limit-gb', type=float,
                         help='address-space cap per CPU row; a row above it "does not fit" '
                              '(default: 60%% of the memory available at start)')
@@ -190,10 +193,12 @@ def _model_config(args: argparse.Namespace):
     return ModelBenchConfig(
         models=models,
         sizes=args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES),
-        attention=args.attention, max_disparity=args.max_disparity, device=device,
+        attention=args.attention,
+        max_disparity=args.max_disparity or (24 if args.quick else 192), device=device,
         dtypes=dtypes, compile_modes=compile_modes,
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
-        repeats=args.repeats or (2 if args.quick else 5), threads=args.threads,
+        repeats=args.repeats or (2 if args.quick else 5),
+        threads=args.threads or (1 if args.quick and device == 'cpu' else None),
         memory_limit_gb=memory_limit_gb, gpu_available=gpu)
 
 
