@@ -34,6 +34,7 @@ class BagBenchConfig:
     precision: str = 'auto'
     repeats: int = 3
     preset: str = 'heavy'
+    threads: int | None = None
 
 
 def read_pairs(bag: Path) -> list[tuple]:
@@ -76,8 +77,12 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                   progress: Callable[[str], None] = lambda text: None) -> dict:
     """Make a rainy bag, then time the engine alone and the bag tool on it, alternating."""
     from stereo_derain_ros.bagio.synthetic import make_rain_bag, RainBagConfig
+    import torch
+
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
     runs = []
     with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-bag-') as folder:
         bag = Path(folder) / 'rain'
@@ -135,7 +140,8 @@ def bag_markdown(result: dict) -> str:
              f"derained by the bag tool (`derain_bag`, batches of {summary['batch_size']}, "
              f"model `{summary['model']}` on {summary['device']} {summary['precision']}), and the "
              'same decoded pairs go through `engine.derain_batch` alone with the same batches; '
-             'the two alternate, one engine serves both.', '',
+             'the two alternate, one engine serves both; torch threads: '
+             f"{settings['threads'] or 'torch default'}.", '',
              markdown_table(['repeat', 'engine pairs/s', 'bag pairs/s', 'bag ÷ engine'], table),
              '', '## Targets', '', targets_table(result['targets']), '']
     return '\n'.join(lines)

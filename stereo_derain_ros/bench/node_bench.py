@@ -54,6 +54,7 @@ class NodeBenchConfig:
     max_drop_rate: float = 0.05
     startup_timeout_s: float = 180.0
     engine_repeats: int = 5
+    threads: int | None = None
     engine_max_repeats: int = 30
     engine_seconds: float = 5.0
 
@@ -98,8 +99,12 @@ def node_processing_rate(rig: '_Rig', sets: int = 5) -> tuple[float, list[float]
 def time_engine(config: NodeBenchConfig, left, right) -> dict:
     """Time `engine.derain` on the benchmark pair, in this process, as the node calls it."""
     from stereo_derain_ros.bench.timing import median, time_call
+    import torch
+
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
     engine = DerainEngine(EngineConfig(
         model=config.model, weights=config.weights or None,
         allow_untrained=not config.weights, device=config.device, precision=config.precision))
@@ -164,9 +169,12 @@ class _Rig:
 class _ProcessUnderTest:
     """The node or relay in its own process, logging to a file, stopped with SIGINT."""
 
-    def __init__(self, module: str, ros_args: list[str], log_path: Path) -> None:
+    def __init__(self, module: str, ros_args: list[str], log_path: Path,
+                 threads: int | None = None) -> None:
         package_root = str(Path(__file__).resolve().parent.parent.parent)
         env = dict(os.environ)
+        if threads:
+            env['OMP_NUM_THREADS'] = str(threads)
         env['PYTHONPATH'] = os.pathsep.join(p for p in (package_root, env.get('PYTHONPATH'))
                                             if p)
         self.log_path = log_path
@@ -281,7 +289,7 @@ def run_node_bench(config: NodeBenchConfig, machine: dict,
     try:
         with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-') as logs:
             node = _ProcessUnderTest('stereo_derain_ros.node', _node_arguments(config),
-                                     Path(logs) / 'node.log')
+                                     Path(logs) / 'node.log', config.threads)
             try:
                 progress('starting the node')
                 _wait_until_flowing(rig, node, config.startup_timeout_s)
@@ -397,7 +405,7 @@ def node_markdown(result: dict) -> str:
              f"{settings['max_drop_rate']:.0%}. Engine alone on the same pair: "
              f"{format_number(engine['median_ms'])} ms per pair (median, {engine['device']}, "
              f"{engine['precision']}). Player, monitor, node and relay share the machine's "
-             'cores.', '',
+             f"cores; torch threads in the node: {settings['threads'] or 'torch default'}.", '',
              markdown_table(headers, table), '',
              f"- Peak rate with ≤ {settings['max_drop_rate']:.0%} drops: "
              f"{'≥ ' if summary['peak_is_lower_bound'] else ''}"

@@ -107,6 +107,9 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--soak', type=float,
                         help='seconds of the memory soak at 3x the processing rate '
                              '(default 60; quick 20)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads of the engine (default: torch default; quick 1, '
+                             'which is steadier on shared cores)')
     parser.set_defaults(run=run_node)
 
 
@@ -129,6 +132,9 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
                         help='engine precision (default: %(default)s)')
     parser.add_argument('--repeats', type=int,
                         help='alternating engine/bag passes (default 3; quick 2)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads of the engine (default: torch default; quick 1, '
+                             'which is steadier on shared cores)')
     parser.set_defaults(run=run_bag)
 
 
@@ -240,7 +246,8 @@ def run_node(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision, rates_hz=args.rates,
         duration_s=args.duration or (4.0 if args.quick else 10.0),
-        soak_s=args.soak or (20.0 if args.quick else 60.0))
+        soak_s=args.soak or (20.0 if args.quick else 60.0),
+        threads=args.threads or (1 if args.quick else None))
     machine = describe_machine()
     try:
         result = run_node_bench(config, machine, lambda text: print(f'bench node: {text}',
@@ -269,7 +276,8 @@ def run_bag(args: argparse.Namespace) -> int:
         model=args.model, weights=args.weights, width=width, height=height,
         pairs=args.pairs or (12 if args.quick else 20), batch_size=args.batch_size,
         device=args.device, precision=args.precision,
-        repeats=args.repeats or (2 if args.quick else 3))
+        repeats=args.repeats or (2 if args.quick else 3),
+        threads=args.threads or (1 if args.quick else None))
     machine = describe_machine()
     try:
         result = run_bag_bench(config, machine, lambda text: print(f'bench bag: {text}',
