@@ -76,9 +76,9 @@ def _bag_pass(engine, config: BagBenchConfig, bag: Path, output: Path) -> tuple[
 def run_bag_bench(config: BagBenchConfig, machine: dict,
                   progress: Callable[[str], None] = lambda text: None) -> dict:
     """Make a rainy bag, then time the engine alone and the bag tool on it, alternating."""
-    from stereo_derain_ros.bagio.synthetic import make_rain_bag, RainBagConfig
     import torch
 
+    from stereo_derain_ros.bagio.synthetic import make_rain_bag, RainBagConfig
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
     if config.threads:

@@ -98,9 +98,9 @@ def node_processing_rate(rig: '_Rig', sets: int = 5) -> tuple[float, list[float]
 
 def time_engine(config: NodeBenchConfig, left, right) -> dict:
     """Time `engine.derain` on the benchmark pair, in this process, as the node calls it."""
-    from stereo_derain_ros.bench.timing import median, time_call
     import torch
 
+    from stereo_derain_ros.bench.timing import median, time_call
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
     if config.threads:
