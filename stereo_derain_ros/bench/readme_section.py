@@ -74,9 +74,15 @@ def models_summary(result: dict) -> list[str]:
     table = markdown_table(['model', *[f'{size} ms/pair' for size in sizes]],
                            [[label, *[cells.get((label, size), '—') for size in sizes]]
                             for label in labels])
+    gaps = ', '.join(sorted({f"{item['device']} {item['dtype']}" for item in
+                             result.get('not_measured', [])}))
     lines = [f'**Models** ({device} {dtype}, median time per stereo pair, batch 1; in brackets: '
              f'time relative to {REFERENCE_MODEL} with the same attention). '
-             f'{_machine_line(result)}:', '', table, '']
+             f'{_machine_line(result)}, load average {result["machine"]["load_average_1m"]} at '
+             'the start:', '', table, '']
+    if gaps:
+        lines += [f'GPU rows ({gaps}, with and without torch.compile): not measured (no GPU in '
+                  'this run).', '']
     lines += headline_ratios(rows)
     return lines
 
@@ -91,15 +97,18 @@ def headline_ratios(rows: list[dict]) -> list[str]:
         published = measured.get((REFERENCE_MODEL, 'unbanded', size))
         banded = measured.get((REFERENCE_MODEL, 'banded', size))
         if ours and published:
-            lines.append(f'- {size}: {DEFAULT_MODEL} (banded) takes '
-                         f"{ours['median_ms'] / published['median_ms']:.2f}× the time of "
-                         f'{REFERENCE_MODEL} as published (unbanded).')
+            lines.append(f'- {size}: {DEFAULT_MODEL} (banded) is '
+                         f'{_speed(ours, published)} {REFERENCE_MODEL} as published (unbanded).')
         elif ours and banded:
             lines.append(f'- {size}: {REFERENCE_MODEL} unbanded does not fit; '
-                         f"{DEFAULT_MODEL} (banded) takes "
-                         f"{ours['median_ms'] / banded['median_ms']:.2f}× the time of "
+                         f'{DEFAULT_MODEL} (banded) is {_speed(ours, banded)} '
                          f'{REFERENCE_MODEL} banded.')
     return lines + ([''] if lines else [])
+
+
+def _speed(ours: dict, reference: dict) -> str:
+    ratio = reference['median_ms'] / ours['median_ms']
+    return f'{ratio:.1f}× faster than' if ratio >= 1 else f'{1 / ratio:.1f}× slower than'
 
 
 def node_summary(result: dict) -> list[str]:
