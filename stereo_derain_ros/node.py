@@ -21,6 +21,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -131,10 +132,13 @@ class StereoDerainNode(Node):
                  **node_kwargs) -> None:
         super().__init__(node_kwargs.pop('node_name', NODE_NAME), **node_kwargs)
         self._engine_factory = engine_factory
-        for name, default in parameter_defaults().items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=PARAMETER_DESCRIPTIONS[name],
-                read_only=name in READ_ONLY_PARAMETERS))
+        try:
+            for name, default in parameter_defaults().items():
+                self.declare_parameter(name, default, ParameterDescriptor(
+                    description=PARAMETER_DESCRIPTIONS[name],
+                    read_only=name in READ_ONLY_PARAMETERS))
+        except InvalidParameterTypeException as error:
+            raise NodeStartupError(f'invalid parameter type: {error}') from error
         try:
             self._params = validate_parameters(
                 {name: self.get_parameter(name).value for name in parameter_defaults()})
@@ -170,7 +174,7 @@ class StereoDerainNode(Node):
 
     def _create_topics(self) -> None:
         receive_group = ReentrantCallbackGroup()
-        self._process_group = MutuallyExclusiveCallbackGroup()
+        process_group = MutuallyExclusiveCallbackGroup()
         diagnostics_group = MutuallyExclusiveCallbackGroup()
         overrides = QoSOverridingOptions.with_default_policies()
         compressed = self._params.input_type == 'compressed'
@@ -203,10 +207,10 @@ class StereoDerainNode(Node):
         self._trigger = None
         if self._params.rate_hz > 0.0:
             self.create_timer(1.0 / self._params.rate_hz, self._process_newest,
-                              callback_group=self._process_group)
+                              callback_group=process_group)
         else:
             self._trigger = self.create_guard_condition(
-                self._process_newest, callback_group=self._process_group)
+                self._process_newest, callback_group=process_group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=diagnostics_group,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
 

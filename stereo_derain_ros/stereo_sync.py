@@ -81,7 +81,7 @@ class StereoSynchronizer:
     counted as dropped. A stamp older than the previous one on the same input (a bag loop, a
     restarted driver, `ros2 bag play` seeking) clears all queues, so sets never mix the two
     timelines. If no camera_info has arrived on a side for `camera_info_timeout_seconds` while
-    images flow, image pairs are completed without infos rather than not at all.
+    images keep arriving, image pairs are completed without infos rather than not at all.
     """
 
     def __init__(self, config: SyncConfig, clock: Callable[[], float] = time.monotonic) -> None:
@@ -90,8 +90,8 @@ class StereoSynchronizer:
         self._lock = threading.Lock()
         self._queues: list[OrderedDict[int, Any]] = [OrderedDict() for _ in range(4)]
         self._last_stamp: list[int | None] = [None] * 4
-        self._last_arrival: list[float | None] = [None] * 4
-        self._first_image_arrival: float | None = None
+        # Per camera_info input: when the first image arrived since that input's last info.
+        self._image_since_info: dict[int, float | None] = {LEFT_INFO: None, RIGHT_INFO: None}
         self._newest_set_stamp: int | None = None
         self._pending: StereoSet | None = None
         self._received = [0, 0, 0, 0]
@@ -111,9 +111,12 @@ class StereoSynchronizer:
         now = self._clock()
         with self._lock:
             self._received[index] += 1
-            self._last_arrival[index] = now
-            if index in (LEFT_IMAGE, RIGHT_IMAGE) and self._first_image_arrival is None:
-                self._first_image_arrival = now
+            if index in self._image_since_info:
+                self._image_since_info[index] = None
+            else:
+                for info_index, since in self._image_since_info.items():
+                    if since is None:
+                        self._image_since_info[info_index] = now
             result = AddResult.STORED
             last = self._last_stamp[index]
             if last is not None and stamp_ns < last:
@@ -160,11 +163,13 @@ class StereoSynchronizer:
         self._resets += 1
 
     def _info_absent_locked(self, index: int, now: float) -> bool:
-        timeout = self._config.camera_info_timeout_seconds
-        if self._first_image_arrival is None or now - self._first_image_arrival < timeout:
-            return False
-        last = self._last_arrival[index]
-        return last is None or now - last > timeout
+        """Images have kept arriving for longer than the timeout without this camera_info.
+
+        Measured from the first image after the last info, not from the last info itself, so a
+        slow camera (sets further apart than the timeout) is not mistaken for a missing info.
+        """
+        since = self._image_since_info[index]
+        return since is not None and now - since > self._config.camera_info_timeout_seconds
 
     def _match_locked(self, now: float) -> bool:
         required = [LEFT_IMAGE, RIGHT_IMAGE] + [

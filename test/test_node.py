@@ -356,11 +356,15 @@ def test_missing_or_corrupt_weights_fail_fast_with_a_clear_message(tmp_path, wei
     assert 'Traceback' not in result.stderr
 
 
-def test_invalid_start_up_parameter_fails_fast():
-    result = subprocess.run(node_command('-p', 'input_type:=h264', '-p', 'enable:=false'),
+@pytest.mark.parametrize('argument, expected', [
+    ('input_type:=h264', "input_type must be one of ('raw', 'compressed'), got 'h264'"),
+    ('tile_size:=large', 'invalid parameter type'),
+])
+def test_invalid_start_up_parameter_fails_fast(argument, expected):
+    result = subprocess.run(node_command('-p', argument, '-p', 'enable:=false'),
                             capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode != 0
-    assert "input_type must be one of ('raw', 'compressed'), got 'h264'" in result.stderr
+    assert expected in result.stderr and 'Traceback' not in result.stderr
 
 
 @pytest.mark.slow

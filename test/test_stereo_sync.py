@@ -207,3 +207,18 @@ def test_concurrent_producers_and_consumer_never_mix_stamps():
         assert {stamp for _, stamp in parts} == {stereo_set.stamp_ns}
     counters = sync.counters()
     assert counters.completed == len(taken) + counters.dropped
+
+
+def test_slow_camera_with_sets_further_apart_than_the_timeout_keeps_its_infos():
+    clock = FakeClock()
+    sync = StereoSynchronizer(SyncConfig(camera_info_timeout_seconds=2.0), clock=clock)
+    for stamp in range(1, 5):
+        clock.now += 5.0
+        sync.add(LEFT_IMAGE, stamp, 'l')
+        sync.add(RIGHT_IMAGE, stamp, 'r')
+        clock.now += 0.01
+        sync.add(LEFT_INFO, stamp, 'li')
+        assert sync.add(RIGHT_INFO, stamp, 'ri') is AddResult.COMPLETED
+        stereo_set = sync.take()
+        assert (stereo_set.left_info, stereo_set.right_info) == ('li', 'ri')
+    assert not sync.counters().info_timed_out

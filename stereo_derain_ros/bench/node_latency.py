@@ -4,8 +4,8 @@ The player publishes a pre-loaded stereo sequence (messages built once, only sta
 records when each stamp was sent; the monitor records when both derained views of a stamp
 arrived. Matching by header stamp is valid because the node copies input headers unchanged.
 Node overhead = end-to-end latency - engine time (the engine time is the node's own diagnostic
-mean over the same sets); the DDS transport floor is the same images through a plain
-publisher -> subscriber hop.
+mean over the same sets); the DDS transport floor is the same sets through a plain relay
+process, i.e. the same two publisher -> subscriber hops with no work in between.
 
 Run: `python -m stereo_derain_ros.bench.node_latency --sizes 640x360 1280x720 --sets 5`
 """
@@ -24,6 +24,7 @@ import numpy as np
 from stereo_derain_ros.image_codec import fill_image
 
 SECOND = 1_000_000_000
+WARM_UP_SETS = 2
 
 
 @dataclass
@@ -37,6 +38,7 @@ class LatencyResult:
     sets_received: int
     mean_ms: float
     p95_ms: float
+    median_ms: float
     engine_mean_ms: float | None = None
     node_internal_mean_ms: float | None = None
 
@@ -104,7 +106,7 @@ class StereoMonitor:
     """Record when both views of each stamp arrive on `<namespace>/{left,right}/image_rect`."""
 
     def __init__(self, node, namespace: str) -> None:
-        from rclpy.qos import qos_profile_sensor_data
+        from rclpy.qos import QoSProfile
         from sensor_msgs.msg import Image
 
         prefix = namespace.rstrip('/')
@@ -114,7 +116,7 @@ class StereoMonitor:
         for side in ('left', 'right'):
             node.create_subscription(
                 Image, f'{prefix}/{side}/image_rect',
-                lambda message, s=side: self._on_image(s, message), qos_profile_sensor_data)
+                lambda message, s=side: self._on_image(s, message), QoSProfile(depth=5))
 
     def _on_image(self, side: str, message) -> None:
         now = time.perf_counter()
@@ -136,22 +138,27 @@ class StereoMonitor:
 
 
 def ping(player: StereoPlayer, monitor: StereoMonitor, count: int, timeout: float,
-         first_stamp_ns: int = SECOND) -> None:
-    """Send one set at a time and wait for it, so no set waits behind another."""
+         first_stamp_ns: int = SECOND) -> list[int]:
+    """Send one set at a time and wait for it, so no set waits behind another; return stamps."""
+    stamps = []
     for index in range(count):
         stamp = first_stamp_ns + index * SECOND // 10
+        stamps.append(stamp)
         player.publish(stamp)
         deadline = time.monotonic() + timeout
         while not monitor.has(stamp) and time.monotonic() < deadline:
             time.sleep(0.001)
+    return stamps
 
 
 def summarise(label: str, left: np.ndarray, player: StereoPlayer, monitor: StereoMonitor,
-              skip_first: int = 1) -> LatencyResult:
-    latencies = monitor.latencies_ms(player.sent)[skip_first:]
+              stamps: list[int]) -> LatencyResult:
+    """Summarise the latencies of the sets sent with `stamps` (warm-up sets left out)."""
+    latencies = monitor.latencies_ms({s: player.sent[s] for s in stamps})
     values = np.array(latencies) if latencies else np.array([np.nan])
-    return LatencyResult(label, left.shape[1], left.shape[0], len(player.sent) - skip_first,
-                         len(latencies), float(values.mean()), float(np.percentile(values, 95)))
+    return LatencyResult(label, left.shape[1], left.shape[0], len(stamps), len(latencies),
+                         float(values.mean()), float(np.percentile(values, 95)),
+                         float(np.median(values)))
 
 
 class _Spinner:
@@ -173,6 +180,24 @@ class _Spinner:
         self.node.destroy_node()
 
 
+def connected(node, player: StereoPlayer, output_namespace: str) -> bool:
+    """Return whether the player's topics and the monitored outputs are all matched."""
+    return player.subscribers_matched() and all(
+        node.count_publishers(f'{output_namespace}/{side}/image_rect') > 0
+        for side in ('left', 'right'))
+
+
+def published_diagnostics(diagnostics: list[dict[str, str]], published: int,
+                          timeout: float = 10.0) -> dict[str, str] | None:
+    """Wait for a diagnostics report counting `published` sets and return it."""
+    def report():
+        return next((d for d in reversed(diagnostics)
+                     if d.get('published_sets') == str(published)), None)
+
+    wait_until(lambda: report() is not None, timeout)
+    return report()
+
+
 def wait_until(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -182,18 +207,51 @@ def wait_until(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int) -> LatencyResult:
-    """Return the latency of the same stereo images through one publisher -> subscriber hop."""
+def relay(input_namespace: str, output_namespace: str) -> None:
+    """Republish images and camera_info unchanged: the transport floor of a two-hop path."""
+    import rclpy
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import CameraInfo, Image
+
+    rclpy.init()
+    node = rclpy.create_node('bench_relay')
+    for side in ('left', 'right'):
+        for leaf, message_type in (('image_rect', Image), ('camera_info', CameraInfo)):
+            publisher = node.create_publisher(
+                message_type, f'{output_namespace}/{side}/{leaf}', QoSProfile(depth=5))
+            node.create_subscription(message_type, f'{input_namespace}/{side}/{leaf}',
+                                     publisher.publish, QoSProfile(depth=5))
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
+def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int,
+                            timeout: float) -> LatencyResult:
+    """Return the latency of the same sets through a plain relay process (two DDS hops).
+
+    The node path is player -> node -> monitor, two inter-process hops; a relay that republishes
+    each message as received gives the same hops with no work in between.
+    """
+    command = [sys.executable, '-m', 'stereo_derain_ros.bench.node_latency', '--relay',
+               '/bench_floor_in', '/bench_floor_out']
+    process = subprocess.Popen(command, env=os.environ.copy())
     spinner = _Spinner('bench_transport_floor')
     try:
-        player = StereoPlayer(spinner.node, '/bench_floor', left, right)
-        monitor = StereoMonitor(spinner.node, '/bench_floor')
-        wait_until(player.subscribers_matched, 20)
-        time.sleep(0.5)
-        ping(player, monitor, sets + 1, timeout=10)
-        return summarise('DDS hop', left, player, monitor)
+        player = StereoPlayer(spinner.node, '/bench_floor_in', left, right)
+        monitor = StereoMonitor(spinner.node, '/bench_floor_out')
+        if not wait_until(lambda: connected(spinner.node, player, '/bench_floor_out'), 60):
+            raise RuntimeError('the relay did not connect within 60 s')
+        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
+        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
+        return summarise('DDS relay', left, player, monitor, stamps)
     finally:
         spinner.close()
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list[str],
@@ -202,11 +260,12 @@ def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list
     from diagnostic_msgs.msg import DiagnosticArray
 
     command = [sys.executable, '-m', 'stereo_derain_ros.node', '--ros-args',
-               '-r', '__node:=bench_derain_node', '-r', 'left/image_rect:=/bench_in/left/image_rect',
-               '-r', 'left/camera_info:=/bench_in/left/camera_info',
-               '-r', 'right/image_rect:=/bench_in/right/image_rect',
-               '-r', 'right/camera_info:=/bench_in/right/camera_info',
-               '-p', 'output_namespace:=/bench_out', *node_args]
+               '-r', '__node:=bench_derain_node', '-p', 'output_namespace:=/bench_out']
+    for topic in ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info'):
+        # Large images over best-effort DDS get lost between processes (see docs/node.md).
+        command += ['-r', f'{topic}:=/bench_in/{topic}',
+                    '-p', f'qos_overrides./bench_in/{topic}.subscription.reliability:=reliable']
+    command += node_args
     process = subprocess.Popen(command, env=os.environ.copy())
     spinner = _Spinner('bench_node_latency')
     diagnostics: list[dict[str, str]] = []
@@ -220,18 +279,20 @@ def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list
         spinner.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
         player = StereoPlayer(spinner.node, '/bench_in', left, right)
         monitor = StereoMonitor(spinner.node, '/bench_out')
-        if not wait_until(player.subscribers_matched, 60):
-            raise RuntimeError('the node did not subscribe within 60 s (did it fail to start?)')
-        time.sleep(1.0)
-        ping(player, monitor, 1, timeout=timeout)
-        count_before = len(diagnostics)
-        ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
-        wait_until(lambda: len(diagnostics) > count_before + 1, 5)
-        result = summarise('node', left, player, monitor)
-        final = diagnostics[-1] if diagnostics else {}
-        if final.get('inference_latency_mean_ms', 'n/a') != 'n/a':
-            result.engine_mean_ms = float(final['inference_latency_mean_ms'])
-            result.node_internal_mean_ms = float(final['end_to_end_latency_mean_ms'])
+        if not wait_until(lambda: connected(spinner.node, player, '/bench_out'), 60):
+            raise RuntimeError('the node did not connect within 60 s (did it fail to start?)')
+        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
+        before = published_diagnostics(diagnostics, WARM_UP_SETS)
+        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
+        after = published_diagnostics(diagnostics, WARM_UP_SETS + sets)
+        result = summarise('node', left, player, monitor, stamps)
+        if before and after:
+            # The node reports running means; recover the means over the timed sets alone.
+            for key, field_name in (('inference_latency_mean_ms', 'engine_mean_ms'),
+                                    ('end_to_end_latency_mean_ms', 'node_internal_mean_ms')):
+                total = (float(after[key]) * (WARM_UP_SETS + sets)
+                         - float(before[key]) * WARM_UP_SETS)
+                setattr(result, field_name, total / sets)
         return result
     finally:
         spinner.close()
@@ -255,7 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--weights', default='', help='checkpoint; empty = untrained bandnet')
     parser.add_argument('--timeout', type=float, default=120.0, help='seconds to wait per set')
     parser.add_argument('--json', help='also write the results to this JSON file')
+    parser.add_argument('--relay', nargs=2, metavar=('IN', 'OUT'),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.relay:
+        relay(*args.relay)
+        return 0
 
     import rclpy
 
@@ -267,16 +333,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for width, height in args.sizes:
             left, right = synthetic_pair(width, height)
-            results.append(measure_transport_floor(left, right, args.sets))
+            results.append(measure_transport_floor(left, right, args.sets, args.timeout))
             results.append(measure_node(left, right, args.sets, node_args, args.timeout))
     finally:
         rclpy.try_shutdown()
-    print(f'{"measurement":<10} {"size":>10} {"sets":>5} {"e2e mean":>9} {"e2e p95":>9} '
-          f'{"engine":>9} {"overhead":>9} {"in-node":>9}  (ms)')
+    print(f'{"measurement":<10} {"size":>10} {"sets":>5} {"e2e mean":>9} {"median":>9} '
+          f'{"p95":>9} {"engine":>9} {"overhead":>9} {"in-node":>9}  (ms)')
     for r in results:
         optional = [r.engine_mean_ms, r.overhead_ms, r.node_internal_mean_ms]
         print(f'{r.label:<10} {f"{r.width}x{r.height}":>10} {r.sets_received:>5} '
-              f'{r.mean_ms:>9.1f} {r.p95_ms:>9.1f} '
+              f'{r.mean_ms:>9.1f} {r.median_ms:>9.1f} {r.p95_ms:>9.1f} '
               + ' '.join(f'{v:>9.1f}' if v is not None else f'{"-":>9}' for v in optional))
     if args.json:
         with open(args.json, 'w') as stream:

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="largest disparity in pixels (default: the model's)")
     parser.add_argument('--tile', type=parse_tile,
                         help='process in tiles of N or HxW pixels to bound memory')
+    parser.add_argument('--tile-overlap', type=int, default=32,
+                        help='pixels over which neighbouring tiles are blended (default 32)')
     parser.add_argument('--untrained', action='store_true',
                         help='run untrained weights (testing only)')
     parser.set_defaults(run=run)
@@ -105,7 +107,8 @@ def _build_engine(args: argparse.Namespace):
         config = EngineConfig(
             model=args.model, weights=None if args.weights is None else str(args.weights),
             allow_untrained=args.untrained, device=args.device, precision=args.precision,
-            max_disparity=args.max_disparity, tile=args.tile)
+            max_disparity=args.max_disparity, tile=args.tile,
+            tile_overlap=args.tile_overlap)
         return DerainEngine(config)
     except (CheckpointError, EngineError, MissingWeightsError, ValueError) as error:
         raise CommandError(str(error)) from error

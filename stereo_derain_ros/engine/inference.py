@@ -19,6 +19,8 @@ from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
     describe_pair,
     from_model_tensor,
+    host_array,
+    host_tensor,
     ImageLayout,
     pad_to_multiple,
     to_model_tensor,
@@ -162,9 +164,11 @@ class DerainEngine:
         with torch.inference_mode():
             left = to_model_tensor(self._upload('left', lefts), layout)
             right = to_model_tensor(self._upload('right', rights), layout)
-            out_left, out_right = self._run(left, right)
-            return (self._download('left', from_model_tensor(out_left, layout)),
-                    self._download('right', from_model_tensor(out_right, layout)))
+            outputs = dict(zip(('left', 'right'), self._run(left, right)))
+            left_out, right_out = (
+                host_array(self._download(name, from_model_tensor(images, layout)), layout)
+                for name, images in outputs.items())
+            return left_out, right_out
 
     def _run(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the model on N×3×H×W float views of any size: pad, (tile,) crop."""
@@ -195,20 +199,21 @@ class DerainEngine:
 
     def _upload(self, name: str, images: np.ndarray) -> torch.Tensor:
         """Move raw integer images to the device; on CUDA through a reused pinned buffer."""
-        host = torch.from_numpy(np.ascontiguousarray(images))
+        host = host_tensor(images)
         if not self._cuda:
             return host
         staging = self._staging_buffer(f'in_{name}', host)
         staging.copy_(host)
         return staging.to(self._device, non_blocking=True)
 
-    def _download(self, name: str, images: torch.Tensor) -> np.ndarray:
+    def _download(self, name: str, images: torch.Tensor) -> torch.Tensor:
+        """Bring results to the host; on CUDA through a reused pinned buffer, then copied out."""
         if not self._cuda:
-            return images.numpy()
+            return images
         staging = self._staging_buffer(f'out_{name}', images)
         staging.copy_(images, non_blocking=True)
         torch.cuda.current_stream(self._device).synchronize()
-        return staging.numpy().copy()
+        return staging.clone()
 
     def _staging_buffer(self, key: str, like: torch.Tensor) -> torch.Tensor:
         buffer = self._staging.get(key)

@@ -2,7 +2,8 @@
 
 Callers hold H×W or H×W×C arrays, uint8 or uint16, in RGB, BGR or mono order; models take float
 N×3×H×W RGB in [0, 1] with H and W multiples of `pad_multiple`. Integers travel to the device as
-they are (a quarter of the bytes of float32) and are scaled there.
+they are (a quarter of the bytes of float32) and are scaled there. uint16 travels as int16 bits,
+because CUDA kernels cover int16 everywhere but torch.uint16 only partly.
 """
 
 from dataclasses import dataclass
@@ -77,10 +78,23 @@ def describe_pair(left: np.ndarray, right: np.ndarray,
     return left_layout
 
 
+def host_tensor(images: np.ndarray) -> torch.Tensor:
+    """Wrap N×H×W(×C) uint8/uint16 images as a CPU tensor without copying (uint16 as int16)."""
+    images = np.ascontiguousarray(images)
+    if images.dtype == np.uint16:
+        images = images.view(np.int16)
+    return torch.from_numpy(images)
+
+
+def host_array(raw: torch.Tensor, layout: ImageLayout) -> np.ndarray:
+    """Return the numpy view of a CPU tensor from `from_model_tensor` in the caller's dtype."""
+    return raw.numpy().view(layout.dtype)
+
+
 def to_model_tensor(raw: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
-    """Turn raw N×H×W(×C) integer images (already on the device) into float N×3×H×W RGB."""
-    if raw.dtype == torch.uint16:
-        raw = raw.to(torch.int32)
+    """Turn raw N×H×W(×C) images from `host_tensor` (on any device) into float N×3×H×W RGB."""
+    if raw.dtype == torch.int16:
+        raw = raw.to(torch.int32).bitwise_and_(0xFFFF)
     images = raw.float().mul_(1.0 / layout.scale)
     if images.dim() == 3:
         images = images.unsqueeze(-1)
@@ -93,7 +107,10 @@ def to_model_tensor(raw: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
 
 
 def from_model_tensor(images: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
-    """Turn model output N×3×H×W back into N×H×W(×C) integers in the caller's layout."""
+    """Turn model output N×3×H×W into N×H×W(×C) integers in the caller's layout.
+
+    uint16 layouts come back as int16 bits; `host_array` views them as uint16 on the host.
+    """
     images = images.float()
     if layout.channel_order == 'mono':
         images = images.mean(dim=1, keepdim=True)
@@ -104,7 +121,7 @@ def from_model_tensor(images: torch.Tensor, layout: ImageLayout) -> torch.Tensor
     if len(layout.shape) == 2:
         images = images.squeeze(-1)
     if layout.dtype == np.uint16:
-        return images.to(torch.int32).to(torch.uint16)
+        return images.to(torch.int32).to(torch.int16)
     return images.to(torch.uint8)
 
 
