@@ -13,11 +13,12 @@ import sys
 from stereo_derain_ros import __version__
 
 SUBCOMMAND_MODULES = (
+    'bench',
     'demo',
+    'derain',
     'bag',
     'replay',
     'make_bag',
-    'derain',
     'models',
     'synth',
     'train',

@@ -1,0 +1,69 @@
+"""Write benchmark results as JSON (the record) and markdown (for people), side by side.
+
+Every results file starts with the machine and command that produced it, so a number copied
+out of context can still be traced back to how it was measured.
+"""
+
+import json
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+def format_number(value: float | int | None, digits: int = 3) -> str:
+    """Format a measurement compactly with `digits` significant digits; None reads as a dash."""
+    if value is None:
+        return '—'
+    if isinstance(value, int):
+        return f'{value:,}'
+    if value == 0:
+        return '0'
+    magnitude = abs(value)
+    if magnitude >= 10 ** digits:
+        return f'{value:,.0f}'
+    return f'{value:.{digits}g}' if magnitude >= 1e-3 else f'{value:.2e}'
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Return a GitHub markdown table; cells are already formatted strings."""
+    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '|'.join('---' for _ in headers) + '|']
+    lines += ['| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def machine_block(machine: dict) -> str:
+    """Return the markdown lines that say where, with what and how a result was produced."""
+    gpu = machine.get('gpu') or 'none'
+    lines = [
+        f"- Machine: {machine['cpu']}, {machine['logical_cores']} logical cores "
+        f"({machine['physical_cores']} physical), {machine['memory_gb']} GB RAM, GPU: {gpu}; "
+        f"load average {machine['load_average_1m']} at the start",
+        f"- Software: Python {machine['python']}, torch {machine['torch']} "
+        f"({machine['torch_threads']} threads), stereo_derain_ros {machine['package_version']}, "
+        f"commit `{machine['git_commit']}`",
+        f"- Command: `{machine['command']}`",
+        f"- Date: {machine['date_utc']}",
+    ]
+    return '\n'.join(lines)
+
+
+def write_results(result: dict, markdown: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write `<stem>.json` and `<stem>.md` into `out_dir`; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f'{stem}.json'
+    markdown_path = out_dir / f'{stem}.md'
+    json_path.write_text(json.dumps(result, indent=2, sort_keys=False) + '\n')
+    markdown_path.write_text(markdown.rstrip('\n') + '\n')
+    return json_path, markdown_path
+
+
+def load_results(path: Path) -> dict:
+    """Read a results JSON written by `write_results`, refusing other files with a clear error."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f'cannot read benchmark results {path}: {error}') from None
+    if not isinstance(result, dict) or result.get('schema_version') != SCHEMA_VERSION:
+        raise ValueError(f'{path} is not a stereo-derain benchmark result '
+                         f'(expected schema_version {SCHEMA_VERSION})')
+    return result

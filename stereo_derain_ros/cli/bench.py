@@ -1,0 +1,319 @@
+"""`stereo-derain bench models|report`: measure and publish the package's performance numbers."""
+
+import argparse
+from pathlib import Path
+
+from stereo_derain_ros.cli import CommandError
+
+DEFAULT_OUT_DIR = Path('docs/benchmarks')
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in text.split(','):
+        try:
+            width, height = (int(part) for part in item.lower().split('x'))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'bad size {item!r}: expected WIDTHxHEIGHT, e.g. 1280x720') from None
+        if width < 1 or height < 1:
+            raise argparse.ArgumentTypeError(f'bad size {item!r}: sides must be positive')
+        sizes.append((width, height))
+    return sizes
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(',') if name.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'bench', help='benchmark models, the node and bag processing; write results and README')
+    parser.set_defaults(run=lambda args: parser.print_help() or 2)
+    commands = parser.add_subparsers(title='benchmarks', metavar='BENCHMARK')
+    _register_models(commands)
+    _register_node(commands)
+    _register_bag(commands)
+    _register_report(commands)
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out-dir', type=Path, default=DEFAULT_OUT_DIR,
+                        help='folder for the JSON and markdown results (default: %(default)s)')
+    parser.add_argument('--quick', action='store_true',
+                        help='fewer sizes and repeats: finishes in a few minutes on 2 CPU cores')
+
+
+def _register_models(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'models', help='parameters, MACs, time and peak memory of every model, side by side')
+    _add_output(parser)
+    parser.add_argument('--models', type=_names,
+                        help='comma-separated registry names (default: all registered)')
+    parser.add_argument('--sizes', type=_sizes,
+                        help='comma-separated WIDTHxHEIGHT (default: 640x360,1280x360,1242x375,'
+                             '1280x720; --quick: 128x64,256x64)')
+    parser.add_argument('--attention', type=_names, default=['banded', 'unbanded'],
+                        help='attention modes for cross-view models (default: banded,unbanded)')
+    parser.add_argument('--max-disparity', type=int,
+                        help='band width in input pixels for banded rows (default 192, the '
+                             "models' own; quick 24, the same fraction of the narrow images)")
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                        help='auto = cuda when available, else cpu (default: %(default)s)')
+    parser.add_argument('--dtypes', type=_names,
+                        help='comma-separated fp32,fp16,bf16 (default: fp32 on CPU, all on CUDA)')
+    parser.add_argument('--compile', choices=('off', 'on', 'both'),
+                        help='torch.compile the model (default: off on CPU, both on CUDA)')
+    parser.add_argument('--warmup', type=int, help='untimed runs per row (default 2; quick 1)')
+    parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 2)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch default; quick 1, which is '
+                             'steadier on shared cores)')
+    parser.add_argument('--memory-limit-gb', type=float,
+                        help='address-space cap per CPU row; a row above it "does not fit" '
+                             '(default: 60%% of the memory available at start)')
+    parser.set_defaults(run=run_models)
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(item) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'bad rates {text!r}: expected Hz, e.g. 5,10,30') from None
+    if any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f'bad rates {text!r}: rates must be positive')
+    return rates
+
+
+def _register_node(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
+    _add_output(parser)
+    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
+    parser.add_argument('--weights', default='',
+                        help='checkpoint; default: untrained weights (speed does not depend on '
+                             'them)')
+    parser.add_argument('--size', type=_sizes,
+                        help='WIDTHxHEIGHT of the stereo images (default 1280x720; quick 320x180)')
+    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
+    parser.add_argument('--precision', default='auto',
+                        help='engine precision (default: %(default)s)')
+    parser.add_argument('--rates', type=_rates,
+                        help='comma-separated publish rates in Hz (default: around the engine '
+                             'rate, plus 5,10,30,60 where reachable)')
+    parser.add_argument('--duration', type=float,
+                        help='seconds per rate, at least 10 sets (default 10; quick 4)')
+    parser.add_argument('--soak', type=float,
+                        help='seconds of the memory soak at 3x the processing rate '
+                             '(default 60; quick 20)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads of the engine (default: torch default; quick 1, '
+                             'which is steadier on shared cores)')
+    parser.set_defaults(run=run_node)
+
+
+def _register_bag(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'bag', help='offline bag deraining throughput against the engine alone (same frames)')
+    _add_output(parser)
+    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
+    parser.add_argument('--weights', default='',
+                        help='checkpoint; default: untrained weights (speed does not depend on '
+                             'them)')
+    parser.add_argument('--size', type=_sizes,
+                        help='WIDTHxHEIGHT of the bag images (default 1280x720; quick 320x180)')
+    parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='pairs per engine call, as `stereo-derain bag` '
+                             '(default: %(default)s)')
+    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
+    parser.add_argument('--precision', default='auto',
+                        help='engine precision (default: %(default)s)')
+    parser.add_argument('--repeats', type=int,
+                        help='alternating engine/bag passes (default 3; quick 2)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads of the engine (default: torch default; quick 1, '
+                             'which is steadier on shared cores)')
+    parser.set_defaults(run=run_bag)
+
+
+def _register_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'report', help="regenerate the README's performance section from committed results")
+    parser.add_argument('--results-dir', type=Path, default=DEFAULT_OUT_DIR,
+                        help='folder holding models.json, node.json, bag.json '
+                             '(default: %(default)s)')
+    parser.add_argument('--readme', type=Path, default=Path('README.md'),
+                        help='file with the perf markers to rewrite (default: %(default)s)')
+    parser.add_argument('--check', action='store_true',
+                        help='only check that the README section is up to date (exit 1 if not)')
+    parser.add_argument('--print', dest='print_only', action='store_true',
+                        help='print the generated section instead of writing the README')
+    parser.set_defaults(run=run_report)
+
+
+def _model_config(args: argparse.Namespace):
+    import psutil
+    import torch
+
+    from stereo_derain_ros.bench.model_bench import (
+        FULL_SIZES,
+        GPU_DTYPES,
+        ModelBenchConfig,
+        QUICK_SIZES,
+    )
+    from stereo_derain_ros.bench.timing import TORCH_DTYPES
+    from stereo_derain_ros.models import available_models
+
+    gpu = torch.cuda.is_available()
+    if args.device == 'cuda' and not gpu:
+        raise CommandError('--device cuda: no CUDA device is visible to torch '
+                           f'{torch.__version__}; use --device cpu')
+    device = 'cuda' if args.device == 'auto' and gpu else args.device
+    device = 'cpu' if device == 'auto' else device
+    models = args.models or available_models()
+    unknown = [name for name in models if name not in available_models()]
+    if unknown:
+        raise CommandError(f'unknown model(s) {", ".join(unknown)}; available: '
+                           f'{", ".join(available_models())}')
+    dtypes = args.dtypes or (list(GPU_DTYPES) if device == 'cuda' else ['fp32'])
+    if any(dtype not in TORCH_DTYPES for dtype in dtypes):
+        raise CommandError(f'--dtypes {",".join(dtypes)}: expected some of '
+                           f'{", ".join(TORCH_DTYPES)}')
+    bad_modes = [mode for mode in args.attention if mode not in ('banded', 'unbanded')]
+    if bad_modes or not args.attention:
+        raise CommandError('--attention: expected banded, unbanded or banded,unbanded')
+    compile_choice = args.compile or ('both' if device == 'cuda' else 'off')
+    compile_modes = {'off': [False], 'on': [True], 'both': [False, True]}[compile_choice]
+    memory_limit_gb = args.memory_limit_gb
+    if memory_limit_gb is None:
+        memory_limit_gb = round(0.6 * psutil.virtual_memory().available / 2**30, 1)
+    if memory_limit_gb < 1.5:
+        raise CommandError(f'--memory-limit-gb {memory_limit_gb}: need at least 1.5 GB for '
+                           'Python and torch alone')
+    for name in ('warmup', 'repeats', 'threads'):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name != 'warmup' else 0):
+            raise CommandError(f'--{name} {value}: must be positive')
+    return ModelBenchConfig(
+        models=models,
+        sizes=args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES),
+        attention=args.attention,
+        max_disparity=args.max_disparity or (24 if args.quick else 192), device=device,
+        dtypes=dtypes, compile_modes=compile_modes,
+        warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
+        repeats=args.repeats or (2 if args.quick else 5),
+        threads=args.threads or (1 if args.quick and device == 'cpu' else None),
+        memory_limit_gb=memory_limit_gb, gpu_available=gpu)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from stereo_derain_ros.bench.machine import describe_machine
+    from stereo_derain_ros.bench.model_bench import models_markdown, plan_rows, run_model_bench
+    from stereo_derain_ros.bench.results import write_results
+
+    config = _model_config(args)
+    machine = describe_machine()
+    with tqdm(total=len(plan_rows(config)), desc='bench models', unit='row') as progress:
+        def on_row(row: dict) -> None:
+            progress.set_postfix_str(f"{row['model']} {row['attention']} {row['size']}: "
+                                     f"{row['status']}")
+            progress.update()
+
+        result = run_model_bench(config, machine, on_row)
+    json_path, markdown_path = write_results(result, models_markdown(result), args.out_dir,
+                                             'models')
+    print(f'wrote {json_path} and {markdown_path}')
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bench.machine import describe_machine
+    from stereo_derain_ros.bench.node_bench import (
+        node_markdown,
+        NodeBenchConfig,
+        NodeBenchError,
+        run_node_bench,
+    )
+    from stereo_derain_ros.bench.results import write_results
+
+    (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
+    config = NodeBenchConfig(
+        model=args.model, weights=args.weights, width=width, height=height,
+        device=args.device,
+        precision=args.precision, rates_hz=args.rates,
+        duration_s=args.duration or (4.0 if args.quick else 10.0),
+        soak_s=args.soak or (20.0 if args.quick else 60.0),
+        threads=args.threads or (1 if args.quick else None))
+    machine = describe_machine()
+    try:
+        result = run_node_bench(config, machine, lambda text: print(f'bench node: {text}',
+                                                                    flush=True))
+    except NodeBenchError as error:
+        raise CommandError(str(error)) from None
+    except ValueError as error:
+        raise CommandError(f'bench node: {error}') from None
+    json_path, markdown_path = write_results(result, node_markdown(result), args.out_dir, 'node')
+    print(f'wrote {json_path} and {markdown_path}')
+    return 0
+
+
+def run_bag(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bagio import BagError
+    from stereo_derain_ros.bench.bag_bench import bag_markdown, BagBenchConfig, run_bag_bench
+    from stereo_derain_ros.bench.machine import describe_machine
+    from stereo_derain_ros.bench.results import write_results
+
+    (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
+    for name in ('pairs', 'repeats', 'batch_size'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    config = BagBenchConfig(
+        model=args.model, weights=args.weights, width=width, height=height,
+        pairs=args.pairs or (12 if args.quick else 20), batch_size=args.batch_size,
+        device=args.device, precision=args.precision,
+        repeats=args.repeats or (2 if args.quick else 3),
+        threads=args.threads or (1 if args.quick else None))
+    machine = describe_machine()
+    try:
+        result = run_bag_bench(config, machine, lambda text: print(f'bench bag: {text}',
+                                                                   flush=True))
+    except (BagError, ValueError) as error:
+        raise CommandError(f'bench bag: {error}') from None
+    json_path, markdown_path = write_results(result, bag_markdown(result), args.out_dir, 'bag')
+    print(f'wrote {json_path} and {markdown_path}')
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bench.readme_section import (
+        generate_section,
+        ReadmeSectionError,
+        replace_section,
+    )
+
+    try:
+        section = generate_section(args.results_dir)
+        if args.print_only:
+            print(section)
+            return 0
+        if not args.readme.is_file():
+            raise CommandError(f'{args.readme} not found; pass --readme PATH')
+        text = args.readme.read_text()
+        updated = replace_section(text, section)
+    except (ReadmeSectionError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    if args.check:
+        if updated != text:
+            print(f'{args.readme}: performance section is out of date; run '
+                  '`stereo-derain bench report`')
+            return 1
+        print(f'{args.readme}: performance section is up to date')
+        return 0
+    args.readme.write_text(updated)
+    print(f'rewrote the performance section of {args.readme}')
+    return 0

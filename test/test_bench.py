@@ -1,0 +1,152 @@
+"""`stereo-derain bench`: each benchmark runs for real at a tiny size and writes what it claims."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
+from stereo_derain_ros.bench.readme_section import (
+    END_MARKER,
+    extract_section,
+    generate_section,
+    ReadmeSectionError,
+    replace_section,
+    START_MARKER,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def stereo_derain(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI from this checkout as a user would."""
+    return subprocess.run([sys.executable, '-m', 'stereo_derain_ros', *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
+
+
+@pytest.fixture(scope='module')
+def models_results(tmp_path_factory) -> Path:
+    out_dir = tmp_path_factory.mktemp('bench')
+    result = stereo_derain('bench', 'models', '--quick', '--sizes', '64x32,128x32',
+                           '--models', 'bandnet,bandnet_mono', '--attention', 'banded',
+                           '--warmup', '0', '--repeats', '1', '--threads', '1',
+                           '--out-dir', str(out_dir))
+    assert result.returncode == 0, result.stderr
+    return out_dir
+
+
+@pytest.mark.slow
+def test_bench_models_writes_json_and_markdown(models_results):
+    result = json.loads((models_results / 'models.json').read_text())
+    assert result['benchmark'] == 'models'
+    for key in ('cpu', 'logical_cores', 'torch', 'git_commit', 'command', 'date_utc'):
+        assert key in result['machine']
+    assert result['machine']['command'].startswith('stereo-derain bench models --quick')
+    rows = result['rows']
+    assert {(row['model'], row['size'], row['attention']) for row in rows} == {
+        ('bandnet', '64x32', 'banded'), ('bandnet', '128x32', 'banded'),
+        ('bandnet_mono', '64x32', 'none'), ('bandnet_mono', '128x32', 'none')}
+    for row in rows:
+        assert row['status'] == OK, row
+        assert row['params'] > 0 and row['macs'] > 0
+        assert row['median_ms'] > 0 and row['peak_memory_mb'] > 0
+        assert 0 < row['floor_ms']
+        assert row['vs_apanet'] is None  # apanet was not part of this run
+    assert result['matmul_throughput']['fp32']['macs_per_s'] > 0
+    assert any('doubling width 64→128' in target['target'] for target in result['targets'])
+    if not result['machine']['gpu']:
+        assert {item['dtype'] for item in result['not_measured']} == {'fp32', 'fp16', 'bf16'}
+    markdown = (models_results / 'models.md').read_text()
+    assert result['machine']['command'] in markdown
+    assert 'not measured (no GPU in this run)' in markdown or result['machine']['gpu']
+
+
+def test_oversized_row_is_reported_as_not_fitting():
+    spec = {'device': 'cpu', 'dtype': 'fp32', 'size': 40_000, 'warmup': 0, 'repeats': 1}
+    outcome = run_isolated('stereo_derain_ros.bench.timing:matmul_throughput', spec,
+                           memory_limit_bytes=3 * 2**30, timeout_s=120)
+    assert outcome['status'] == OUT_OF_MEMORY
+    assert 'allocate' in outcome['error']
+
+
+@pytest.mark.slow
+def test_report_round_trips_through_the_readme(models_results, tmp_path):
+    section = generate_section(models_results)
+    assert 'bandnet (banded d=24)' in section
+    assert 'Node**: not measured yet' in section
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# Title\n\nintro\n\n{START_MARKER}\nold numbers\n{END_MARKER}\n\nrest\n')
+    written = stereo_derain('bench', 'report', '--results-dir', str(models_results),
+                            '--readme', str(readme))
+    assert written.returncode == 0, written.stderr
+    text = readme.read_text()
+    assert extract_section(text) == section
+    assert text.startswith('# Title\n\nintro\n\n') and text.endswith('\n\nrest\n')
+    assert replace_section(text, section) == text
+    check = stereo_derain('bench', 'report', '--results-dir', str(models_results), '--readme',
+                          str(readme), '--check')
+    assert check.returncode == 0, check.stdout
+    readme.write_text(text.replace('bandnet (banded', 'bandnet (edited'))
+    stale = stereo_derain('bench', 'report', '--results-dir', str(models_results), '--readme',
+                          str(readme), '--check')
+    assert stale.returncode == 1
+    assert 'out of date' in stale.stdout
+
+
+def test_readme_without_markers_is_refused():
+    with pytest.raises(ReadmeSectionError, match='perf:start'):
+        replace_section('# README without a performance section\n', 'numbers')
+
+
+def test_bad_arguments_are_one_line_errors():
+    unknown = stereo_derain('bench', 'models', '--models', 'nosuchnet', '--out-dir', '/tmp/x')
+    assert unknown.returncode == 2
+    assert 'unknown model(s) nosuchnet' in unknown.stderr
+    assert 'Traceback' not in unknown.stderr
+    bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
+    assert bad_size.returncode == 2
+    assert 'WIDTHxHEIGHT' in bad_size.stderr
+
+
+@pytest.mark.slow
+def test_bench_node_measures_node_and_relay_over_dds(tmp_path):
+    result = stereo_derain('bench', 'node', '--quick', '--size', '64x32', '--rates', '4',
+                           '--duration', '2', '--soak', '4', '--out-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    node = json.loads((tmp_path / 'node.json').read_text())
+    assert node['benchmark'] == 'node'
+    assert [row['rate_hz'] for row in node['node_runs']] == [4.0]
+    assert [row['rate_hz'] for row in node['relay_runs']] == [4.0]
+    for row in node['node_runs'] + node['relay_runs']:
+        assert row['sent'] == 10  # at least 10 sets per run, whatever the duration
+        assert row['received'] >= 1, row
+        assert 0 < row['latency_p50_ms'] <= row['latency_max_ms']
+        assert row['rss_max_mb'] > 0
+    assert node['soak']['rss_max_deviation_mb'] is not None
+    summary = node['summary']
+    for key in ('peak_rate_hz', 'latency_p50_ms', 'transport_floor_ms', 'overhead_ms'):
+        assert key in summary
+    assert summary['engine_in_node_ms'] > 0
+    assert any('measured at 64x32' in target['target'] for target in node['targets'])
+    assert 'relay (floor)' in (tmp_path / 'node.md').read_text()
+
+
+@pytest.mark.slow
+def test_bench_bag_compares_bag_tool_with_engine(tmp_path):
+    result = stereo_derain('bench', 'bag', '--quick', '--size', '64x32', '--pairs', '4',
+                           '--repeats', '1', '--out-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    bag = json.loads((tmp_path / 'bag.json').read_text())
+    assert bag['benchmark'] == 'bag'
+    assert bag['summary']['pairs'] == 4
+    assert [run['bag_pairs'] for run in bag['runs']] == [4]
+    assert bag['summary']['engine_pairs_per_s'] > 0 and bag['summary']['bag_pairs_per_s'] > 0
+    assert bag['summary']['ratio'] == pytest.approx(
+        bag['summary']['bag_pairs_per_s'] / bag['summary']['engine_pairs_per_s'])
+    section = generate_section(tmp_path)
+    assert 'pairs/s offline against' in section
+    assert 'Models**: not measured yet' in section
