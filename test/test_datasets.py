@@ -272,7 +272,11 @@ def test_synth_writes_apanet_layout_that_the_readers_read_back(tmp_path, capsys)
 
 
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
-    assert cli_main(['synth', str(tmp_path), '--count', '1', '--size', 'big']) == 2
-    assert '--size must look like' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(['synth', str(tmp_path), '--count', '1', '--size', 'big'])
+    assert "size must be WIDTHxHEIGHT with positive sides, e.g. 640x360, got 'big'" in (
+        capsys.readouterr().err)
+    assert cli_main(['synth', str(tmp_path), '--count', '1', '--size', '8x8']) == 2
+    assert '--size must be at least 16x16, got 8x8' in capsys.readouterr().err
     assert cli_main(['synth', str(tmp_path)]) == 2
     assert 'needs OUT and --count' in capsys.readouterr().err

@@ -272,4 +272,5 @@ def test_models_command_lists_every_model():
 def test_models_command_rejects_a_bad_size():
     result = run_cli('--size', '640by360')
     assert result.returncode == 2
-    assert "--size must look like 640x360 (width x height), got '640by360'" in result.stderr
+    assert "size must be WIDTHxHEIGHT with positive sides, e.g. 640x360, got '640by360'" in (
+        result.stderr)

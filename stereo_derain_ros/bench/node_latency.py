@@ -1,4 +1,4 @@
-"""Node latency: a stereo player, an output monitor, and the node-overhead measurement.
+"""Node latency probes: a stereo player and an output monitor, used by `stereo-derain bench node`.
 
 The player publishes a pre-loaded stereo sequence (messages built once, only stamps change) and
 records when each stamp was sent; the monitor records when both derained views of a stamp
@@ -6,16 +6,9 @@ arrived. Matching by header stamp is valid because the node copies input headers
 Node overhead = end-to-end latency - engine time (the engine time is the node's own diagnostic
 mean over the same sets); the DDS transport floor is the same sets through a plain relay
 process, i.e. the same two publisher -> subscriber hops with no work in between.
-
-Run: `python -m stereo_derain_ros.bench.node_latency --sizes 640x360 1280x720 --sets 5`
 """
 
-import argparse
 from dataclasses import dataclass
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,7 +17,6 @@ import numpy as np
 from stereo_derain_ros.image_codec import fill_image
 
 SECOND = 1_000_000_000
-WARM_UP_SETS = 2
 
 
 @dataclass
@@ -161,43 +153,6 @@ def summarise(label: str, left: np.ndarray, player: StereoPlayer, monitor: Stere
                          float(np.median(values)))
 
 
-class _Spinner:
-    """A helper node spun in a background thread."""
-
-    def __init__(self, name: str) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.node = rclpy.create_node(name)
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._executor.shutdown()
-        self._thread.join(timeout=5)
-        self.node.destroy_node()
-
-
-def connected(node, player: StereoPlayer, output_namespace: str) -> bool:
-    """Return whether the player's topics and the monitored outputs are all matched."""
-    return player.subscribers_matched() and all(
-        node.count_publishers(f'{output_namespace}/{side}/image_rect') > 0
-        for side in ('left', 'right'))
-
-
-def published_diagnostics(diagnostics: list[dict[str, str]], published: int,
-                          timeout: float = 10.0) -> dict[str, str] | None:
-    """Wait for a diagnostics report counting `published` sets and return it."""
-    def report():
-        return next((d for d in reversed(diagnostics)
-                     if d.get('published_sets') == str(published)), None)
-
-    wait_until(lambda: report() is not None, timeout)
-    return report()
-
-
 def wait_until(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -205,151 +160,3 @@ def wait_until(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
-
-
-def relay(input_namespace: str, output_namespace: str) -> None:
-    """Republish images and camera_info unchanged: the transport floor of a two-hop path."""
-    import rclpy
-    from rclpy.qos import QoSProfile
-    from sensor_msgs.msg import CameraInfo, Image
-
-    rclpy.init()
-    node = rclpy.create_node('bench_relay')
-    for side in ('left', 'right'):
-        for leaf, message_type in (('image_rect', Image), ('camera_info', CameraInfo)):
-            publisher = node.create_publisher(
-                message_type, f'{output_namespace}/{side}/{leaf}', QoSProfile(depth=5))
-            node.create_subscription(message_type, f'{input_namespace}/{side}/{leaf}',
-                                     publisher.publish, QoSProfile(depth=5))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-
-
-def measure_transport_floor(left: np.ndarray, right: np.ndarray, sets: int,
-                            timeout: float) -> LatencyResult:
-    """Return the latency of the same sets through a plain relay process (two DDS hops).
-
-    The node path is player -> node -> monitor, two inter-process hops; a relay that republishes
-    each message as received gives the same hops with no work in between.
-    """
-    command = [sys.executable, '-m', 'stereo_derain_ros.bench.node_latency', '--relay',
-               '/bench_floor_in', '/bench_floor_out']
-    process = subprocess.Popen(command, env=os.environ.copy())
-    spinner = _Spinner('bench_transport_floor')
-    try:
-        player = StereoPlayer(spinner.node, '/bench_floor_in', left, right)
-        monitor = StereoMonitor(spinner.node, '/bench_floor_out')
-        if not wait_until(lambda: connected(spinner.node, player, '/bench_floor_out'), 60):
-            raise RuntimeError('the relay did not connect within 60 s')
-        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
-        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
-        return summarise('DDS relay', left, player, monitor, stamps)
-    finally:
-        spinner.close()
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def measure_node(left: np.ndarray, right: np.ndarray, sets: int, node_args: list[str],
-                 timeout: float) -> LatencyResult:
-    """Start the node in its own process and measure player -> node -> monitor latency."""
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    command = [sys.executable, '-m', 'stereo_derain_ros.node', '--ros-args',
-               '-r', '__node:=bench_derain_node', '-p', 'output_namespace:=/bench_out']
-    for topic in ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info'):
-        # Large images over best-effort DDS get lost between processes (see docs/node.md).
-        command += ['-r', f'{topic}:=/bench_in/{topic}',
-                    '-p', f'qos_overrides./bench_in/{topic}.subscription.reliability:=reliable']
-    command += node_args
-    process = subprocess.Popen(command, env=os.environ.copy())
-    spinner = _Spinner('bench_node_latency')
-    diagnostics: list[dict[str, str]] = []
-
-    def on_diagnostics(message) -> None:
-        for status in message.status:
-            if 'bench_derain_node' in status.name:
-                diagnostics.append({kv.key: kv.value for kv in status.values})
-
-    try:
-        spinner.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
-        player = StereoPlayer(spinner.node, '/bench_in', left, right)
-        monitor = StereoMonitor(spinner.node, '/bench_out')
-        if not wait_until(lambda: connected(spinner.node, player, '/bench_out'), 60):
-            raise RuntimeError('the node did not connect within 60 s (did it fail to start?)')
-        ping(player, monitor, WARM_UP_SETS, timeout=timeout)
-        before = published_diagnostics(diagnostics, WARM_UP_SETS)
-        stamps = ping(player, monitor, sets, timeout=timeout, first_stamp_ns=100 * SECOND)
-        after = published_diagnostics(diagnostics, WARM_UP_SETS + sets)
-        result = summarise('node', left, player, monitor, stamps)
-        if before and after:
-            # The node reports running means; recover the means over the timed sets alone.
-            for key, field_name in (('inference_latency_mean_ms', 'engine_mean_ms'),
-                                    ('end_to_end_latency_mean_ms', 'node_internal_mean_ms')):
-                total = (float(after[key]) * (WARM_UP_SETS + sets)
-                         - float(before[key]) * WARM_UP_SETS)
-                setattr(result, field_name, total / sets)
-        return result
-    finally:
-        spinner.close()
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must be WIDTHxHEIGHT, got {text!r}') from None
-    return width, height
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sizes', nargs='+', type=parse_size, default=[(640, 360), (1280, 720)])
-    parser.add_argument('--sets', type=int, default=5, help='timed sets per size')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--weights', default='', help='checkpoint; empty = untrained bandnet')
-    parser.add_argument('--timeout', type=float, default=120.0, help='seconds to wait per set')
-    parser.add_argument('--json', help='also write the results to this JSON file')
-    parser.add_argument('--relay', nargs=2, metavar=('IN', 'OUT'),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.relay:
-        relay(*args.relay)
-        return 0
-
-    import rclpy
-
-    node_args = ['-p', f'device:={args.device}']
-    node_args += (['-p', f'weights:={args.weights}'] if args.weights
-                  else ['-p', 'allow_untrained_weights:=true'])
-    rclpy.init()
-    results = []
-    try:
-        for width, height in args.sizes:
-            left, right = synthetic_pair(width, height)
-            results.append(measure_transport_floor(left, right, args.sets, args.timeout))
-            results.append(measure_node(left, right, args.sets, node_args, args.timeout))
-    finally:
-        rclpy.try_shutdown()
-    print(f'{"measurement":<10} {"size":>10} {"sets":>5} {"e2e mean":>9} {"median":>9} '
-          f'{"p95":>9} {"engine":>9} {"overhead":>9} {"in-node":>9}  (ms)')
-    for r in results:
-        optional = [r.engine_mean_ms, r.overhead_ms, r.node_internal_mean_ms]
-        print(f'{r.label:<10} {f"{r.width}x{r.height}":>10} {r.sets_received:>5} '
-              f'{r.mean_ms:>9.1f} {r.median_ms:>9.1f} {r.p95_ms:>9.1f} '
-              + ' '.join(f'{v:>9.1f}' if v is not None else f'{"-":>9}' for v in optional))
-    if args.json:
-        with open(args.json, 'w') as stream:
-            json.dump([{**r.__dict__, 'overhead_ms': r.overhead_ms} for r in results], stream,
-                      indent=2)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -4,22 +4,9 @@ import argparse
 from pathlib import Path
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.arguments import parse_sizes
 
 DEFAULT_OUT_DIR = Path('docs/benchmarks')
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in text.split(','):
-        try:
-            width, height = (int(part) for part in item.lower().split('x'))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f'bad size {item!r}: expected WIDTHxHEIGHT, e.g. 1280x720') from None
-        if width < 1 or height < 1:
-            raise argparse.ArgumentTypeError(f'bad size {item!r}: sides must be positive')
-        sizes.append((width, height))
-    return sizes
 
 
 def _names(text: str) -> list[str]:
@@ -50,7 +37,7 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
     _add_output(parser)
     parser.add_argument('--models', type=_names,
                         help='comma-separated registry names (default: all registered)')
-    parser.add_argument('--sizes', type=_sizes,
+    parser.add_argument('--sizes', type=parse_sizes,
                         help='comma-separated WIDTHxHEIGHT (default: 640x360,1280x360,1242x375,'
                              '1280x720; --quick: 128x64,256x64)')
     parser.add_argument('--attention', type=_names, default=['banded', 'unbanded'],
@@ -94,7 +81,7 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', default='',
                         help='checkpoint; default: untrained weights (speed does not depend on '
                              'them)')
-    parser.add_argument('--size', type=_sizes,
+    parser.add_argument('--size', type=parse_sizes,
                         help='WIDTHxHEIGHT of the stereo images (default 1280x720; quick 320x180)')
     parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
     parser.add_argument('--precision', default='auto',
@@ -121,7 +108,7 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--weights', default='',
                         help='checkpoint; default: untrained weights (speed does not depend on '
                              'them)')
-    parser.add_argument('--size', type=_sizes,
+    parser.add_argument('--size', type=parse_sizes,
                         help='WIDTHxHEIGHT of the bag images (default 1280x720; quick 320x180)')
     parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
     parser.add_argument('--batch-size', type=int, default=4,

@@ -3,7 +3,7 @@
 import argparse
 
 from stereo_derain_ros.cli import CommandError
-from stereo_derain_ros.cli.make_bag import parse_size
+from stereo_derain_ros.cli.arguments import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,16 +3,7 @@
 import argparse
 
 from stereo_derain_ros.cli import CommandError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse WxH (e.g. 640x360)."""
-    try:
-        width, height = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must be WIDTHxHEIGHT, e.g. 640x360, got {text!r}'
-                                         ) from None
-    return width, height
+from stereo_derain_ros.cli.arguments import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

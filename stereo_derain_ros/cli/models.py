@@ -2,28 +2,20 @@
 
 import argparse
 
-from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.arguments import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'models', help='list the deraining models with parameters and MACs per stereo pair')
-    parser.add_argument('--size', default='128x128', metavar='WxH',
+    parser.add_argument('--size', type=parse_size, default=(128, 128), metavar='WxH',
                         help='image size for the MAC count of one left + right pair '
                              '(default: 128x128, the size papers report)')
     parser.set_defaults(run=run)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse 'WxH' into (width, height) or raise CommandError saying what is expected."""
-    parts = text.lower().split('x')
-    if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise CommandError(f'--size must look like 640x360 (width x height), got {text!r}')
-    return int(parts[0]), int(parts[1])
-
-
 def run(args: argparse.Namespace) -> int:
-    width, height = parse_size(args.size)
+    width, height = args.size
     import torch
 
     from stereo_derain_ros.models import (

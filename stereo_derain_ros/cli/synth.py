@@ -5,6 +5,8 @@ from pathlib import Path
 import shlex
 import sys
 
+from stereo_derain_ros.cli.arguments import parse_size
+
 PRESET_CHOICES = ('light', 'medium', 'heavy', 'torrential', 'random')
 MODE_FRACTIONS = {'particle': 0.0, 'layered': 1.0, 'mixed': 0.3}
 SOURCE_CHOICES = {'procedural': ('procedural',), 'motorcycle': ('motorcycle',),
@@ -24,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--seed', type=int, default=None,
                         help='base seed (default: 0 for training, 10**9 for testing, so '
                              'held-out pairs never repeat training pairs)')
-    parser.add_argument('--size', default='512x256', help='WxH of each pair (default 512x256)')
+    parser.add_argument('--size', type=parse_size, default=(512, 256), metavar='WxH',
+                        help='size of each pair (default 512x256)')
     parser.add_argument('--split', choices=('testing', 'training'), default='testing')
     parser.add_argument('--source', choices=tuple(SOURCE_CHOICES), default='mixed',
                         help='clean scenes: procedural, the Middlebury motorcycle, or both')
@@ -35,19 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--contact-sheet', type=Path, metavar='PNG',
                         help='instead, write a contact sheet of all presets to PNG')
     parser.set_defaults(run=run)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Return (width, height) from 'WxH'."""
-    from stereo_derain_ros.cli import CommandError
-
-    try:
-        width, height = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise CommandError(f'--size must look like 512x256 (WxH), got {text!r}') from None
-    if width < 16 or height < 16:
-        raise CommandError(f'--size must be at least 16x16, got {text!r}')
-    return width, height
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError('synth needs OUT and --count N (or --contact-sheet PNG)')
     if args.count < 1:
         raise CommandError(f'--count must be >= 1, got {args.count}')
-    width, height = parse_size(args.size)
+    width, height = args.size
+    if width < 16 or height < 16:
+        raise CommandError(f'--size must be at least 16x16, got {width}x{height}')
     split_dir = args.out / args.split
     if split_dir.exists() and any(split_dir.iterdir()):
         raise CommandError(f'{split_dir} already holds files; choose an empty OUT or another '
