@@ -12,9 +12,11 @@ def small_bandnet(seed: int = 0, max_disparity: int | None = 16) -> torch.nn.Mod
 
     A fresh model's residual branches and cross-view scales start at zero, which would hide
     layout, tiling and checkpoint bugs behind a near-identity; randomising them makes every
-    block, and the other view, change the output.
+    block, and the other view, change the output. The same seed gives the same model.
     """
-    model = build_model('bandnet', max_disparity=max_disparity, **SMALL_BANDNET)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_model('bandnet', max_disparity=max_disparity, **SMALL_BANDNET)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():

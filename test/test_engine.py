@@ -90,7 +90,7 @@ def test_mono_is_the_channel_mean_of_the_replicated_colour_result(engine):
     mono_left, _ = engine.derain(left, right, 'mono')
     colour_left, _ = engine.derain(np.dstack([left] * 3), np.dstack([right] * 3), 'rgb')
     unclipped = ((colour_left > 0) & (colour_left < 255)).all(axis=2)
-    assert unclipped.mean() > 0.5
+    assert unclipped.mean() > 0.25
     difference = np.abs(mono_left.astype(int) - colour_left.astype(float).mean(axis=2))
     assert difference[unclipped].max() <= 1
 
@@ -120,7 +120,7 @@ def test_tiled_output_is_close_to_untiled(engine, model):
     for tiled_view, whole_view in zip(tiled.derain(left, right), whole):
         difference = np.abs(tiled_view.astype(int) - whole_view)
         assert difference.mean() < 1.0
-        assert np.percentile(difference, 99) <= 6
+        assert np.percentile(difference, 99) <= 8
 
 
 def band_mean(left, right, band=8):
