@@ -18,7 +18,8 @@ so only the topology is the paper's; every internal below is this package's choi
   - Dual-view mutual attention (DMA) sits between every pair of consecutive stages (after each
     stage but the last), at that stage's resolution.
 - DMA: each view is the key for the other, giving two attention maps. Per view, n = LN(x) (channel
-  LayerNorm), q = Wq n, k = Wk n, v = Wv x (1x1 convs, shared by both views). The left view
+  LayerNorm), q = Wq n, k = Wk n, v = Wv x (1x1 convs, shared by both views; Wk has no bias,
+  since q . b is the same for every key of a query and softmax ignores it). The left view
   reads softmax(q_L k_R^T / sqrt(C)) v_R, the right view softmax(q_R k_L^T / sqrt(C)) v_L, row by
   row along the epipolar lines and under the non-negative-disparity band of `parallax.py` (so
   `set_max_disparity` bounds cost); the read goes through a 1x1 Wo and a zero-initialised
