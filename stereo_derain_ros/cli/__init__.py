@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     'demo',
     'derain',
     'models',
+    'synth',
     'train',
     'evaluate',
     'heldout',

@@ -13,6 +13,8 @@ from stereo_derain_ros.rain.render import RainSample, render_rain
 from stereo_derain_ros.rain.scene import motorcycle_scene, StereoScene
 
 SCENE_SOURCES = ('procedural', 'motorcycle')
+# One real pair cannot carry a dataset alone; procedural scenes give the variety.
+DEFAULT_SOURCE_WEIGHTS = {'procedural': 0.8, 'motorcycle': 0.2}
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class SyntheticRainConfig:
     crop_height: int = 128
     crop_width: int = 256
     sources: tuple[str, ...] = SCENE_SOURCES
-    source_weights: tuple[float, ...] | None = (0.8, 0.2)
+    source_weights: tuple[float, ...] | None = None  # None: DEFAULT_SOURCE_WEIGHTS
     presets: tuple[str, ...] | None = None  # None: fully randomised rain parameters
     layered_fraction: float = 0.3
     flip_swap: bool = True
@@ -68,7 +70,8 @@ def draw_scene(rng: np.random.Generator, source: str, width: int, height: int) -
 def synthesize(config: SyntheticRainConfig, seed: int) -> RainSample:
     """Return the rendered (not yet augmented) sample for a seed."""
     rng = np.random.default_rng(seed)
-    source = str(rng.choice(config.sources, p=_normalised(config.source_weights)))
+    weights = config.source_weights or tuple(DEFAULT_SOURCE_WEIGHTS[s] for s in config.sources)
+    source = str(rng.choice(config.sources, p=_normalised(weights)))
     scene = draw_scene(rng, source, config.crop_width, config.crop_height)
     if config.presets:
         params = rain_params(str(rng.choice(config.presets)))
@@ -81,9 +84,7 @@ def synthesize(config: SyntheticRainConfig, seed: int) -> RainSample:
     return render_rain(scene, params, render_seed)
 
 
-def _normalised(weights: tuple[float, ...] | None) -> np.ndarray | None:
-    if weights is None:
-        return None
+def _normalised(weights: tuple[float, ...]) -> np.ndarray:
     weights = np.asarray(weights, dtype=float)
     return weights / weights.sum()
 

@@ -128,4 +128,4 @@ def render_layered_rain(scene: StereoScene, params: RainParams, seed: int,
                       clean_left=scene.left, clean_right=scene.right,
                       alpha_left=outputs[0][1], alpha_right=outputs[1][1],
                       disparity_left=scene.disparity_left, disparity_right=scene.disparity_right,
-                      params=params)
+                      params=params, mode='layered', scene_source=scene.source)

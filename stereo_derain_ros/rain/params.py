@@ -25,7 +25,7 @@ class RainParams:
     aperture_m: float = 0.002
     gain: float = 12.0
     drop_brightness: float = 0.5
-    veil_scale: float = 20.0
+    veil_scale: float = 6.0
     lens_drops: int = 0
     noise_sigma: float = 0.0
     depth_bins: int = 12
@@ -49,14 +49,14 @@ class RainParams:
 
 
 PRESETS: dict[str, RainParams] = {
-    'light': RainParams(rain_rate_mm_h=2.5, exposure_s=1 / 100, wind_mps=(0.5, 0.0), gain=8.0,
-                        drop_brightness=0.4, veil_scale=10.0),
+    'light': RainParams(rain_rate_mm_h=2.5, exposure_s=1 / 100, wind_mps=(0.5, 0.0), gain=10.0,
+                        drop_brightness=0.4, veil_scale=3.0),
     'medium': RainParams(rain_rate_mm_h=10.0, exposure_s=1 / 60, wind_mps=(1.0, 0.0), gain=12.0,
-                         drop_brightness=0.5, veil_scale=20.0),
+                         drop_brightness=0.5, veil_scale=6.0),
     'heavy': RainParams(rain_rate_mm_h=30.0, exposure_s=1 / 40, wind_mps=(2.0, 0.0), gain=16.0,
-                        drop_brightness=0.6, veil_scale=30.0, max_drops=30000),
+                        drop_brightness=0.6, veil_scale=10.0, max_drops=30000),
     'torrential': RainParams(rain_rate_mm_h=80.0, exposure_s=1 / 30, wind_mps=(3.0, 0.0),
-                             gain=22.0, drop_brightness=0.7, veil_scale=40.0, max_drops=40000),
+                             gain=22.0, drop_brightness=0.7, veil_scale=15.0, max_drops=40000),
 }
 
 
@@ -87,7 +87,7 @@ def random_rain_params(rng: np.random.Generator) -> RainParams:
         aperture_m=float(rng.uniform(0.0, 0.004)),
         gain=float(rng.uniform(6.0, 14.0) * (1.0 + severity)),
         drop_brightness=float(rng.uniform(0.2, 0.8)),
-        veil_scale=float(rng.uniform(0.0, 50.0)),
+        veil_scale=float(rng.uniform(0.0, 20.0)),
         lens_drops=int(rng.choice([0, 0, 0, 2, 5])),
         noise_sigma=float(rng.choice([0.0, rng.uniform(0.0, 0.02)])),
     )

@@ -36,6 +36,8 @@ class RainSample:
     disparity_right: np.ndarray
     params: RainParams
     drops: DropPopulation | None = None
+    mode: str = 'particle'
+    scene_source: str = ''
 
 
 def scene_camera(scene: StereoScene) -> StereoCamera:
@@ -86,7 +88,7 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
                       alpha_left=outputs['left'][1].astype(np.float32),
                       alpha_right=outputs['right'][1].astype(np.float32),
                       disparity_left=scene.disparity_left, disparity_right=scene.disparity_right,
-                      params=params, drops=drops)
+                      params=params, drops=drops, scene_source=scene.source)
 
 
 def rain_radiances(clean: tuple[np.ndarray, np.ndarray],

@@ -1,0 +1,130 @@
+"""`stereo-derain synth`: write a synthetic stereo rain dataset in APANet's folder layout."""
+
+import argparse
+from pathlib import Path
+import shlex
+import sys
+
+PRESET_CHOICES = ('light', 'medium', 'heavy', 'torrential', 'random')
+MODE_FRACTIONS = {'particle': 0.0, 'layered': 1.0, 'mixed': 0.3}
+SOURCE_CHOICES = {'procedural': ('procedural',), 'motorcycle': ('motorcycle',),
+                  'mixed': ('procedural', 'motorcycle')}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'synth', help='write a synthetic stereo rain dataset (APANet layout + disparity)',
+        description='Render stereo-consistent rain into procedural and real clean scenes and '
+                    'write OUT/SPLIT/{rain_left,rain_right,gt_left,gt_right,disparity} plus '
+                    'OUT/synth.json. Sample i uses seed S + i.')
+    parser.add_argument('out', nargs='?', type=Path, help='output dataset folder')
+    parser.add_argument('--count', type=int, help='number of stereo pairs to write')
+    parser.add_argument('--preset', choices=PRESET_CHOICES, default='random',
+                        help='rain preset, or random for training-style randomisation')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='base seed (default: 0 for training, 10**9 for testing, so '
+                             'held-out pairs never repeat training pairs)')
+    parser.add_argument('--size', default='512x256', help='WxH of each pair (default 512x256)')
+    parser.add_argument('--split', choices=('testing', 'training'), default='testing')
+    parser.add_argument('--source', choices=tuple(SOURCE_CHOICES), default='mixed',
+                        help='clean scenes: procedural, the Middlebury motorcycle, or both')
+    parser.add_argument('--mode', choices=tuple(MODE_FRACTIONS), default='mixed',
+                        help='particle renderer, layered planes, or a 70/30 mix')
+    parser.add_argument('--disparity-format', choices=('npy', 'png'), default='npy',
+                        help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown')
+    parser.add_argument('--contact-sheet', type=Path, metavar='PNG',
+                        help='instead, write a contact sheet of all presets to PNG')
+    parser.set_defaults(run=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Return (width, height) from 'WxH'."""
+    from stereo_derain_ros.cli import CommandError
+
+    try:
+        width, height = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise CommandError(f'--size must look like 512x256 (WxH), got {text!r}') from None
+    if width < 16 or height < 16:
+        raise CommandError(f'--size must be at least 16x16, got {text!r}')
+    return width, height
+
+
+def run(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.cli import CommandError
+
+    if args.contact_sheet is not None:
+        from stereo_derain_ros.rain.contact_sheet import write_contact_sheet
+
+        path = write_contact_sheet(args.contact_sheet, seed=args.seed or 0)
+        print(f'wrote {path}')
+        return 0
+    if args.out is None or args.count is None:
+        raise CommandError('synth needs OUT and --count N (or --contact-sheet PNG)')
+    if args.count < 1:
+        raise CommandError(f'--count must be >= 1, got {args.count}')
+    width, height = parse_size(args.size)
+    split_dir = args.out / args.split
+    if split_dir.exists() and any(split_dir.iterdir()):
+        raise CommandError(f'{split_dir} already holds files; choose an empty OUT or another '
+                           f'--split')
+    return write_dataset(args, width, height)
+
+
+def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
+    import json
+
+    import cv2
+    from tqdm import tqdm
+
+    from stereo_derain_ros.cli import CommandError
+    from stereo_derain_ros.data import HELD_OUT_BASE_SEED
+    from stereo_derain_ros.data.folders import LAYOUT_FOLDERS, write_disparity
+    from stereo_derain_ros.data.synthetic import synthesize, SyntheticRainConfig
+
+    cv2.setNumThreads(1)
+    base_seed = args.seed if args.seed is not None else (
+        HELD_OUT_BASE_SEED if args.split == 'testing' else 0)
+    try:
+        config = SyntheticRainConfig(
+            crop_height=height, crop_width=width, sources=SOURCE_CHOICES[args.source],
+            presets=None if args.preset == 'random' else (args.preset,),
+            layered_fraction=MODE_FRACTIONS[args.mode])
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    split_dir = args.out / args.split
+    folders = dict(zip(('rainy_left', 'rainy_right', 'clean_left', 'clean_right'),
+                       LAYOUT_FOLDERS['apanet']))
+    for folder in (*folders.values(), 'disparity'):
+        (split_dir / folder).mkdir(parents=True, exist_ok=True)
+    records = []
+    for index in tqdm(range(args.count), desc='synth', unit='pair'):
+        seed = base_seed + index
+        try:
+            sample = synthesize(config, seed)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        name = f'{index:06d}'
+        for role, folder in folders.items():
+            image = getattr(sample, role)
+            cv2.imwrite(str(split_dir / folder / f'{name}.png'),
+                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        write_disparity(split_dir / 'disparity' / f'{name}.{args.disparity_format}',
+                        sample.disparity_left)
+        records.append({'name': name, 'seed': seed, 'scene': sample.scene_source,
+                        'mode': sample.mode, 'params': sample.params.to_dict()})
+    split_record = {
+        'command': shlex.join(['stereo-derain', *sys.argv[1:]]) if sys.argv else '',
+        'layout': 'apanet', 'split': args.split, 'count': args.count,
+        'size': [width, height], 'preset': args.preset, 'mode': args.mode,
+        'source': args.source, 'base_seed': base_seed,
+        'disparity': f'{args.split}/disparity/NAME.{args.disparity_format} (left view, px)',
+        'samples': records,
+    }
+    # One manifest per dataset, one entry per split, so a training split can join a testing one.
+    manifest_path = args.out / 'synth.json'
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest[args.split] = split_record
+    manifest_path.write_text(json.dumps(manifest, indent=1) + '\n')
+    print(f'wrote {args.count} pairs to {split_dir}')
+    return 0
