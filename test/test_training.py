@@ -144,3 +144,22 @@ def test_ddp_two_gloo_processes_hold_identical_weights(tmp_path):
         changed += not torch.equal(value, initial[name])
     assert changed > 0
     assert (tmp_path / 'run' / 'last.safetensors').exists()
+
+
+def test_init_starts_from_a_checkpoint_and_keeps_its_recipe(tmp_path):
+    torch.set_num_threads(1)
+    train_pool, val_pool = _pools()
+    first = train(_config(steps=3), Runtime(out=tmp_path / 'first', progress=False), train_pool,
+                  val_pool)
+    checkpoint = str(tmp_path / 'first' / 'last.safetensors')
+    config = _config(steps=1, lr=1e-12, warmup=0, init=checkpoint,
+                     init_recipe={'steps': 3})
+    tuned = train(config, Runtime(out=tmp_path / 'tuned', progress=False), train_pool, val_pool)
+    for name, value in first.model.state_dict().items():
+        assert torch.allclose(value, tuned.model.state_dict()[name], atol=1e-6), name
+    _, metadata = load_checkpoint(tmp_path / 'tuned' / 'last.safetensors')
+    assert metadata['recipe']['init'] == checkpoint
+    assert metadata['recipe']['init_recipe'] == {'steps': 3}
+    with pytest.raises(ValueError, match='holds model'):
+        train(_config(model='bandnet_mono', init=checkpoint),
+              Runtime(out=tmp_path / 'wrong', progress=False), train_pool, val_pool)

@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--checkpoint-every', type=int, default=200)
     parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
                         help='model config override, e.g. width=16 (repeatable)')
+    parser.add_argument('--init', default=None, metavar='CHECKPOINT',
+                        help="start from these weights (fine-tuning); the checkpoint's own "
+                             'recipe is kept in the new recipe as init_recipe')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--amp', action='store_true',
                         help='bf16 mixed precision (CUDA only; ignored on CPU)')
@@ -107,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         if (args.out / CHECKPOINT_NAME).exists():
             raise CommandError(f'{args.out} already holds a run; pass --resume to continue it '
                                'or choose another --out')
+        try:
+            init_recipe = recipe_of_run(Path(args.init)) if args.init else None
+        except CheckpointError as error:
+            raise CommandError(f'cannot start from --init: {error}') from None
         config = TrainConfig(
             model=args.model, steps=args.steps or 4000, batch=args.batch,
             crop_schedule=args.crop_schedule or args.crop or '96', lr=args.lr,
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
             val_every=args.val_every, val_samples=args.val_samples,
             checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp,
-            model_args=_model_args(args.model_arg))
+            model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe)
     try:
         config.validate()
         from stereo_derain_ros.models import available_models

@@ -65,6 +65,9 @@ class TrainConfig:
     model_args: dict = field(default_factory=dict)
     # [step, old total, new total] for every resume that changed the total number of steps.
     steps_changes: list = field(default_factory=list)
+    # Checkpoint whose weights start the run (fine-tuning), and that checkpoint's own recipe.
+    init: str | None = None
+    init_recipe: dict | None = None
 
     def validate(self) -> None:
         if self.steps <= 0 or self.batch <= 0:
@@ -218,6 +221,12 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
     checkpoint_path = out / CHECKPOINT_NAME
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.model_args)
+    if config.init and not resume:
+        state_dict, metadata = load_checkpoint(config.init)
+        if metadata['model'] != config.model:
+            raise ValueError(f'--init {config.init} holds model {metadata["model"]!r}, not '
+                             f'{config.model!r}')
+        model.load_state_dict(state_dict)
     optimizer = _make_optimizer(config, model)
     start_step, wall_before = 0, 0.0
     if resume:
