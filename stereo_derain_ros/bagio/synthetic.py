@@ -103,37 +103,6 @@ def calibration_for(scene) -> StereoCalibration:
                              doffs_px=camera.doffs_px)
 
 
-class _RainAnimation:
-    """Frame t of rain falling through one scene: the population is advanced, not resampled."""
-
-    def __init__(self, scene, preset: str, seed: int) -> None:
-        from stereo_derain_ros.rain.params import rain_params
-        from stereo_derain_ros.rain.particles import sample_drops
-        from stereo_derain_ros.rain.render import scene_camera
-
-        try:
-            self.params = rain_params(preset)
-        except ValueError as error:
-            raise BagError(str(error)) from None
-        self.scene = scene
-        self.depths = scene.depth('left'), scene.depth('right')
-        rng = np.random.default_rng(seed)
-        max_depth = float(max(depth.max() for depth in self.depths))
-        self.drops = sample_drops(rng, scene_camera(scene), self.params, max_depth)
-        self.lens_seeds = rng.integers(0, 2 ** 63, size=2)
-        self.noise_rng_seed = int(rng.integers(0, 2 ** 63))
-
-    def frame(self, index: int, t_seconds: float) -> tuple[np.ndarray, np.ndarray]:
-        """Return the rainy (left, right) at time t; lens drops stay put, sensor noise does not."""
-        from stereo_derain_ros.rain.render import render_drops
-
-        noise_seeds = np.random.default_rng([self.noise_rng_seed, index]).integers(
-            0, 2 ** 63, size=2)
-        sample = render_drops(self.scene, self.params, self.drops, self.drops.at_time(t_seconds),
-                              np.concatenate([self.lens_seeds, noise_seeds]), depths=self.depths)
-        return sample.rainy_left, sample.rainy_right
-
-
 def make_rain_bag(config: RainBagConfig,
                   progress: Callable[[int, int], None] | None = None) -> StereoCalibration:
     """Render `config.frame_count` rainy stereo frames into a new bag; return its calibration.
@@ -144,16 +113,23 @@ def make_rain_bag(config: RainBagConfig,
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
+    from stereo_derain_ros.rain.params import rain_params
+    from stereo_derain_ros.rain.sequence import RainSequence
+
+    try:
+        params = rain_params(config.preset)
+    except ValueError as error:
+        raise BagError(str(error)) from None
     scene = scene_for(config)
     calibration = calibration_for(scene)
-    animation = _RainAnimation(scene, config.preset, config.seed)
+    animation = RainSequence(scene, params, config.seed)
     store = typestore()
     plugin = StoragePlugin.MCAP if config.storage == 'mcap' else StoragePlugin.SQLITE3
     with atomic_bag_directory(config.output, config.overwrite) as temporary:
         with Writer(temporary, version=9, storage_plugin=plugin) as writer:
             writer.set_custom_data('stereo_derain_ros.make_bag', json.dumps({
                 'scene': config.scene, 'preset': config.preset, 'seed': config.seed,
-                'rate_hz': config.rate_hz, 'rain': animation.params.to_dict()}))
+                'rate_hz': config.rate_hz, 'rain': params.to_dict()}))
             connections = {}
             for namespace in (RAINY_NAMESPACE, CLEAN_NAMESPACE):
                 for side in ('left', 'right'):
@@ -168,8 +144,8 @@ def make_rain_bag(config: RainBagConfig,
             infos = {side: _camera_info(calibration, side) for side in ('left', 'right')}
             for index in range(config.frame_count):
                 stamp = START_TIME_NS + round(index * 1e9 / config.rate_hz)
-                rainy = animation.frame(index, index / config.rate_hz)
-                views = {RAINY_NAMESPACE: dict(zip(('left', 'right'), rainy)),
+                rainy = animation.frame(index / config.rate_hz)
+                views = {RAINY_NAMESPACE: {'left': rainy.rainy_left, 'right': rainy.rainy_right},
                          CLEAN_NAMESPACE: {'left': scene.left, 'right': scene.right}}
                 if config.clock:
                     writer.write(connections['/clock'], stamp, store.serialize_cdr(

@@ -231,12 +231,25 @@ def _node_arguments(config: NodeBenchConfig) -> list[str]:
     remaps = [f'__node:={NODE_UNDER_TEST}'] + [f'{topic}:={INPUT_NAMESPACE}/{topic}'
                                                for topic in INPUT_TOPICS]
     return ([item for remap in remaps for item in ('-r', remap)]
-            + [item for name, value in parameters.items() for item in ('-p', f'{name}:={value}')])
+            + [item for name, value in parameters.items() for item in ('-p', f'{name}:={value}')]
+            + _reliable_inputs())
 
 
 def _relay_arguments() -> list[str]:
     return ['-p', f'input_namespace:={INPUT_NAMESPACE}', '-p',
-            f'output_namespace:={OUTPUT_NAMESPACE}']
+            f'output_namespace:={OUTPUT_NAMESPACE}', *_reliable_inputs()]
+
+
+def _reliable_inputs() -> list[str]:
+    """Override the node's (and the relay's) best-effort inputs to reliable.
+
+    Fast DDS sends a large image as many UDP fragments; a best-effort subscriber in another
+    process drops the whole image when one fragment is lost, which at 1280x720 rgb8 happened to
+    nearly every left image here. Reliable delivery resends lost fragments, so the benchmark
+    measures the node rather than loss in the default transport (the demo does the same).
+    """
+    return [item for topic in INPUT_TOPICS for item in (
+        '-p', f'qos_overrides.{INPUT_NAMESPACE}/{topic}.subscription.reliability:=reliable')]
 
 
 def _duration(config: NodeBenchConfig, rate_hz: float) -> float:

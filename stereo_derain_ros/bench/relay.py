@@ -1,7 +1,8 @@
 """A plain relay node: the transport floor that the derain node is compared against.
 
-It subscribes and publishes the derain node's topics with the same message types and QoS, and
-republishes each message object untouched: two DDS hops, like player -> node -> monitor. Its
+It subscribes and publishes the derain node's topics with the same message types and QoS
+(including the same QoS-override parameters), and republishes each message object untouched:
+two DDS hops, like player -> node -> monitor. Its
 latency is what rclpy and DDS cost for these images on this machine, so
 `node latency - engine time - relay latency` is the node's own cost.
 
@@ -18,6 +19,7 @@ def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.qos import qos_profile_sensor_data, QoSProfile
+    from rclpy.qos_overriding_options import QoSOverridingOptions
     from sensor_msgs.msg import CameraInfo, Image
 
     rclpy.init(args=args)
@@ -28,7 +30,8 @@ def main(args: list[str] | None = None) -> int:
         message_type = CameraInfo if topic.endswith('camera_info') else Image
         publisher = node.create_publisher(message_type, f'{target}/{topic}', QoSProfile(depth=5))
         node.create_subscription(message_type, f'{source}/{topic}' if source else topic,
-                                 publisher.publish, qos_profile_sensor_data)
+                                 publisher.publish, qos_profile_sensor_data,
+                                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
     node.get_logger().info(f'stereo_relay_node ready: {source or "."} -> {target}')
     try:
         rclpy.spin(node)
