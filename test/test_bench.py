@@ -150,3 +150,8 @@ def test_bench_bag_compares_bag_tool_with_engine(tmp_path):
     section = generate_section(tmp_path)
     assert 'pairs/s offline against' in section
     assert 'Models**: not measured yet' in section
+
+
+def test_committed_results_and_readme_agree():
+    result = stereo_derain('bench', 'report', '--check')
+    assert result.returncode == 0, result.stdout + result.stderr
