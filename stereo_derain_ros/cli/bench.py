@@ -73,10 +73,8 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
-def _register_node(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
-    _add_output(parser)
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Add the engine options that `bench node` and `bench bag` share."""
     parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
     parser.add_argument('--weights', default='',
                         help='checkpoint; default: untrained weights (speed does not depend on '
@@ -86,6 +84,16 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
     parser.add_argument('--precision', default='auto',
                         help='engine precision (default: %(default)s)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads of the engine (default: torch default; quick 1, '
+                             'which is steadier on shared cores)')
+
+
+def _register_node(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
+    _add_output(parser)
+    _add_engine_options(parser)
     parser.add_argument('--rates', type=_rates,
                         help='comma-separated publish rates in Hz (default: around the engine '
                              'rate, plus 5,10,30,60 where reachable)')
@@ -94,9 +102,6 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--soak', type=float,
                         help='seconds of the memory soak at 3x the processing rate '
                              '(default 60; quick 20)')
-    parser.add_argument('--threads', type=int,
-                        help='torch CPU threads of the engine (default: torch default; quick 1, '
-                             'which is steadier on shared cores)')
     parser.set_defaults(run=run_node)
 
 
@@ -104,24 +109,13 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         'bag', help='offline bag deraining throughput against the engine alone (same frames)')
     _add_output(parser)
-    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
-    parser.add_argument('--weights', default='',
-                        help='checkpoint; default: untrained weights (speed does not depend on '
-                             'them)')
-    parser.add_argument('--size', type=parse_sizes,
-                        help='WIDTHxHEIGHT of the bag images (default 1280x720; quick 320x180)')
+    _add_engine_options(parser)
     parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
     parser.add_argument('--batch-size', type=int, default=4,
                         help='pairs per engine call, as `stereo-derain bag` '
                              '(default: %(default)s)')
-    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
-    parser.add_argument('--precision', default='auto',
-                        help='engine precision (default: %(default)s)')
     parser.add_argument('--repeats', type=int,
                         help='alternating engine/bag passes (default 3; quick 2)')
-    parser.add_argument('--threads', type=int,
-                        help='torch CPU threads of the engine (default: torch default; quick 1, '
-                             'which is steadier on shared cores)')
     parser.set_defaults(run=run_bag)
 
 
