@@ -194,7 +194,6 @@ def run_models(args: argparse.Namespace) -> int:
 
     from stereo_derain_ros.bench.machine import describe_machine
     from stereo_derain_ros.bench.model_bench import models_markdown, plan_rows, run_model_bench
-    from stereo_derain_ros.bench.results import write_results
 
     config = _model_config(args)
     machine = describe_machine()
@@ -205,9 +204,7 @@ def run_models(args: argparse.Namespace) -> int:
             progress.update()
 
         result = run_model_bench(config, machine, on_row)
-    json_path, markdown_path = write_results(result, models_markdown(result), args.out_dir,
-                                             'models')
-    print(f'wrote {json_path} and {markdown_path}')
+    _write(args, result, models_markdown(result), 'models')
     return 0
 
 
@@ -219,7 +216,6 @@ def run_node(args: argparse.Namespace) -> int:
         NodeBenchError,
         run_node_bench,
     )
-    from stereo_derain_ros.bench.results import write_results
 
     (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
     config = NodeBenchConfig(
@@ -237,8 +233,7 @@ def run_node(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     except ValueError as error:
         raise CommandError(f'bench node: {error}') from None
-    json_path, markdown_path = write_results(result, node_markdown(result), args.out_dir, 'node')
-    print(f'wrote {json_path} and {markdown_path}')
+    _write(args, result, node_markdown(result), 'node')
     return 0
 
 
@@ -246,7 +241,6 @@ def run_bag(args: argparse.Namespace) -> int:
     from stereo_derain_ros.bagio import BagError
     from stereo_derain_ros.bench.bag_bench import bag_markdown, BagBenchConfig, run_bag_bench
     from stereo_derain_ros.bench.machine import describe_machine
-    from stereo_derain_ros.bench.results import write_results
 
     (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
     for name in ('pairs', 'repeats', 'batch_size'):
@@ -265,9 +259,15 @@ def run_bag(args: argparse.Namespace) -> int:
                                                                    flush=True))
     except (BagError, ValueError) as error:
         raise CommandError(f'bench bag: {error}') from None
-    json_path, markdown_path = write_results(result, bag_markdown(result), args.out_dir, 'bag')
-    print(f'wrote {json_path} and {markdown_path}')
+    _write(args, result, bag_markdown(result), 'bag')
     return 0
+
+
+def _write(args: argparse.Namespace, result: dict, markdown: str, name: str) -> None:
+    from stereo_derain_ros.bench.results import write_results
+
+    json_path, markdown_path = write_results(result, markdown, args.out_dir, name)
+    print(f'wrote {json_path} and {markdown_path}')
 
 
 def run_report(args: argparse.Namespace) -> int:

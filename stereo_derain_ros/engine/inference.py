@@ -134,7 +134,9 @@ class DerainEngine:
                 raise ValueError(
                     f'pair {index} is {left.shape} {left.dtype} but pair 0 is {layout.shape} '
                     f'{layout.dtype}; a batch needs equal-size pairs')
-        stacked_left, stacked_right = np.stack(lefts), np.stack(rights)
+        # One pair (the node's case) is viewed as a batch of one, not copied by np.stack.
+        stacked_left, stacked_right = ((lefts[0][None], rights[0][None]) if len(lefts) == 1
+                                       else (np.stack(lefts), np.stack(rights)))
         while True:
             try:
                 out_left, out_right = self._derain_arrays(stacked_left, stacked_right, layout)
