@@ -114,9 +114,12 @@ def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
 
     node, _ = start_node(enable=False)
     result = node.set_parameters([Parameter('device', value='gpu')])[0]
-    assert not result.successful and "device must be 'auto'" in result.reason
-    result = node.set_parameters([Parameter('tile_size', value=-3)])[0]
-    assert not result.successful and 'tile_size' in result.reason
+    assert not result.successful and "unknown device 'gpu'" in result.reason
+    result = node.set_parameters([Parameter('precision', value='fp8')])[0]
+    assert not result.successful and 'precision must be one of' in result.reason
+    for name, value in (('tile_size', -3), ('threads', 1000), ('max_disparity', 5000)):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and name in result.reason
     result = node.set_parameters([Parameter('queue_size', value=9)])[0]
     assert not result.successful and 'read-only' in result.reason
     result = node.set_parameters_atomically([
@@ -193,7 +196,8 @@ def test_camera_info_never_arriving_still_publishes_images(start_node):
     assert rig.wait_for(publish_images_only, timeout=15)
     assert rig.count('left_info') == rig.count('right_info') == 0
     assert rig.wait_for(
-        lambda: rig.latest_diagnostics().get('message') == 'publishing without camera_info', 5)
+        lambda: rig.latest_diagnostics().get('message', '').startswith(
+            'publishing without camera_info'), 5)
 
 
 def test_stamps_going_backwards_reset_and_processing_resumes(start_node):
@@ -252,10 +256,10 @@ def test_burst_at_three_times_the_processing_rate_drops_oldest_and_stays_bounded
     stamps = [m.header.stamp.sec * SECOND + m.header.stamp.nanosec
               for m in rig.messages('left_image')]
     assert stamps == sorted(stamps)
-    assert rig.wait_for(lambda: int(rig.latest_diagnostics().get('dropped_sets', 0)) >= sent // 2,
+    assert rig.wait_for(lambda: int(rig.latest_diagnostics().get('superseded_sets', 0)) >= sent // 2,
                         5)
     diagnostics = rig.latest_diagnostics()
-    assert int(diagnostics['dropped_sets']) + published <= sent
+    assert int(diagnostics['superseded_sets']) + published <= sent
 
 
 def test_compressed_input_is_decoded_and_published_raw(start_node):
@@ -289,7 +293,7 @@ def test_diagnostics_report_rates_latencies_and_engine(start_node):
     values = rig.latest_diagnostics()
     for key in ('input_rate_hz', 'output_rate_hz', 'inference_latency_mean_ms',
                 'inference_latency_p95_ms', 'end_to_end_latency_mean_ms',
-                'end_to_end_latency_p95_ms', 'dropped_sets', 'device', 'model', 'weights'):
+                'end_to_end_latency_p95_ms', 'superseded_sets', 'device', 'model', 'weights'):
         assert key in values
     assert values['device'] == 'cpu' and values['model'] == 'bandnet'
     assert values['weights'] == 'untrained'
@@ -358,8 +362,10 @@ def test_missing_or_corrupt_weights_fail_fast_with_a_clear_message(tmp_path, wei
 
 
 @pytest.mark.parametrize('argument, expected', [
-    ('input_type:=h264', "input_type must be one of ('raw', 'compressed'), got 'h264'"),
-    ('tile_size:=large', 'invalid parameter type'),
+    ('input_type:=h264', "input_type must be one of raw, compressed; got 'h264'"),
+    ('tile_size:=large', 'invalid parameter'),
+    ('rate_hz:=1000000000.0', 'rate_hz'),
+    ('queue_size:=0', 'queue_size'),
 ])
 def test_invalid_start_up_parameter_fails_fast(argument, expected):
     result = subprocess.run(node_command('-p', argument, '-p', 'enable:=false'),

@@ -33,6 +33,9 @@ class EngineConfig:
     `tile` (int or (height, width), None = whole image) bounds memory: tiles are cut at identical
     coordinates in both views and, when a disparity band is in force, each tile carries that many
     extra columns of context so that every output pixel sees its whole band.
+
+    `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
+    default); on small shared machines one thread is often faster than several.
     """
 
     model: str | None = None
@@ -50,6 +53,7 @@ class EngineConfig:
     channels_last: bool | None = None
     compile: bool = False
     warmup_shape: tuple[int, int] | None = (64, 64)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not _DEVICE_PATTERN.match(self.device):

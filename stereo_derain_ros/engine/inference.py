@@ -86,6 +86,8 @@ class DerainEngine:
         self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._staging: dict[str, torch.Tensor] = {}
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self._move_to(resolve_device(config.device))
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
