@@ -11,7 +11,7 @@ exact-time sync downstream still pairs them.
 from collections.abc import Callable
 import ctypes
 import ctypes.util
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import logging
 import os
 import sys
@@ -49,9 +49,9 @@ from stereo_derain_ros.node_params import (
     changed,
     engine_config,
     NodeParameters,
-    ParameterSpec,
-    PARAMETERS,
     PARAMETER_TABLE,
+    PARAMETERS,
+    ParameterSpec,
     sync_config,
     validate_parameters,
 )
@@ -67,11 +67,10 @@ from stereo_derain_ros.stereo_sync import (
     AddResult,
     INFO_OF_IMAGE,
     INPUT_NAMES,
-    LEFT_IMAGE,
-    RIGHT_IMAGE,
     StereoSet,
     StereoSynchronizer,
 )
+from stereo_derain_ros.transport import apply_large_image_profile
 
 NODE_NAME = 'stereo_derain_node'
 INPUT_TOPICS = ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info')
@@ -548,6 +547,7 @@ def main(args: list[str] | None = None) -> int:
     for it (its thread pool would otherwise be joined at interpreter exit, however long the
     inference takes).
     """
+    profile = apply_large_image_profile()
     rclpy.init(args=args)
     limit_heap_retention()
     try:
@@ -556,6 +556,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(error))
         rclpy.try_shutdown()
         return 1
+    if profile:
+        node.get_logger().info(f'Fast DDS transport for large images: {profile} (set '
+                               'FASTRTPS_DEFAULT_PROFILES_FILE to use your own profile)')
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:

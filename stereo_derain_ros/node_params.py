@@ -167,3 +167,15 @@ def validate_parameters(values: dict[str, object]) -> NodeParameters:
 def changed(params: NodeParameters, changes: dict[str, object]) -> NodeParameters:
     """Return `params` with `changes` applied and validated."""
     return validate_parameters({**asdict(params), **changes})
+
+
+def parameters_markdown() -> str:
+    """Render the table for docs/node.md (a test keeps the docs equal to this)."""
+    rows = ['| name | type | default | range | read-only | rebuilds engine | description |',
+            '|---|---|---|---|---|---|---|']
+    for spec in PARAMETERS:
+        default = repr(spec.default) if spec.type is str else str(spec.default).lower()
+        rows.append(f'| `{spec.name}` | {spec.type.__name__} | `{default}` | {spec.range_text()} '
+                    f'| {"yes" if spec.read_only else ""} '
+                    f'| {"yes" if spec.rebuilds_engine else ""} | {spec.description} |')
+    return '\n'.join(rows)

@@ -256,8 +256,8 @@ def test_burst_at_three_times_the_processing_rate_drops_oldest_and_stays_bounded
     stamps = [m.header.stamp.sec * SECOND + m.header.stamp.nanosec
               for m in rig.messages('left_image')]
     assert stamps == sorted(stamps)
-    assert rig.wait_for(lambda: int(rig.latest_diagnostics().get('superseded_sets', 0)) >= sent // 2,
-                        5)
+    assert rig.wait_for(
+        lambda: int(rig.latest_diagnostics().get('superseded_sets', 0)) >= sent // 2, 5)
     diagnostics = rig.latest_diagnostics()
     assert int(diagnostics['superseded_sets']) + published <= sent
 
@@ -431,3 +431,96 @@ def test_use_sim_time_drives_the_processing_timer(start_node):
         return rig.count('right_image') > 0
 
     assert rig.wait_for(tick_clock, timeout=15)
+
+
+# (seconds after the previous step, publisher, stamp in seconds) for each arrival order.
+ARRIVAL_ORDERS = {
+    'infos before images': [(0.0, 'left_info', 1), (0.0, 'right_info', 1),
+                            (0.3, 'left_image', 1), (0.0, 'right_image', 1)],
+    'infos after images': [(0.0, 'left_image', 1), (0.0, 'right_image', 1),
+                           (0.3, 'right_info', 1), (1.2, 'left_info', 1)],
+    'images of a set 2.5 s apart': [(0.0, 'left_image', 1), (0.0, 'left_info', 1),
+                                    (2.5, 'right_image', 1), (0.3, 'right_info', 1)],
+    '0.4 Hz camera, infos 0.3 s late': [
+        (delay, key, stamp) for stamp in (1, 2)
+        for delay, key in ((0.0 if stamp == 1 else 2.2, 'left_image'), (0.0, 'right_image'),
+                           (0.3, 'left_info'), (0.0, 'right_info'))],
+}
+
+
+@pytest.mark.parametrize('order', ARRIVAL_ORDERS)
+def test_every_set_keeps_its_camera_info_whatever_the_arrival_order(start_node, order):
+    import time
+
+    node, rig = start_node()
+    pair = rainy_pair('mono8', seed=15)
+    messages = {}
+    for delay, key, stamp in ARRIVAL_ORDERS[order]:
+        time.sleep(delay)
+        if stamp not in messages:
+            messages[stamp] = dict(zip(('left_image', 'left_info', 'right_image', 'right_info'),
+                                       rig_messages(pair, stamp * SECOND)))
+        rig.publishers[key].publish(messages[stamp][key])
+    stamps = sorted(messages)
+    assert rig.wait_for(lambda: rig.count('right_info') == len(stamps), 5)
+    for key in ('left_image', 'right_image', 'left_info', 'right_info'):
+        assert [m.header.stamp.sec for m in rig.messages(key)] == stamps, key
+    assert rig.messages('right_info')[0] == messages[stamps[0]]['right_info']
+    assert not rig.latest_diagnostics().get('message', '').startswith('publishing without')
+
+
+def rig_messages(pair, stamp_ns):
+    left, right = pair
+    return (make_image(left, 'mono8', stamp_ns, 'left_optical'),
+            make_info(stamp_ns, 'left_optical'),
+            make_image(right, 'mono8', stamp_ns, 'right_optical'),
+            make_info(stamp_ns, 'right_optical', baseline_px=6.0))
+
+
+def test_camera_info_of_another_size_is_published_with_a_warning(start_node, capfd):
+    node, rig = start_node()
+    left, left_info, right, right_info = rig_messages(rainy_pair('mono8', seed=16), 3 * SECOND)
+    right_info.width, right_info.height = 640, 480
+    rig.publish_messages(left, left_info, right, right_info)
+    assert rig.wait_for(lambda: rig.count('right_info') == 1)
+    assert rig.wait_for(lambda: 'right camera_info is 640x480 but its image is '
+                        f'{WIDTH}x{HEIGHT}' in capfd.readouterr().err, 3)
+
+
+def test_unstamped_input_is_explained(start_node):
+    node, rig = start_node()
+    pair = rainy_pair('mono8', seed=17)
+    rig.publish_set(*pair, 'mono8', 0)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    rig.publish_set(*pair, 'mono8', 0)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('message', '').startswith(
+        'unstamped input: images carry header stamp 0'), 5)
+    assert rig.count('right_image') == 1
+
+
+def test_an_idle_node_says_so_once_in_diagnostics_and_not_as_a_warning(start_node, capfd):
+    node, rig = start_node()
+    rig.publish_set(*rainy_pair('mono8', seed=18), 'mono8', 4 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('message', '').startswith(
+        'idle: no input for'), 9)
+    err = capfd.readouterr().err
+    assert err.count('idle: no input for') == 1 and '[WARN]' not in err
+
+
+def test_parameters_are_declared_with_their_ranges_and_read_only_flags(start_node):
+    from rclpy.parameter import Parameter
+
+    from stereo_derain_ros.node_params import PARAMETERS
+
+    node, _ = start_node(enable=False)
+    for spec in PARAMETERS:
+        descriptor = node.describe_parameter(spec.name)
+        assert descriptor.read_only == spec.read_only, spec.name
+        ranges = list(descriptor.integer_range) + list(descriptor.floating_point_range)
+        if spec.minimum is None:
+            assert not ranges, spec.name
+        else:
+            assert (ranges[0].from_value, ranges[0].to_value) == (spec.minimum, spec.maximum)
+    result = node.set_parameters([Parameter('threads', value=2)])[0]
+    assert result.successful, result.reason

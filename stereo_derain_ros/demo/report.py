@@ -75,8 +75,9 @@ def timing_markdown(timing: dict) -> str:
             f'- node /diagnostics (last): inference {diagnostics.get("inference_latency_mean_ms")}'
             f' ms mean ({diagnostics.get("inference_latency_p95_ms")} p95), in-node end to end '
             f'{diagnostics.get("end_to_end_latency_mean_ms")} ms mean, output rate '
-            f'{diagnostics.get("output_rate_hz")} Hz, superseded {diagnostics.get("superseded_sets")}'
-            f', device {diagnostics.get("device")}, precision {diagnostics.get("precision")}')
+            f'{diagnostics.get("output_rate_hz")} Hz, superseded '
+            f'{diagnostics.get("superseded_sets")}, device {diagnostics.get("device")}, '
+            f'precision {diagnostics.get("precision")}')
     lines.append('- node start-up (process start -> topics matched): '
                  f'{timing["node_ready_s"]:.1f} s')
     return '\n'.join(lines) + '\n'

@@ -23,8 +23,8 @@ from stereo_derain_ros.evaluation.runner import (
 NODE = 'stereo_derain_node'
 DIAGNOSTIC_KEYS = ('inference_latency_mean_ms', 'inference_latency_p95_ms',
                    'end_to_end_latency_mean_ms', 'end_to_end_latency_p95_ms', 'input_rate_hz',
-                   'output_rate_hz', 'published_sets', 'superseded_sets', 'rejected_sets', 'device',
-                   'model', 'precision')
+                   'output_rate_hz', 'published_sets', 'superseded_sets', 'rejected_sets',
+                   'device', 'model', 'precision')
 
 
 def _key(image: np.ndarray) -> str:
