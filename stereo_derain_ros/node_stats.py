@@ -137,6 +137,7 @@ class NodeActivity:
     rejected: int
     last_rejection: str
     unstamped: bool
+    processing_s: float = 0.0
 
 
 def diagnose(counters: SyncCounters, activity: NodeActivity) -> Health:
@@ -162,6 +163,9 @@ def diagnose(counters: SyncCounters, activity: NodeActivity) -> Health:
 
 def _why_no_sets(counters: SyncCounters, activity: NodeActivity, lost: str) -> Health:
     quiet = f'no stereo set published for {activity.since_output_s:.0f} s: '
+    if activity.processing_s > 0.0:
+        return Health('warn', quiet + f'busy: the current set has been processing for '
+                      f'{activity.processing_s:.1f} s (inference slower than the input)', 'busy')
     missing = [INPUT_NAMES[i] for i in range(4) if counters.received[i] == 0]
     if missing:
         return Health('warn', quiet + f'one side missing: nothing received on '
@@ -176,8 +180,8 @@ def _why_no_sets(counters: SyncCounters, activity: NodeActivity, lost: str) -> H
         return Health('warn', quiet + f'stamps differ: newest left image {left / 1e9:.6f} s, '
                       f'right image {right / 1e9:.6f} s; if the cameras are not hardware-'
                       'triggered set approximate_sync:=true', 'stamps')
-    return Health('warn', quiet + 'busy: sets complete but the previous one is still being '
-                  'processed', 'busy')
+    return Health('warn', quiet + 'sets complete but none was processed (rate_hz timer or '
+                  'use_sim_time without /clock?)', 'stalled')
 
 
 def _lost_in_transport(counters: SyncCounters) -> str:

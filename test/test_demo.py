@@ -161,7 +161,7 @@ def test_a_node_that_cannot_start_is_reported_with_its_reason_and_stopped(tmp_pa
     try:
         with running_node(bad, log, env) as process:
             with pytest.raises(DemoError, match='exited with status .* input_type must be one of'):
-                wait_until_ready(process, graph, log, timeout_s=60)
+                wait_until_ready(process, graph, timeout_s=60)
         good = [*bad[:-4], '-p', 'enable:=false']
         with pytest.raises(KeyboardInterrupt):
             with running_node(good, log, env) as process:

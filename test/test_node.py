@@ -524,3 +524,58 @@ def test_parameters_are_declared_with_their_ranges_and_read_only_flags(start_nod
             assert (ranges[0].from_value, ranges[0].to_value) == (spec.minimum, spec.maximum)
     result = node.set_parameters([Parameter('threads', value=2)])[0]
     assert result.successful, result.reason
+
+
+@pytest.fixture
+def spinning_rig(rclpy_context):
+    """Yield a rig spinning in its own thread, for a node running in another process."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    rig = StereoRig(rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rig.node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield rig
+    executor.shutdown()
+    thread.join(timeout=10)
+    rig.node.destroy_node()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signal_number', [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_long_inference_ends_the_node_within_5_s(spinning_rig, signal_number):
+    import time
+
+    from stereo_derain_ros.node import INPUT_TOPICS
+
+    # 1920x1080 takes bandnet 4-14 s per pair on one busy CPU thread: far longer than the limit.
+    height, width = 1080, 1920
+    reliable = [item for topic in INPUT_TOPICS for item in (
+        '-p', f'qos_overrides./{topic}.subscription.reliability:=reliable')]
+    process = subprocess.Popen(
+        node_command('-p', 'device:=cpu', '-p', 'allow_untrained_weights:=true', *reliable),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    try:
+        spinning_rig.wait_connected(timeout=60)
+        image = np.random.default_rng(19).integers(0, 256, (height, width), dtype=np.uint8)
+        left, left_info, right, right_info = rig_messages((image, image), 5 * SECOND)
+        for info in (left_info, right_info):
+            info.width, info.height = width, height
+        spinning_rig.publish_messages(left, left_info, right, right_info)
+        assert spinning_rig.wait_for(lambda: spinning_rig.latest_diagnostics().get(
+            'received_right_camera_info') == '1', 10), 'the node did not receive the set'
+        time.sleep(0.5)
+        assert spinning_rig.count('right_image') == 0, 'inference ended before the signal'
+        signalled = time.monotonic()
+        process.send_signal(signal_number)
+        output = process.communicate(timeout=30)[0]
+        elapsed = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert elapsed < 5.0, f'took {elapsed:.1f} s to exit: {output}'
+    assert process.returncode == 0, output
+    assert 'never retrieved' not in output and 'Traceback' not in output, output
+    assert spinning_rig.count('right_image') == 0

@@ -70,6 +70,8 @@ def test_latency_summary_is_in_milliseconds_and_handles_no_samples():
     (counters(completed=3), replace(QUIET, rejected=3, last_rejection='size mismatch'), 'warn',
      'no stereo set published for 9 s: every set rejected: size mismatch'),
     (counters(completed=1), replace(FLOWING, unstamped=True), 'warn', 'unstamped input'),
+    (counters(completed=4, last_stamps=(5, 5, 6, 5)), replace(QUIET, processing_s=7.5), 'warn',
+     'no stereo set published for 9 s: busy: the current set has been processing for 7.5 s'),
 ])
 def test_diagnosis_names_the_cause(sync, activity, level, start):
     health = diagnose(sync, activity)
