@@ -17,6 +17,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from stereo_derain_ros.launch_arguments import (
+    declared_arguments,
     input_remappings,
     LAUNCH_ONLY_ARGUMENTS,
     parameter_arguments,
@@ -56,9 +57,7 @@ def generate_launch_description():
             [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']),
         description='parameters file of the node')]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=description)
-                  for name, (default, description) in LAUNCH_ONLY_ARGUMENTS.items()]
-    arguments += [DeclareLaunchArgument(name, default_value='', description=description)
-                  for name, description in parameter_arguments().items()]
+                  for name, default, description in declared_arguments()]
     transport = [SetEnvironmentVariable(name, value)
                  for name, value in large_image_environment().items()]
     return LaunchDescription([*arguments, *transport, OpaqueFunction(function=launch_node)])

@@ -13,6 +13,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from stereo_derain_ros.launch_arguments import (
+    declared_arguments,
     LAUNCH_ONLY_ARGUMENTS,
     output_namespace,
     parameter_arguments,
@@ -43,9 +44,7 @@ def generate_launch_description():
             [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']),
         description='parameters file of the node')]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=description)
-                  for name, (default, description) in LAUNCH_ONLY_ARGUMENTS.items()]
-    arguments += [DeclareLaunchArgument(name, default_value='', description=description)
-                  for name, description in parameter_arguments().items()]
+                  for name, default, description in declared_arguments()]
     arguments.append(DeclareLaunchArgument(
         'stereo_algorithm', default_value='0', description='0 = block matching, 1 = SGBM'))
     derain = IncludeLaunchDescription(

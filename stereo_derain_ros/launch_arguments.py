@@ -37,6 +37,15 @@ def parameter_arguments() -> dict[str, str]:
     return {spec.name: f'{spec.description}; empty = the params file' for spec in PARAMETERS}
 
 
+def declared_arguments() -> list[tuple[str, str, str]]:
+    """Return (name, default, description) of every argument the node's launch files take.
+
+    `params_file` is not among them: its default is the installed config, a launch substitution.
+    """
+    return ([(name, default, text) for name, (default, text) in LAUNCH_ONLY_ARGUMENTS.items()]
+            + [(name, '', text) for name, text in parameter_arguments().items()])
+
+
 def convert(name: str, text: str) -> object:
     """Turn a launch argument's text into the parameter's type, or explain what was expected."""
     kind = PARAMETER_TABLE[name].type if name in PARAMETER_TABLE else bool

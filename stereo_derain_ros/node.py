@@ -1,11 +1,11 @@
 """`stereo_derain_node`: synchronized rainy stereo in, derained stereo and camera_info out.
 
-The node sits between a rectifying driver and stereo_image_proc. Subscription callbacks only hand
-messages to the stereo synchronizer; a timer (or, with `rate_hz` 0, a guard condition triggered
-when a set completes) takes the newest set and runs the engine in its own callback group, so a
-MultiThreadedExecutor keeps receiving while inference runs. Outputs carry the input headers
-unchanged and the matching camera_info is republished as received, so stereo_image_proc's
-exact-time sync downstream still pairs them.
+The node sits between a rectifying driver and stereo_image_proc. Subscription callbacks hand
+messages to the stereo synchronizer; with `rate_hz` 0 the callback that completes a set then
+processes it (one set at a time, newest wins), otherwise a timer takes the newest set. Callbacks
+are reentrant under a MultiThreadedExecutor, so the node keeps receiving while inference runs.
+Outputs carry the input headers unchanged and the matching camera_info is republished as
+received, so stereo_image_proc's exact-time sync downstream still pairs them.
 """
 
 from collections.abc import Callable
@@ -259,15 +259,10 @@ class StereoDerainNode(Node):
         self._create_timers()
 
     def _create_timers(self) -> None:
-        process_group = MutuallyExclusiveCallbackGroup()
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._trigger = None
         if self._params.rate_hz > 0.0:
             self.create_timer(1.0 / self._params.rate_hz, self._process_newest,
-                              callback_group=process_group)
-        else:
-            self._trigger = self.create_guard_condition(
-                self._process_newest, callback_group=process_group)
+                              callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(INFO_WAIT_POLL_S, self._expire_info_wait,
                           callback_group=MutuallyExclusiveCallbackGroup(), clock=steady)
         self.create_timer(1.0, self._publish_diagnostics,
@@ -337,8 +332,8 @@ class StereoDerainNode(Node):
 
     def _on_set_completed(self) -> None:
         self._input_sets.tick()
-        if self._trigger is not None:
-            self._trigger.trigger()
+        if self._params.rate_hz == 0.0:
+            self._process_pending()
 
     def _expire_info_wait(self) -> None:
         if self._sync.expire():
@@ -346,18 +341,36 @@ class StereoDerainNode(Node):
 
     # -- processing -----------------------------------------------------------------------------
 
+    def _process_pending(self) -> None:
+        """Process sets in this thread until none is pending, unless another thread already is.
+
+        With `rate_hz` 0 the thread that completes a set processes it at once, without a round
+        trip through the executor. A thread that finds processing busy leaves its set pending
+        (newest wins); the busy thread looks again after releasing, so no set is left behind.
+        """
+        while not self._stopping and self._sync.has_pending():
+            if not self._processing.acquire(blocking=False):
+                return
+            try:
+                self._process_taken()
+            finally:
+                self._processing.release()
+
     def _process_newest(self) -> None:
         with self._processing:
-            if self._stopping:
-                return
-            stereo_set = self._sync.take()
-            if stereo_set is not None:
-                self._processing_since = time.monotonic()
-                try:
-                    self._process(stereo_set)
-                finally:
-                    self._processing_since = None
-                    self._heap.trim()
+            self._process_taken()
+
+    def _process_taken(self) -> None:
+        if self._stopping:
+            return
+        stereo_set = self._sync.take()
+        if stereo_set is not None:
+            self._processing_since = time.monotonic()
+            try:
+                self._process(stereo_set)
+            finally:
+                self._processing_since = None
+                self._heap.trim()
 
     def _process(self, stereo_set: StereoSet) -> None:
         params = self._params

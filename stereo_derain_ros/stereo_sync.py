@@ -166,6 +166,10 @@ class StereoSynchronizer:
             pending, self._pending = self._pending, None
             return pending
 
+    def has_pending(self) -> bool:
+        with self._lock:
+            return self._pending is not None
+
     def counters(self) -> SyncCounters:
         with self._lock:
             return SyncCounters(

@@ -63,7 +63,7 @@ def declared_arguments(tree: ast.AST) -> set[str]:
     """Arguments declared literally, plus those declared from the launch_arguments table."""
     names = {call.args[0].value for call in calls(tree, 'DeclareLaunchArgument')
              if isinstance(call.args[0], ast.Constant)}
-    if any(getattr(node, 'id', None) == 'LAUNCH_ONLY_ARGUMENTS' for node in ast.walk(tree)):
+    if any(getattr(node, 'id', None) == 'declared_arguments' for node in ast.walk(tree)):
         names |= set(LAUNCH_ONLY_ARGUMENTS) | set(parameter_arguments())
     return names
 
@@ -89,7 +89,7 @@ def test_arguments_come_from_the_one_table(name):
     tree = parse(LAUNCH_DIR / name)
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == 'stereo_derain_ros.launch_arguments' for alias in node.names}
-    assert {'LAUNCH_ONLY_ARGUMENTS', 'parameter_arguments'} <= imported
+    assert 'declared_arguments' in imported
     literal = {c.args[0].value for c in calls(tree, 'DeclareLaunchArgument')
                if isinstance(c.args[0], ast.Constant)}
     # one default per argument: only arguments of this launch file alone are literal

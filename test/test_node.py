@@ -579,3 +579,41 @@ def test_a_signal_during_a_long_inference_ends_the_node_within_5_s(spinning_rig,
     assert process.returncode == 0, output
     assert 'never retrieved' not in output and 'Traceback' not in output, output
     assert spinning_rig.count('right_image') == 0
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_under_a_three_times_overload(spinning_rig, tmp_path):
+    import statistics
+
+    from stereo_derain_ros.bench.dds_rig import (
+        ping,
+        rss_growth_mb,
+        run_at_rate,
+        StampClock,
+        StereoMonitor,
+        StereoPlayer,
+        wait_until_answered,
+    )
+    from stereo_derain_ros.node_process import NodeProcess, ros_command
+    from stereo_derain_ros.transport import large_image_environment
+
+    remaps = {topic: f'/soak_in/{topic}' for topic in
+              ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info')}
+    command = ros_command('stereo_derain_ros.node', 'soak_derain_node', remaps, {
+        'device': 'cpu', 'allow_untrained_weights': True, 'output_namespace': '/soak_out'})
+    rng = np.random.default_rng(20)
+    left, right = (rng.integers(0, 256, (360, 640, 3), dtype=np.uint8) for _ in range(2))
+    player = StereoPlayer(spinning_rig.node, '/soak_in', left, right)
+    monitor = StereoMonitor(spinning_rig.node, '/soak_out')
+    stamps = StampClock()
+    env = {**subprocess_env(), **large_image_environment()}
+    with NodeProcess(command, tmp_path / 'node.log', env) as process:
+        assert wait_until_answered(player, monitor, stamps, 90), process.log_tail()
+        seconds = statistics.median(ping(player, monitor, stamps, 2, timeout_s=30)) / 1000.0
+        run = run_at_rate(player, monitor, stamps, 3.0 / seconds, 24.0, 2.0, process.pid,
+                          sample_interval_s=0.25)
+    growth = rss_growth_mb(run.rss_mb, settle_s=6.0)
+    assert run.received < run.sent, 'no overload: the node kept up'
+    # A leak raises both the peaks and the troughs; trimming after each set may lower them.
+    assert growth['rss_growth_mb'] <= 20.0, (growth, run.rss_mb)
+    assert growth['rss_low_growth_mb'] <= 20.0, (growth, run.rss_mb)

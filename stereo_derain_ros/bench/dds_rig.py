@@ -7,6 +7,7 @@ Matching by header stamp is valid because the node (and the relay) copy input he
 resident memory) while it runs; `ping` sends sets one at a time, so none waits behind another.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import threading
 import time
@@ -188,12 +189,13 @@ class StampClock:
 
 
 def run_at_rate(player: StereoPlayer, monitor: StereoMonitor, stamps: StampClock,
-                rate_hz: float, duration_s: float, grace_s: float, pid: int) -> RateRun:
+                rate_hz: float, duration_s: float, grace_s: float, pid: int,
+                sample_interval_s: float = 1.0) -> RateRun:
     """Play at a fixed rate, wait `grace_s` for stragglers, and match outputs by stamp."""
     count = max(1, round(rate_hz * duration_s))
     period_ns = round(SECOND / rate_hz)
     first = stamps.reserve(count, period_ns)
-    with ProcessSampler(pid) as sampler:
+    with ProcessSampler(pid, sample_interval_s) as sampler:
         player.play(count, rate_hz, first_stamp_ns=first)
         time.sleep(grace_s)
     sent = {stamp: at for stamp, at in player.sent.items()
@@ -230,3 +232,26 @@ def rss_growth_mb(samples: list[tuple[float, float]], settle_s: float) -> dict:
     quarter = len(settled) // 4
     first, last = settled[:quarter], settled[-quarter:]
     return {'rss_growth_mb': max(last) - max(first), 'rss_low_growth_mb': min(last) - min(first)}
+
+
+def wait_until_answered(player: StereoPlayer, monitor: StereoMonitor, stamps: StampClock,
+                        timeout_s: float, check: Callable[[], None] = lambda: None) -> bool:
+    """Send one set every 2 s until one comes back (discovery done, engine loaded); True if so.
+
+    A set sent before both sides of every topic have matched is lost, so one set is not enough.
+    `check` may raise to stop early (e.g. when the process under test exited).
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        check()
+        if not player.subscribers_matched():
+            time.sleep(0.2)
+            continue
+        stamp = stamps.reserve(1, SECOND)
+        player.publish(stamp)
+        answered_by = min(deadline, time.monotonic() + 2.0)
+        while time.monotonic() < answered_by:
+            if monitor.has(stamp):
+                return True
+            time.sleep(0.01)
+    return False

@@ -21,10 +21,10 @@ from stereo_derain_ros.bench.dds_rig import (
     ping,
     rss_growth_mb,
     run_at_rate,
-    SECOND,
     StampClock,
     StereoMonitor,
     StereoPlayer,
+    wait_until_answered,
 )
 from stereo_derain_ros.node_process import (
     isolated_ros_environment,
@@ -152,24 +152,15 @@ class _Rig:
 def _wait_until_flowing(rig: _Rig, player: StereoPlayer, process: NodeProcess,
                         timeout_s: float) -> None:
     """Wait for discovery and the first complete output set (the node loads its engine first)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def check() -> None:
         try:
             process.check_running('while starting')
         except NodeProcessError as error:
             raise NodeBenchError(str(error)) from None
-        if player.subscribers_matched():
-            stamp = rig.stamps.reserve(1, SECOND)
-            player.publish(stamp)
-            answered_by = time.monotonic() + 30.0
-            while time.monotonic() < answered_by and not rig.monitor.has(stamp):
-                time.sleep(0.01)
-            if rig.monitor.has(stamp):
-                return
-        else:
-            time.sleep(0.2)
-    raise NodeBenchError(f'{process.log_path.stem} gave no output within {timeout_s:.0f} s: '
-                         f'{process.log_tail()}')
+
+    if not wait_until_answered(player, rig.monitor, rig.stamps, timeout_s, check):
+        raise NodeBenchError(f'{process.log_path.stem} gave no output within {timeout_s:.0f} s: '
+                             f'{process.log_tail()}')
 
 
 def _received(diagnostics: dict[str, str]) -> dict[str, int]:
@@ -191,7 +182,9 @@ def _transport_run(rig: _Rig, player: StereoPlayer, process: NodeProcess,
 
 def _soak(rig: _Rig, player: StereoPlayer, process: NodeProcess, rate_hz: float,
           duration_s: float) -> dict:
-    run = run_at_rate(player, rig.monitor, rig.stamps, rate_hz, duration_s, 5.0, process.pid)
+    # Sampled four times a second: each inference swings the resident size by hundreds of MB.
+    run = run_at_rate(player, rig.monitor, rig.stamps, rate_hz, duration_s, 5.0, process.pid,
+                      sample_interval_s=0.25)
     settle_s = min(10.0, duration_s / 4)
     return {**run.summary(), 'settle_s': settle_s, 'rss_samples_mb': run.rss_mb,
             **rss_growth_mb(run.rss_mb, settle_s)}
