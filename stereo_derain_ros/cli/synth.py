@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown')
     parser.add_argument('--contact-sheet', type=Path, metavar='PNG',
                         help='instead, write a contact sheet of all presets to PNG')
+    parser.add_argument('--training-sheet', type=Path, metavar='JPG',
+                        help='instead, write 16 training samples (every scene source and '
+                             'renderer, colour and mono) to JPG')
     parser.set_defaults(run=run)
 
 
@@ -52,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
         path = write_contact_sheet(args.contact_sheet, seed=args.seed or 0)
         print(f'wrote {path}')
+        return 0
+    if args.training_sheet is not None:
+        from stereo_derain_ros.data.contact_sheet import write_training_sheet
+        from stereo_derain_ros.data.photos.library import PhotoLibrary
+
+        library = PhotoLibrary.open_or_builtin(args.photos, 'train')
+        path = write_training_sheet(args.training_sheet, library, seed=args.seed or 0)
+        print(f'wrote {path} (photos: {library.origin})')
         return 0
     if args.out is None or args.count is None:
         raise CommandError('synth needs OUT and --count N (or --contact-sheet PNG)')

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stereo_derain_ros.data.compose import CompositionConfig
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.pools import cached_pool, ComposedRainSource, PoolRecipe
 from stereo_derain_ros.data.seeds import generator
@@ -30,8 +31,11 @@ def synthetic_sources(*, seed: int, count: int, val_count: int, photos: Path | N
         return cached_pool(recipe, library, cache, jobs, progress)
 
     train = ComposedRainSource(pool('scene', 'train', count), pool('rain', 'train', count), seed)
+    # Validation is always rainy: a rain-free pair scores an infinite PSNR and drowns the mean
+    # (the held-out `clean` sets check that rain-free frames are left alone).
     validation = ComposedRainSource(pool('scene', 'val', val_count),
-                                    pool('rain', 'val', val_count), seed)
+                                    pool('rain', 'val', val_count), seed,
+                                    CompositionConfig(rain_free=0.0))
     samples = [validation.sample(generator('val-compose', seed, index),
                                  (POOL_HEIGHT, POOL_WIDTH)) for index in range(val_count)]
     return train, PairPool.from_dataset([{view: torch.from_numpy(
