@@ -22,7 +22,11 @@ def _names(text: str) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'bench', help='benchmark models, the node and bag processing; write results and README')
+        'bench', help='benchmark models, the node and bag processing; write results and README',
+        description='Measure the numbers the README quotes, on this machine: `models` (cost of '
+                    'every model), `node` (the real node over DDS), `bag` (offline bag '
+                    'deraining), and `report` (rewrite the README performance section from '
+                    'the committed results). Each result records the machine it came from.')
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
     commands = parser.add_subparsers(title='benchmarks', metavar='BENCHMARK')
     _register_models(commands)
@@ -40,7 +44,10 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def _register_models(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'models', help='parameters, MACs, time and peak memory of every model, side by side')
+        'models', help='parameters, MACs, time and peak memory of every model, side by side',
+        description='Time every model (forward pass of one stereo pair) at several sizes, with '
+                    'and without a disparity band, and record parameters, MACs and peak memory; '
+                    'rows that do not fit the memory limit are reported as such.')
     _add_output(parser)
     parser.add_argument('--models', type=_names,
                         help='comma-separated registry names (default: all registered)')
@@ -97,7 +104,10 @@ def _engine_settings(args: argparse.Namespace) -> dict:
 
 def _register_node(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
+        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS',
+        description='Start stereo_derain_node as its own process and publish stereo sets to it '
+                    'over DDS at a scan of rates: sets received and dropped, latency, CPU and '
+                    'memory, then a memory soak above its processing rate.')
     _add_output(parser)
     _add_engine_options(parser)
     parser.add_argument('--rates', type=_rates,
@@ -113,7 +123,10 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
 
 def _register_bag(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'bag', help='offline bag deraining throughput against the engine alone (same frames)')
+        'bag', help='offline bag deraining throughput against the engine alone (same frames)',
+        description='Render a rainy bag, then alternate passes of the engine alone and of '
+                    '`stereo-derain bag` over the same frames, and report their throughput '
+                    'ratio (reading, decoding and writing overhead).')
     _add_output(parser)
     _add_engine_options(parser)
     parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
@@ -127,7 +140,9 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
 
 def _register_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'report', help="regenerate the README's performance section from committed results")
+        'report', help="regenerate the README's performance section from committed results",
+        description='Rewrite the performance section of the README between its markers from '
+                    'the JSON results, or check (--check) that it is up to date.')
     parser.add_argument('--results-dir', type=Path, default=DEFAULT_OUT_DIR,
                         help='folder holding models.json, node.json, bag.json '
                              '(default: %(default)s)')

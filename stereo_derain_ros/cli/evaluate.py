@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description='Evaluate MODEL_OR_CHECKPOINT (a registry name, using its packaged weights, '
                     'or a .safetensors checkpoint) on DATASET (a folder in a supported layout, '
                     'or heldout:light|medium|heavy). The table always includes the rainy input.')
-    parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT')
-    parser.add_argument('dataset', metavar='DATASET')
+    parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT',
+                        help='registry model name or .safetensors checkpoint to evaluate')
+    parser.add_argument('dataset', metavar='DATASET',
+                        help='dataset folder, or heldout:PRESET for a packaged held-out set')
     parser.add_argument('--out', type=Path, default=Path('eval_out'),
                         help='folder for report.md, report.json and figure.png '
                              '(default: %(default)s)')

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'in memory, so writing them is only needed for other tools.')
     parser.add_argument('--out', type=Path, required=True, help='destination folder')
     parser.add_argument('--presets', default='light,medium,heavy',
-                        help='comma-separated presets to write')
+                        help='comma-separated presets to write (default: %(default)s)')
     parser.set_defaults(run=run)
 
 

@@ -22,19 +22,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('out', nargs='?', type=Path, help='output dataset folder')
     parser.add_argument('--count', type=int, help='number of stereo pairs to write')
     parser.add_argument('--preset', choices=PRESET_CHOICES, default='random',
-                        help='rain preset, or random for training-style randomisation')
+                        help='rain preset, or random for training-style randomisation '
+                             '(default: %(default)s)')
     parser.add_argument('--seed', type=int, default=None,
                         help='base seed (default: 0 for training, 10**9 for testing, so '
                              'held-out pairs never repeat training pairs)')
     parser.add_argument('--size', type=parse_size, default=(512, 256), metavar='WxH',
                         help='size of each pair (default 512x256)')
-    parser.add_argument('--split', choices=('testing', 'training'), default='testing')
+    parser.add_argument('--split', choices=('testing', 'training'), default='testing',
+                        help='which seeds to draw from (default: %(default)s)')
     parser.add_argument('--source', choices=tuple(SOURCE_CHOICES), default='mixed',
-                        help='clean scenes: procedural, the Middlebury motorcycle, or both')
+                        help='clean scenes: procedural, the Middlebury motorcycle, or both '
+                             '(default: %(default)s)')
     parser.add_argument('--mode', choices=tuple(MODE_FRACTIONS), default='mixed',
-                        help='particle renderer, layered planes, or a 70/30 mix')
+                        help='particle renderer, layered planes, or a 70/30 mix '
+                             '(default: %(default)s)')
     parser.add_argument('--disparity-format', choices=('npy', 'png'), default='npy',
-                        help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown')
+                        help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown '
+                             '(default: %(default)s)')
     parser.add_argument('--contact-sheet', type=Path, metavar='PNG',
                         help='instead, write a contact sheet of all presets to PNG')
     parser.set_defaults(run=run)
