@@ -104,7 +104,7 @@ def test_readme_without_markers_is_refused():
 def test_bad_arguments_are_one_line_errors():
     unknown = stereo_derain('bench', 'models', '--models', 'nosuchnet', '--out-dir', '/tmp/x')
     assert unknown.returncode == 2
-    assert 'unknown model(s) nosuchnet' in unknown.stderr
+    assert "unknown model 'nosuchnet'; available: apanet" in unknown.stderr
     assert 'Traceback' not in unknown.stderr
     bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
     assert bad_size.returncode == 2
