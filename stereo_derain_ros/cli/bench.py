@@ -285,6 +285,7 @@ def _write(args: argparse.Namespace, result: dict, markdown: str, name: str) -> 
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.atomic import write_text_atomic
     from stereo_derain_ros.bench.readme_section import (
         generate_section,
         ReadmeSectionError,
@@ -309,6 +310,6 @@ def run_report(args: argparse.Namespace) -> int:
             return 1
         print(f'{args.readme}: performance section is up to date')
         return 0
-    args.readme.write_text(updated)
+    write_text_atomic(args.readme, updated)
     print(f'rewrote the performance section of {args.readme}')
     return 0

@@ -23,12 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from stereo_derain_ros.data.folders import write_disparity
     from stereo_derain_ros.evaluation.heldout import HELDOUT_PRESETS, HeldoutSet
+    from stereo_derain_ros.pixels import to_uint8
 
     presets = [name.strip() for name in args.presets.split(',') if name.strip()]
     unknown = sorted(set(presets) - set(HELDOUT_PRESETS))
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             sample = dataset[index]
             name = f'{index:02d}_{dataset.scene_name(index)}'
             for key, folder in FOLDERS.items():
-                image = (sample[key].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+                image = to_uint8(sample[key].permute(1, 2, 0).numpy())
                 Image.fromarray(image).save(base / folder / f'{name}.png')
             write_disparity(base / 'disparity' / f'{name}.npy', sample['disparity'][0].numpy())
     print(f'wrote {", ".join(presets)} under {args.out}')

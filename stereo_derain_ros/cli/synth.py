@@ -74,6 +74,7 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
     import cv2
     from tqdm import tqdm
 
+    from stereo_derain_ros.atomic import write_text_atomic
     from stereo_derain_ros.cli import CommandError
     from stereo_derain_ros.data import HELD_OUT_BASE_SEED
     from stereo_derain_ros.data.folders import LAYOUT_FOLDERS, write_disparity
@@ -122,6 +123,6 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
     manifest_path = args.out / 'synth.json'
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[args.split] = split_record
-    manifest_path.write_text(json.dumps(manifest, indent=1) + '\n')
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + '\n')
     print(f'wrote {args.count} pairs to {split_dir}')
     return 0
