@@ -1,4 +1,4 @@
-"""Building blocks shared by several models (NAFNet-style, see reference section 4.1)."""
+"""Building blocks shared by several models (NAFNet-style, see docs/references.md §3)."""
 
 import torch
 from torch import nn
