@@ -158,3 +158,14 @@ def test_no_shell_resolves_devices_itself():
         if "'cuda' if torch.cuda.is_available()" in text:
             offenders.append(str(path.relative_to(REPO_ROOT)))
     assert not offenders, 'device resolution outside engine/devices.py: ' + ', '.join(offenders)
+
+
+def test_train_refuses_a_bad_device_before_rendering_anything(tmp_path, capsys):
+    from stereo_derain_ros.cli import main
+
+    cache = tmp_path / 'pools'
+    status = main(['train', '--model', 'bandnet', '--out', str(tmp_path / 'run'), '--device',
+                   'gpu', '--data-cache', str(cache), '--no-progress'])
+    assert status == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+    assert not cache.exists() and not (tmp_path / 'run').exists()

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from stereo_derain_ros.cli import CommandError
-from stereo_derain_ros.cli.engine_options import add_engine_arguments
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
 
 DEFAULT_STEPS = 4000
 DEFAULT_CROP = '96'
@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.training.data import DataError, training_pools
     from stereo_derain_ros.training.trainer import Runtime, train
 
+    # The one validator checks --model, --device and --threads now, not after the pools rendered.
+    engine_config(args)
     config = _resumed_config(args) if args.resume else _new_config(args)
     try:
         config.validate()
