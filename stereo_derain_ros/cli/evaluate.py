@@ -75,18 +75,19 @@ def run(args: argparse.Namespace) -> int:
     )
     from stereo_derain_ros.training.data import DataError, open_dataset
 
-    try:
-        dataset = open_dataset(args.dataset)
-    except DataError as error:
-        raise CommandError(str(error)) from None
-    if args.limit is not None:
-        dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
+    # Engines first: a bad model, checkpoint or device fails before any data is read.
     derainers = {RAINY: identity_derainer}
     labels = []
     for spec in [args.model, *args.compare]:
         label, derain = _engine_derainer(spec, args)
         derainers[label] = derain
         labels.append(label)
+    try:
+        dataset = open_dataset(args.dataset)
+    except DataError as error:
+        raise CommandError(str(error)) from None
+    if args.limit is not None:
+        dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
     if args.baseline:
         from stereo_derain_ros.evaluation.disparity import num_disparities_for
         from stereo_derain_ros.evaluation.runner import ground_truth_disparity
