@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stereo_derain_ros.cli import build_parser, CommandError
+from stereo_derain_ros.cli.demo import demo_config
 from stereo_derain_ros.cli.engine_options import engine_config
 from stereo_derain_ros.engine import DerainEngine, EngineConfig, save_checkpoint
 from stereo_derain_ros.engine.config import DEFAULT_MODEL
@@ -101,7 +102,10 @@ def test_the_default_model_is_the_checkpoints(tmp_path):
     engine = DerainEngine(EngineConfig.from_options(weights=checkpoint, device='cpu',
                                                     warmup_shape=None))
     assert engine.model_name == 'apanet'
-    assert EngineConfig().model is None and DEFAULT_MODEL == 'bandnet'
+    assert EngineConfig.from_options(weights=checkpoint).model_to_run() == 'apanet'
+    assert EngineConfig().model is None and EngineConfig().model_to_run() == DEFAULT_MODEL
+    demo = demo_config(build_parser().parse_args(['demo', '--weights', str(checkpoint)]))
+    assert (demo.model, demo.weights) == ('apanet', checkpoint)
 
 
 def test_engine_applies_threads():

@@ -5,7 +5,6 @@ import argparse
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.arguments import parse_size
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
-from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
 # The engine options the demo hands to its node process.
 DEMO_ENGINE_OPTIONS = ('model', 'weights', 'untrained', 'device')
@@ -44,20 +43,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def demo_config(args: argparse.Namespace):
+    """Return the `DemoConfig` of the command line; the node is told the model it will run."""
     from stereo_derain_ros.demo import DemoError
     from stereo_derain_ros.demo.config import DemoConfig
-    from stereo_derain_ros.demo.runner import run_demo
+    from stereo_derain_ros.engine.errors import CheckpointError
 
     engine = engine_config(args)
     try:
-        config = DemoConfig(
+        return DemoConfig(
             output=args.output, width=args.size[0], height=args.size[1],
             duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
-            model=engine.model or DEFAULT_MODEL, weights=engine.weights,
+            model=engine.model_to_run(), weights=engine.weights,
             untrained=engine.allow_untrained, device=engine.device,
             replay_rate=args.replay_rate, sample_frames=args.frames,
             scored_frames=args.score_frames)
+    except (CheckpointError, DemoError) as error:
+        raise CommandError(str(error)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.demo import DemoError
+    from stereo_derain_ros.demo.runner import run_demo
+
+    config = demo_config(args)
+    try:
         run_demo(config)
     except DemoError as error:
         raise CommandError(str(error)) from None

@@ -82,6 +82,20 @@ class EngineConfig:
             options['weights'] = str(options['weights'])
         return cls(**options)
 
+    def model_to_run(self) -> str:
+        """Return the model this config runs: `model`, else the checkpoint's, else DEFAULT_MODEL.
+
+        For a shell that must name the model to another process (the demo's node); reading the
+        checkpoint raises CheckpointError when it is missing or damaged.
+        """
+        if self.model is not None:
+            return self.model
+        if self.weights is None:
+            return DEFAULT_MODEL
+        from stereo_derain_ros.engine.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.weights)[1]['model']
+
     def __post_init__(self) -> None:
         check_model_name(self.model, allow_none=True)
         check_device(self.device)
