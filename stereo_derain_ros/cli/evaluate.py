@@ -19,11 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'eval', help='evaluate a model or checkpoint: PSNR/SSIM and SGBM disparity downstream',
         description='Evaluate MODEL_OR_CHECKPOINT (a registry name, using its packaged weights, '
                     'or a .safetensors checkpoint) on DATASET (a folder in a supported layout, '
-                    'or heldout:light|medium|heavy). The table always includes the rainy input.')
+                    'or heldout:SET with SET one of light, medium, heavy, photos-light, '
+                    'photos-medium, photos-heavy, their -mono variants, clean, clean-mono). The '
+                    'table always includes the rainy input.')
     parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT',
                         help='registry model name or .safetensors checkpoint to evaluate')
     parser.add_argument('dataset', metavar='DATASET',
-                        help='dataset folder, or heldout:PRESET for a packaged held-out set')
+                        help='dataset folder, or heldout:SET for a packaged held-out set')
     parser.add_argument('--out', type=Path, default=Path('eval_out'),
                         help='folder for report.md, report.json and figure.png '
                              '(default: %(default)s)')
@@ -34,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'view warped by SGBM disparity)')
     parser.add_argument('--limit', type=int, default=None,
                         help='evaluate the first N samples (default: all)')
+    parser.add_argument('--photos', type=Path, default=None,
+                        help='photo cache for heldout:photos-* and heldout:clean* (default: '
+                             '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--figures', type=int, default=3,
                         help='samples shown in figure.png, 0 for no figure (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -66,6 +71,7 @@ def _engine_derainer(spec: str, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.data.specs import DataError, open_dataset
     from stereo_derain_ros.evaluation.report import markdown_table, write_report
     from stereo_derain_ros.evaluation.runner import (
         evaluate,
@@ -73,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         RAINY,
         StereoMinDerainer,
     )
-    from stereo_derain_ros.training.data import DataError, open_dataset
 
     # Engines first: a bad model, checkpoint or device fails before any data is read.
     derainers = {RAINY: identity_derainer}
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         derainers[label] = derain
         labels.append(label)
     try:
-        dataset = open_dataset(args.dataset)
+        dataset = open_dataset(args.dataset, args.photos)
     except DataError as error:
         raise CommandError(str(error)) from None
     if args.limit is not None:
