@@ -27,6 +27,7 @@ COMMANDS = {
     'demo': ['demo'],
     'bench node': ['bench', 'node'],
     'bench bag': ['bench', 'bag'],
+    'train': ['train', '--model', 'bandnet', '--out', 'run'],
 }
 
 
