@@ -130,12 +130,14 @@ def parameter_defaults() -> dict[str, object]:
 
 
 def engine_config(params: NodeParameters) -> EngineConfig:
-    """Compose the engine's config; EngineConfig validates device, precision, tile and band."""
-    return EngineConfig(
-        model=params.model or None, weights=params.weights or None,
-        allow_untrained=params.allow_untrained_weights, device=params.device,
-        precision=params.precision, max_disparity=params.max_disparity or None,
-        tile=params.tile_size or None, threads=params.threads or None)
+    """Compose the engine's config through the one contract, which validates every value.
+
+    The parameters' unset spellings ('' and 0) mean the engine's own defaults there.
+    """
+    return EngineConfig.from_options(
+        model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
+        device=params.device, precision=params.precision, max_disparity=params.max_disparity,
+        tile=params.tile_size, threads=params.threads)
 
 
 def sync_config(params: NodeParameters) -> SyncConfig:

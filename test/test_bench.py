@@ -11,7 +11,6 @@ import pytest
 from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
 from stereo_derain_ros.bench.readme_section import (
     END_MARKER,
-    extract_section,
     generate_section,
     ReadmeSectionError,
     replace_section,
@@ -84,7 +83,7 @@ def test_report_round_trips_through_the_readme(models_results, tmp_path):
                             '--readme', str(readme))
     assert written.returncode == 0, written.stderr
     text = readme.read_text()
-    assert extract_section(text) == section
+    assert f'{START_MARKER}\n{section.strip()}\n{END_MARKER}' in text
     assert text.startswith('# Title\n\nintro\n\n') and text.endswith('\n\nrest\n')
     assert replace_section(text, section) == text
     check = stereo_derain('bench', 'report', '--results-dir', str(models_results), '--readme',
@@ -105,7 +104,7 @@ def test_readme_without_markers_is_refused():
 def test_bad_arguments_are_one_line_errors():
     unknown = stereo_derain('bench', 'models', '--models', 'nosuchnet', '--out-dir', '/tmp/x')
     assert unknown.returncode == 2
-    assert 'unknown model(s) nosuchnet' in unknown.stderr
+    assert "unknown model 'nosuchnet'; available: apanet" in unknown.stderr
     assert 'Traceback' not in unknown.stderr
     bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
     assert bad_size.returncode == 2
@@ -155,3 +154,21 @@ def test_bench_bag_compares_bag_tool_with_engine(tmp_path):
 def test_committed_results_and_readme_agree():
     result = stereo_derain('bench', 'report', '--check')
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bench_data_times_every_source_renderer_and_the_training_wait(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'loss.csv').write_text('step,loss,lr,crop,pairs_per_s,data_s\n' + ''.join(
+        f'{10 * step},0.1,1e-3,32x64,4.0,0.02\n' for step in range(1, 9)))
+    result = stereo_derain('bench', 'data', '--quick', '--repeats', '1', '--out-dir',
+                           str(tmp_path / 'out'), '--training-run', str(run))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / 'out' / 'data.json').read_text())
+    assert set(data['scene_s_per_pair']) == {'photo-layers', 'dead-leaves', 'procedural',
+                                             'motorcycle'}
+    assert set(data['rain_s_per_pair']) == {'layered', 'particles'}
+    assert all(value > 0 for value in data['scene_s_per_pair'].values())
+    assert data['compose_s_per_batch'] > 0
+    assert data['training_wait']['data_s_per_step'] == pytest.approx(0.02)
+    assert '% of a 2 s step' in (tmp_path / 'out' / 'data.md').read_text()

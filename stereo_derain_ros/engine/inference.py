@@ -15,6 +15,7 @@ from torch import nn
 
 from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint
 from stereo_derain_ros.engine.config import DEFAULT_MODEL, EngineConfig, tile_shape
+from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
     describe_pair,
@@ -31,25 +32,6 @@ from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def resolve_device(spec: str) -> torch.device:
-    """Turn auto|cpu|cuda|cuda:N into a device that exists here, or explain why it does not."""
-    if spec == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(spec)
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineError(
-                f'device {spec!r} was asked but CUDA is not available to this PyTorch '
-                f'(torch {torch.__version__}); use device cpu or auto')
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise EngineError(
-                f'device {spec!r} was asked but only {torch.cuda.device_count()} CUDA '
-                'device(s) exist')
-        device = torch.device('cuda', index)
-    return device
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
