@@ -17,7 +17,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from stereo_derain_ros.launch_arguments import (
-    declared_arguments,
+    declare_arguments,
     input_remappings,
     LAUNCH_ONLY_ARGUMENTS,
     parameter_arguments,
@@ -51,13 +51,8 @@ def launch_node(context):
 
 
 def generate_launch_description():
-    arguments = [DeclareLaunchArgument(
-        'params_file',
-        default_value=PathJoinSubstitution(
-            [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']),
-        description='parameters file of the node')]
-    arguments += [DeclareLaunchArgument(name, default_value=default, description=description)
-                  for name, default, description in declared_arguments()]
+    arguments = declare_arguments(DeclareLaunchArgument, PathJoinSubstitution(
+        [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']))
     transport = [SetEnvironmentVariable(name, value)
                  for name, value in large_image_environment().items()]
     return LaunchDescription([*arguments, *transport, OpaqueFunction(function=launch_node)])

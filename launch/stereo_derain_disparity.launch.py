@@ -13,7 +13,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from stereo_derain_ros.launch_arguments import (
-    declared_arguments,
+    declare_arguments,
     LAUNCH_ONLY_ARGUMENTS,
     output_namespace,
     parameter_arguments,
@@ -38,13 +38,8 @@ def launch_stereo_image_proc(context):
 
 
 def generate_launch_description():
-    arguments = [DeclareLaunchArgument(
-        'params_file',
-        default_value=PathJoinSubstitution(
-            [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']),
-        description='parameters file of the node')]
-    arguments += [DeclareLaunchArgument(name, default_value=default, description=description)
-                  for name, default, description in declared_arguments()]
+    arguments = declare_arguments(DeclareLaunchArgument, PathJoinSubstitution(
+        [FindPackageShare('stereo_derain_ros'), 'config', 'stereo_derain.yaml']))
     arguments.append(DeclareLaunchArgument(
         'stereo_algorithm', default_value='0', description='0 = block matching, 1 = SGBM'))
     derain = IncludeLaunchDescription(

@@ -6,7 +6,8 @@ default. Keeping the conversion here lets the tests check forwarding without `la
 is not installable from PyPI.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from stereo_derain_ros.node_params import PARAMETER_TABLE, PARAMETERS
 
@@ -37,13 +38,17 @@ def parameter_arguments() -> dict[str, str]:
     return {spec.name: f'{spec.description}; empty = the params file' for spec in PARAMETERS}
 
 
-def declared_arguments() -> list[tuple[str, str, str]]:
-    """Return (name, default, description) of every argument the node's launch files take.
+def declare_arguments(declare: Callable[..., Any], params_file_default: object) -> list[Any]:
+    """Declare every argument of the node's launch files with `declare` (DeclareLaunchArgument).
 
-    `params_file` is not among them: its default is the installed config, a launch substitution.
+    Passed in, because launch is only importable where ROS is installed; `params_file_default`
+    is the installed config, a launch substitution.
     """
-    return ([(name, default, text) for name, (default, text) in LAUNCH_ONLY_ARGUMENTS.items()]
-            + [(name, '', text) for name, text in parameter_arguments().items()])
+    rows = [('params_file', params_file_default, 'parameters file of the node')]
+    rows += [(name, default, text) for name, (default, text) in LAUNCH_ONLY_ARGUMENTS.items()]
+    rows += [(name, '', text) for name, text in parameter_arguments().items()]
+    return [declare(name, default_value=default, description=text)
+            for name, default, text in rows]
 
 
 def convert(name: str, text: str) -> object:

@@ -13,6 +13,7 @@ from rclpy.parameter import Parameter
 import yaml
 
 from stereo_derain_ros.launch_arguments import (
+    declare_arguments,
     input_remappings,
     LAUNCH_ONLY_ARGUMENTS,
     output_namespace,
@@ -63,8 +64,8 @@ def declared_arguments(tree: ast.AST) -> set[str]:
     """Arguments declared literally, plus those declared from the launch_arguments table."""
     names = {call.args[0].value for call in calls(tree, 'DeclareLaunchArgument')
              if isinstance(call.args[0], ast.Constant)}
-    if any(getattr(node, 'id', None) == 'declared_arguments' for node in ast.walk(tree)):
-        names |= set(LAUNCH_ONLY_ARGUMENTS) | set(parameter_arguments())
+    if any(getattr(node, 'id', None) == 'declare_arguments' for node in ast.walk(tree)):
+        names |= {'params_file'} | set(LAUNCH_ONLY_ARGUMENTS) | set(parameter_arguments())
     return names
 
 
@@ -89,7 +90,7 @@ def test_arguments_come_from_the_one_table(name):
     tree = parse(LAUNCH_DIR / name)
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == 'stereo_derain_ros.launch_arguments' for alias in node.names}
-    assert 'declared_arguments' in imported
+    assert 'declare_arguments' in imported
     literal = {c.args[0].value for c in calls(tree, 'DeclareLaunchArgument')
                if isinstance(c.args[0], ast.Constant)}
     # one default per argument: only arguments of this launch file alone are literal
@@ -97,6 +98,9 @@ def test_arguments_come_from_the_one_table(name):
     assert {'namespace', 'node_name', 'input_namespace', 'image_leaf', 'reliable_inputs',
             'use_sim_time'} <= set(LAUNCH_ONLY_ARGUMENTS)
     assert set(parameter_arguments()) == set(parameter_defaults())
+    declared = declare_arguments(lambda name, **spec: (name, spec['default_value']), 'cfg.yaml')
+    assert len(dict(declared)) == len(declared)
+    assert dict(declared)['params_file'] == 'cfg.yaml' and dict(declared)['precision'] == ''
 
 
 def test_only_given_arguments_override_the_params_file():
