@@ -26,6 +26,7 @@ from stereo_derain_ros.bench.dds_rig import (
     StereoPlayer,
     wait_until_answered,
 )
+from stereo_derain_ros.bench.results import SCHEMA_VERSION
 from stereo_derain_ros.node_process import (
     isolated_ros_environment,
     NodeProcess,
@@ -257,7 +258,7 @@ def run_node_bench(config: NodeBenchConfig, machine: dict,
     finally:
         rig.close()
     result = {
-        'schema_version': 2, 'benchmark': 'node', 'machine': machine,
+        'schema_version': SCHEMA_VERSION, 'benchmark': 'node', 'machine': machine,
         'settings': asdict(config),
         'ros': {'domain_id': os.environ['ROS_DOMAIN_ID'],
                 'rmw': os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp (default)'),

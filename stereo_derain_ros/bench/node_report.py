@@ -6,6 +6,8 @@ time (nothing queues); the node's in-node figure (set complete -> published, min
 per set) is shown beside it.
 """
 
+from pathlib import Path
+
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
 from stereo_derain_ros.node_stats import latency_summary_ms
 
@@ -95,12 +97,13 @@ def node_markdown(result: dict) -> str:
     weights = 'untrained' if not settings['weights'] else 'trained'
     transport = result['node_runs'][-1].get('transport', {})
     images_sent = 2 * (summary['transport_sent'] or 0)
+    profile = Path(result['ros']['fastdds_profile']).name or 'none'
     lines = ['# Node benchmark (`stereo-derain bench node`)', '',
              machine_block(result['machine']), '',
              f"Model `{summary['model']}` ({weights} weights), torch threads in the node: "
              f"{settings['threads']}; rgb8 stereo sets (a pre-loaded rainy pair + camera_info, "
              f"fresh stamps per set) published over DDS ({result['ros']['rmw']}, localhost, "
-             f"Fast DDS profile `{result['ros']['fastdds_profile'] or 'none'}`) by a player; "
+             f"Fast DDS profile `{profile}`) by a player; "
              'the node keeps its default QoS (sensor data, best effort); a monitor matches '
              'outputs to inputs by header stamp. Player, monitor, node and relay share the '
              "machine's cores.", '',
