@@ -12,6 +12,7 @@ from stereo_derain_ros.demo import DemoError
 from stereo_derain_ros.demo.node_process import (
     INPUT_NAMESPACE,
     INPUT_TOPICS,
+    OUTPUT_NAMESPACE,
     running_node,
     wait_until_ready,
 )
@@ -21,6 +22,7 @@ DRAIN_POLL_S = 0.05
 DIAGNOSTICS_WAIT_S = 2.5
 PROBE_SETS = 3
 PROBE_TIMEOUT_S = 60.0
+PROBE_LEAD_S = 300
 # Replay one set every HEADROOM x the node's own time per set, so that it keeps up.
 HEADROOM = 1.25
 
@@ -59,25 +61,31 @@ class LiveRun:
 
 
 def probe_node(recorder: OutputRecorder, pacing: Pacing) -> float:
-    """Send PROBE_SETS sets one at a time and return the node's median seconds per set.
+    """Return the node's median seconds per set, for PROBE_SETS sets sent one at a time.
 
-    The probe stamps lie just before the bag's first stamp, so the replay that follows moves
-    forward in time and the report, which looks outputs up by the bag's stamps, ignores them.
+    Sets are first sent until one comes back (the node's subscriptions must discover the probe's
+    publishers). Probe stamps lie a few minutes before the bag's first stamp, so the replay that
+    follows moves forward in time and the report, which looks outputs up by the bag's stamps,
+    ignores them.
     """
-    from stereo_derain_ros.bench.dds_rig import StereoPlayer
+    from stereo_derain_ros.bench.dds_rig import (
+        ping,
+        SECOND,
+        StampClock,
+        StereoMonitor,
+        StereoPlayer,
+        wait_until_answered,
+    )
 
     player = StereoPlayer(recorder.node, INPUT_NAMESPACE, *pacing.pair)
-    durations = []
-    for index in range(PROBE_SETS):
-        stamp = max(1, pacing.first_stamp_ns - (PROBE_SETS - index) * 1_000_000)
-        started = time.monotonic()
-        player.publish(stamp)
-        while stamp not in recorder.arrivals:
-            if time.monotonic() - started > PROBE_TIMEOUT_S:
-                raise DemoError(f'the node answered no probe set within {PROBE_TIMEOUT_S:.0f} s')
-            time.sleep(0.005)
-        durations.append(recorder.arrivals[stamp] - started)
-    return statistics.median(durations)
+    monitor = StereoMonitor(recorder.node, OUTPUT_NAMESPACE)
+    stamps = StampClock(max(SECOND, pacing.first_stamp_ns - PROBE_LEAD_S * SECOND))
+    if not wait_until_answered(player, monitor, stamps, PROBE_TIMEOUT_S):
+        raise DemoError(f'the node answered no probe set within {PROBE_TIMEOUT_S:.0f} s')
+    latencies_ms = ping(player, monitor, stamps, PROBE_SETS, PROBE_TIMEOUT_S)
+    if len(latencies_ms) < PROBE_SETS:
+        raise DemoError(f'the node answered {len(latencies_ms)} of {PROBE_SETS} probe sets')
+    return statistics.median(latencies_ms) / 1000.0
 
 
 def record_live_run(bag: Path, recorded: Path, node_command: list[str], node_log: Path,
