@@ -6,6 +6,7 @@ from typing import Any
 
 DEFAULT_MODEL = 'bandnet'
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
+BACKENDS = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
@@ -33,6 +34,9 @@ class EngineConfig:
     `tile` (int or (height, width), None = whole image) bounds memory: tiles are cut at identical
     coordinates in both views and, when a disparity band is in force, each tile carries that many
     extra columns of context so that every output pixel sees its whole band.
+
+    `backend` runs the network: 'torch' (eager PyTorch) or 'onnxruntime' (an exported graph;
+    `weights` may then also be an .onnx file from `stereo-derain export`).
     """
 
     model: str | None = None
@@ -50,8 +54,10 @@ class EngineConfig:
     channels_last: bool | None = None
     compile: bool = False
     warmup_shape: tuple[int, int] | None = (64, 64)
+    backend: str = 'torch'
 
     def __post_init__(self) -> None:
+        check_backend(self.backend, self.weights)
         if not isinstance(self.device, str) or not _DEVICE_PATTERN.match(self.device):
             raise ValueError(
                 f'unknown device {self.device!r}; expected one of {", ".join(DEVICE_CHOICES)}')
@@ -82,6 +88,15 @@ class EngineConfig:
             raise ValueError(
                 'model_overrides only apply to untrained models (allow_untrained=True, no '
                 'weights); a checkpoint carries its own model configuration')
+
+
+def check_backend(backend: str, weights: str | None) -> None:
+    """Raise ValueError for an unknown backend or an ONNX file given to the torch backend."""
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown backend {backend!r}; expected one of {", ".join(BACKENDS)}')
+    if backend != 'onnxruntime' and str(weights or '').endswith('.onnx'):
+        raise ValueError(f'weights {weights} is an ONNX file; it needs backend '
+                         "'onnxruntime' (CLI --backend onnxruntime)")
 
 
 def _is_tile(value: object) -> bool:
