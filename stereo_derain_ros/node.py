@@ -96,6 +96,7 @@ def build_engine(params: NodeParameters):
         weights=params.weights or None,
         device=params.device,
         precision=params.precision,
+        backend=params.backend,
         max_disparity=params.max_disparity or None,
         tile=params.tile_size or None,
         allow_untrained=params.allow_untrained_weights,

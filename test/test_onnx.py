@@ -143,6 +143,7 @@ def test_providers_prefer_tensorrt_then_cuda_and_cpu_is_always_last():
         choose_providers('cuda', 'auto', cpu_only)
 
 
+@pytest.mark.slow
 def test_checkpoint_is_exported_once_to_the_cache(tmp_path, monkeypatch):
     """The packaged weights run on onnxruntime through an export cached on first use."""
     monkeypatch.setenv('STEREO_DERAIN_CACHE', str(tmp_path))
