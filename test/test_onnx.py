@@ -2,12 +2,14 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from small_models import small_bandnet
 import torch
 
-from stereo_derain_ros.engine import DerainEngine, EngineConfig, EngineError
+from stereo_derain_ros.cli import main
+from stereo_derain_ros.engine import DerainEngine, EngineConfig, EngineError, save_checkpoint
 from stereo_derain_ros.engine.layout import pad_to_multiple
 from stereo_derain_ros.engine.onnx_backend import choose_providers, OnnxRuntimeBackend
 from stereo_derain_ros.engine.onnx_export import read_metadata
@@ -159,3 +161,35 @@ def test_checkpoint_is_exported_once_to_the_cache(tmp_path, monkeypatch):
     stamp = cached[0].stat().st_mtime_ns
     DerainEngine(config)
     assert cached[0].stat().st_mtime_ns == stamp
+
+
+def test_export_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    assert main(['export', 'nosuch', '--onnx', str(tmp_path / 'x.onnx')]) == 2
+    assert "'nosuch' is neither a checkpoint file nor" in capsys.readouterr().err
+    assert main(['export', 'bandnet', '--onnx', str(tmp_path / 'x.pt')]) == 2
+    assert '--onnx must name a .onnx file' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_export_command_writes_a_checkpoint_with_its_recipe_and_band(tmp_path, capsys):
+    checkpoint = save_checkpoint(tmp_path / 'small.safetensors', small_bandnet(),
+                                 recipe={'steps': 3})
+    out = tmp_path / 'graphs' / 'small.onnx'
+    assert main(['export', str(checkpoint), '--onnx', str(out), '--max-disparity', '24']) == 0
+    assert 'max_disparity 24' in capsys.readouterr().out
+    metadata = read_metadata(out)
+    assert json.loads(metadata['recipe']) == {'steps': 3} and metadata['max_disparity'] == 24
+    assert [path.name for path in out.parent.iterdir()] == ['small.onnx']
+
+
+def test_derain_command_runs_an_onnx_file(tmp_path, small_onnx):
+    rng = np.random.default_rng(3)
+    paths = []
+    for side in ('left', 'right'):
+        paths.append(tmp_path / f'{side}.png')
+        cv2.imwrite(str(paths[-1]), rng.integers(0, 256, (27, 41, 3), dtype=np.uint8))
+    assert main(['derain', *map(str, paths), '--out-dir', str(tmp_path / 'out'), '--device',
+                 'cpu', '--backend', 'onnxruntime', '--weights', str(small_onnx)]) == 0
+    outputs = sorted(path.name for path in (tmp_path / 'out').rglob('*.png'))
+    assert len(outputs) == 2, outputs

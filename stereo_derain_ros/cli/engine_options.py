@@ -22,11 +22,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group('engine')
     engine.add_argument('--model', help="model name (default: the checkpoint's, else bandnet)")
     engine.add_argument('--weights', metavar='PATH',
-                        help='checkpoint (.safetensors); default: the packaged weights')
+                        help='checkpoint (.safetensors, or .onnx with --backend onnxruntime); '
+                             'default: the packaged weights')
     engine.add_argument('--untrained', action='store_true',
                         help='run untrained weights (for testing the pipeline only)')
     engine.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     engine.add_argument('--precision', default='auto', help='auto, fp32, fp16 or bf16')
+    engine.add_argument('--backend', default='torch',
+                        help='torch or onnxruntime (default torch); onnxruntime also takes an '
+                             '.onnx file from `stereo-derain export` as --weights')
     engine.add_argument('--max-disparity', type=int, metavar='PX',
                         help="largest disparity in pixels (default: the model's)")
     engine.add_argument('--tile', type=parse_tile, metavar='N|HxW',
@@ -49,6 +53,7 @@ def build_engine(args: argparse.Namespace):
         return DerainEngine(EngineConfig(
             model=args.model, weights=None if args.weights is None else str(args.weights),
             allow_untrained=args.untrained, device=args.device, precision=args.precision,
-            max_disparity=args.max_disparity, tile=args.tile, tile_overlap=args.tile_overlap))
+            backend=args.backend, max_disparity=args.max_disparity, tile=args.tile,
+            tile_overlap=args.tile_overlap))
     except (CheckpointError, EngineError, MissingWeightsError, ValueError) as error:
         raise CommandError(str(error)) from None
