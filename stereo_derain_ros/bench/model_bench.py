@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import tempfile
 
 from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
+from stereo_derain_ros.bench.onnx_row import export_graphs, graph_path
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
 
 REFERENCE_MODEL = 'apanet'
@@ -204,14 +205,17 @@ def run_model_bench(config: ModelBenchConfig, machine: dict,
     throughput = measure_throughput(config)
     rows = []
     graph_dir = tempfile.TemporaryDirectory(prefix='bench-onnx-')
+    specs = [{**spec, 'graph_dir': graph_dir.name} for spec in specs]
+    export_failures = export_graphs(specs, config.row_timeout_s)
     for spec in specs:
-        outcome = run_isolated('stereo_derain_ros.bench.model_row:measure_model_row',
-                               {**spec, 'graph_dir': graph_dir.name}, _memory_limit(config),
-                               config.row_timeout_s)
-        row = {key: value for key, value in spec.items() if key not in ('warmup', 'repeats',
-                                                                         'threads')}
+        outcome = run_isolated('stereo_derain_ros.bench.model_row:measure_model_row', spec,
+                               _memory_limit(config), config.row_timeout_s)
+        row = {key: value for key, value in spec.items()
+               if key not in ('warmup', 'repeats', 'threads', 'graph_dir')}
         row['size'] = f"{spec['width']}x{spec['height']}"
         row.update(outcome)
+        if spec['backend'] == 'onnxruntime' and str(graph_path(spec)) in export_failures:
+            row['error'] = f'export failed: {export_failures[str(graph_path(spec))]}'
         rows.append(row)
         if on_row:
             on_row(row)

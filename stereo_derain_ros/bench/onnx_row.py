@@ -1,15 +1,47 @@
 """Measure one `bench models` row on the onnxruntime backend; runs in an isolated child.
 
-The row runs the same untrained model as the torch rows, exported once per (model, band) into
-the run's graph folder (the export is not timed), through the engine's onnxruntime backend with
-the CPU or CUDA provider. ONNX Runtime's intra-op threads follow the row's `threads`.
+The row runs the same untrained model as the torch rows, exported beforehand once per (model,
+band) into the run's graph folder, each export in its own child so that it counts neither in a
+row's time nor in its peak memory. The row runs the graph through the engine's onnxruntime
+backend with the CPU or CUDA provider; ONNX Runtime's intra-op threads follow the row's `threads`.
 """
 
 from pathlib import Path
 import resource
 
+from stereo_derain_ros.bench.isolated import OK, run_isolated
 from stereo_derain_ros.bench.model_row import count_macs_without_memory, padded
 from stereo_derain_ros.bench.timing import median, time_call
+
+
+def graph_path(spec: dict) -> Path:
+    """Return where the run keeps the exported graph of a row's model and band."""
+    return Path(spec['graph_dir']) / f"{spec['model']}-d{spec['max_disparity']}.onnx"
+
+
+def export_graphs(specs: list[dict], timeout_s: float) -> dict[str, str]:
+    """Export each (model, band) the onnxruntime rows need; return {graph path: error} failures."""
+    failures = {}
+    for spec in specs:
+        path = graph_path(spec)
+        if spec.get('backend') != 'onnxruntime' or path.is_file() or str(path) in failures:
+            continue
+        outcome = run_isolated('stereo_derain_ros.bench.onnx_row:export_graph', spec, None,
+                               timeout_s)
+        if outcome['status'] != OK:
+            failures[str(path)] = outcome.get('error', outcome['status'])
+    return failures
+
+
+def export_graph(spec: dict) -> dict:
+    """Export the untrained model of a row (with its band) to `graph_path(spec)`."""
+    from stereo_derain_ros.engine.onnx_export import export_onnx
+    from stereo_derain_ros.models import build_model
+
+    model = build_model(spec['model']).eval()
+    model.set_max_disparity(spec['max_disparity'])
+    return {'graph': str(export_onnx(model, graph_path(spec),
+                                     max_disparity=spec['max_disparity']))}
 
 
 def measure_onnx_row(spec: dict) -> dict:
@@ -21,7 +53,6 @@ def measure_onnx_row(spec: dict) -> dict:
 
     from stereo_derain_ros.engine.config import EngineConfig
     from stereo_derain_ros.engine.onnx_backend import OnnxRuntimeBackend
-    from stereo_derain_ros.engine.onnx_export import export_onnx
     from stereo_derain_ros.models import build_model, count_parameters
 
     if spec.get('threads'):
@@ -30,9 +61,9 @@ def measure_onnx_row(spec: dict) -> dict:
     model.set_max_disparity(spec['max_disparity'])
     height = padded(spec['height'], model.pad_multiple)
     width = padded(spec['width'], model.pad_multiple)
-    graph = Path(spec['graph_dir']) / f"{spec['model']}-d{spec['max_disparity']}.onnx"
+    graph = graph_path(spec)
     if not graph.is_file():
-        export_onnx(model, graph, max_disparity=spec['max_disparity'])
+        raise FileNotFoundError(f'no exported graph {graph.name}: its export failed')
     backend = OnnxRuntimeBackend(EngineConfig(backend='onnxruntime', weights=str(graph),
                                               device=spec['device'], precision='fp32'), None)
     left = torch.rand(1, 3, height, width)
