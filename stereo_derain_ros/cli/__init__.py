@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     'train',
     'evaluate',
     'heldout',
+    'photos',
 )
 
 
