@@ -104,9 +104,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
-        raise EngineError(f'{path} is not a readable ONNX file: {error}') from error
-    except Exception as error:  # protobuf's DecodeError has no stable import path
+    except Exception as error:  # noqa: BLE001 - protobuf's DecodeError has no stable import path
         raise EngineError(f'{path} is not a readable ONNX file: {error}') from error
     props = {prop.key: prop.value for prop in proto.metadata_props}
     missing = [key for key in ('model', 'max_disparity', 'pad_multiple') if key not in props]
