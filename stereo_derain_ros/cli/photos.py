@@ -21,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='cache folder (default: $STEREO_DERAIN_PHOTOS or '
                              '~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--sources', default=','.join(PHOTO_SOURCES),
-                        help='comma-separated sources to collect')
+                        help='comma-separated sources to collect (default: %(default)s)')
     parser.add_argument('--max-side', type=int, default=1024,
-                        help='longer side of a stored picture in px')
+                        help='longer side of a stored picture in px (default: %(default)s)')
     parser.add_argument('--list', action='store_true',
                         help='print the manifest of an existing cache instead of collecting')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')

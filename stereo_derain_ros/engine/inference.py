@@ -42,6 +42,9 @@ class DerainEngine:
         self.config = config = config or EngineConfig()
         if model is not None and config.weights is not None:
             raise ValueError('give either a model or config.weights, not both')
+        if config.threads is not None:
+            # Before the backend starts: onnxruntime takes its thread count from torch's.
+            torch.set_num_threads(config.threads)
         self._backend = create_backend(config, model)
         info = self._backend.info
         self.model_name, self.weights_source = info.name, info.weights_source

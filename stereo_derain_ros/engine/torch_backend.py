@@ -1,6 +1,7 @@
 """The PyTorch backend: eager (or compiled) torch on the CPU or a CUDA device.
 
-This is the only module that chooses torch devices and precisions. Every CUDA-specific step
+This is the only module that places inference on torch devices (resolved by `engine.devices`)
+and chooses precisions. Every CUDA-specific step
 (autocast, channels_last, pinned staging buffers, non-blocking copies, cache release after an
 out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch.
 """
@@ -13,29 +14,10 @@ from torch import nn
 
 from stereo_derain_ros.engine.backend import prepared_model
 from stereo_derain_ros.engine.config import EngineConfig
-from stereo_derain_ros.engine.errors import EngineError
+from stereo_derain_ros.engine.devices import resolve_device
 
 LOGGER = logging.getLogger(__name__)
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def resolve_device(spec: str) -> torch.device:
-    """Turn auto|cpu|cuda|cuda:N into a device that exists here, or explain why it does not."""
-    if spec == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(spec)
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineError(
-                f'device {spec!r} was asked but CUDA is not available to this PyTorch '
-                f'(torch {torch.__version__}); use device cpu or auto')
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise EngineError(
-                f'device {spec!r} was asked but only {torch.cuda.device_count()} CUDA '
-                'device(s) exist')
-        device = torch.device('cuda', index)
-    return device
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
