@@ -64,8 +64,9 @@ def measure_onnx_row(spec: dict) -> dict:
     graph = graph_path(spec)
     if not graph.is_file():
         raise FileNotFoundError(f'no exported graph {graph.name}: its export failed')
-    backend = OnnxRuntimeBackend(EngineConfig(backend='onnxruntime', weights=str(graph),
-                                              device=spec['device'], precision='fp32'), None)
+    config = EngineConfig.from_options(backend='onnxruntime', weights=str(graph),
+                                       device=spec['device'], precision='fp32')
+    backend = OnnxRuntimeBackend(config, None)
     left = torch.rand(1, 3, height, width)
     right = torch.rand_like(left)
     durations = time_call(lambda: backend.forward(left, right), 'cpu', int(spec['warmup']),

@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
             f'{args.source!r} is neither a checkpoint file nor a registered model; expected a '
             f'.safetensors path or one of {", ".join(available_models())}')
     try:
-        config = EngineConfig(model=None if is_file else args.source,
-                              weights=args.source if is_file else None,
-                              allow_untrained=args.untrained, max_disparity=args.max_disparity)
+        config = EngineConfig.from_options(model=None if is_file else args.source,
+                                           weights=args.source if is_file else None,
+                                           untrained=args.untrained,
+                                           max_disparity=args.max_disparity)
         model, info = prepared_model(config, None)
         recipe = None if info.weights_file is None else load_checkpoint(info.weights_file)[1][
             'recipe']
