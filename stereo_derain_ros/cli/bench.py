@@ -143,8 +143,12 @@ def _register_data(commands: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
+    import torch
+
     from stereo_derain_ros.bench.data_bench import data_markdown, DataBenchConfig, run_data_bench
     from stereo_derain_ros.bench.machine import describe_machine
+
+    torch.set_num_threads(1)  # before the machine is described, so its record says 1 thread
 
     repeats = args.repeats or (2 if args.quick else 6)
     if repeats < 1:
