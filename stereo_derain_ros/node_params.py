@@ -12,7 +12,7 @@ stereo_image_proc so users can copy values between the two.
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from stereo_derain_ros.engine.config import EngineConfig, PRECISIONS
+from stereo_derain_ros.engine.config import BACKENDS, EngineConfig, PRECISIONS
 from stereo_derain_ros.stereo_sync import SyncConfig
 
 INPUT_TYPES = ('raw', 'compressed')
@@ -80,6 +80,9 @@ class NodeParameters:
     precision: str = _parameter(
         'auto', 'half precision (fp16, bf16) applies on CUDA only', choices=PRECISIONS,
         rebuilds_engine=True)
+    backend: str = _parameter(
+        'torch', 'runs the network; with onnxruntime, `weights` may be an .onnx file (see '
+        'docs/deploy.md)', choices=BACKENDS, rebuilds_engine=True)
     threads: int = _parameter(
         1, 'torch intra-op CPU threads; 0 = torch default (one per core). 1 measured fastest on '
         'small shared CPUs (docs/node.md)', minimum=0, maximum=256, rebuilds_engine=True)
@@ -136,8 +139,8 @@ def engine_config(params: NodeParameters) -> EngineConfig:
     """
     return EngineConfig.from_options(
         model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
-        device=params.device, precision=params.precision, max_disparity=params.max_disparity,
-        tile=params.tile_size, threads=params.threads)
+        device=params.device, precision=params.precision, backend=params.backend,
+        max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads)
 
 
 def sync_config(params: NodeParameters) -> SyncConfig:

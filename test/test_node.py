@@ -619,3 +619,21 @@ def test_memory_stays_flat_under_a_three_times_overload(spinning_rig, tmp_path):
     # run this short judges the troughs with room for that noise; the ±20 MB target is judged
     # by the 60 s soak of `bench node`.
     assert growth['rss_low_growth_mb'] <= 60.0, (growth, run.rss_mb)
+
+
+def test_onnxruntime_backend_derains_like_torch(start_node, small_onnx):
+    from small_models import small_bandnet
+
+    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+    node, rig = start_node(backend='onnxruntime', weights=str(small_onnx))
+    left, right = rainy_pair('rgb8', seed=21)
+    rig.publish_set(left, right, 'rgb8', 50 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1 and rig.count('left_image') == 1)
+    torch_engine = DerainEngine(EngineConfig(device='cpu', warmup_shape=None),
+                                model=small_bandnet())
+    expected = torch_engine.derain(left, right)
+    for topic, reference in zip(('left_image', 'right_image'), expected):
+        output, _ = image_to_numpy(rig.messages(topic)[-1])
+        assert output.shape == reference.shape
+        assert np.abs(output.astype(int) - reference).max() <= 1

@@ -1,21 +1,19 @@
-"""DerainEngine: numpy stereo pairs in, derained numpy pairs out, on whichever device is asked.
+"""DerainEngine: numpy stereo pairs in, derained numpy pairs out, on whichever backend is asked.
 
-This is the only module that chooses torch devices and precisions. Every CUDA-specific step
-(autocast, channels_last, pinned staging buffers, non-blocking copies, cache release after an
-out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch.
+The engine owns what every backend shares: image layouts, padding to the model's multiple,
+tiling, and the fall-back ladder after an out-of-memory error (tiles first, then the CPU). The
+network itself runs in a backend (`engine.backend`): eager torch or ONNX Runtime.
 """
 
 from collections.abc import Sequence
-import contextlib
 import logging
 
 import numpy as np
 import torch
 from torch import nn
 
-from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint
-from stereo_derain_ros.engine.config import DEFAULT_MODEL, EngineConfig, tile_shape
-from stereo_derain_ros.engine.devices import resolve_device
+from stereo_derain_ros.engine.backend import create_backend
+from stereo_derain_ros.engine.config import EngineConfig, tile_shape
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
     describe_pair,
@@ -27,20 +25,8 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.tiling import round_up, tiled_forward
-from stereo_derain_ros.engine.weights import require_packaged_weights
-from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
-_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def resolve_precision(spec: str, device: torch.device) -> str:
-    """Pick fp32 on CPU and fp16 autocast for auto on CUDA (every CUDA GPU runs it fast)."""
-    if device.type != 'cuda':
-        if spec in _AUTOCAST_DTYPES:
-            LOGGER.warning('precision %s applies to CUDA only; running fp32 on %s', spec, device)
-        return 'fp32'
-    return 'fp16' if spec == 'auto' else spec
 
 
 class DerainEngine:
@@ -56,21 +42,14 @@ class DerainEngine:
         self.config = config = config or EngineConfig()
         if model is not None and config.weights is not None:
             raise ValueError('give either a model or config.weights, not both')
-        if model is not None:
-            self._model, self.weights_source = model, 'in-memory model'
-        else:
-            self._model, self.weights_source = _load_model(config)
-        self._model.eval()
-        self.model_name = model_name(self._model)
-        if config.max_disparity is not None:
-            self._model.set_max_disparity(config.max_disparity)
-        self.max_disparity = _band_of(self._model, config.max_disparity)
-        self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
-        self._tile = None if config.tile is None else self._checked_tile(config.tile)
-        self._staging: dict[str, torch.Tensor] = {}
         if config.threads is not None:
+            # Before the backend starts: onnxruntime takes its thread count from torch's.
             torch.set_num_threads(config.threads)
-        self._move_to(resolve_device(config.device))
+        self._backend = create_backend(config, model)
+        info = self._backend.info
+        self.model_name, self.weights_source = info.name, info.weights_source
+        self.max_disparity, self.pad_multiple = info.max_disparity, info.pad_multiple
+        self._tile = None if config.tile is None else self._checked_tile(config.tile)
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
                            'cannot be seen')
@@ -78,16 +57,21 @@ class DerainEngine:
             self._warm_up(tuple(config.warmup_shape))
 
     @property
-    def model(self) -> nn.Module:
-        return self._model
+    def model(self) -> nn.Module | None:
+        """Return the torch model (None when an ONNX file runs without one)."""
+        return self._backend.model
+
+    @property
+    def backend(self) -> str:
+        return self.config.backend
 
     @property
     def device(self) -> torch.device:
-        return self._device
+        return self._backend.device
 
     @property
     def precision(self) -> str:
-        return self._precision
+        return self._backend.precision
 
     @property
     def tile(self) -> tuple[int, int] | None:
@@ -128,8 +112,7 @@ class DerainEngine:
             except torch.OutOfMemoryError as error:
                 if not self.config.auto_fallback:
                     raise
-                if self._cuda:
-                    torch.cuda.empty_cache()
+                self._backend.release_memory()
                 step = self.fall_back()
                 LOGGER.error('out of memory on %s x %s images (%s); %s and retrying',
                              layout.height, layout.width, str(error).splitlines()[0], step)
@@ -143,20 +126,21 @@ class DerainEngine:
         if self._tile is None:
             self._tile = self._checked_tile(self.config.fallback_tile)
             return f'switched to tiles of {self._tile[0]}x{self._tile[1]} px'
-        if self._cuda:
-            self._move_to(torch.device('cpu'))
-            return 'moved the model to the CPU'
+        step = self._backend.move_to_cpu()
+        if step is not None:
+            return step
         raise EngineError('out of memory while tiling on the CPU; nothing left to fall back to '
                           '(use a smaller tile)')
 
     def _derain_arrays(self, lefts: np.ndarray, rights: np.ndarray,
                        layout: ImageLayout) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            left = to_model_tensor(self._upload('left', lefts), layout)
-            right = to_model_tensor(self._upload('right', rights), layout)
+            left, right = (to_model_tensor(self._backend.upload(name, host_tensor(images)), layout)
+                           for name, images in (('left', lefts), ('right', rights)))
             outputs = dict(zip(('left', 'right'), self._run(left, right)))
             left_out, right_out = (
-                host_array(self._download(name, from_model_tensor(images, layout)), layout)
+                host_array(self._backend.download(name, from_model_tensor(images, layout)),
+                           layout)
                 for name, images in outputs.items())
             return left_out, right_out
 
@@ -166,73 +150,20 @@ class DerainEngine:
         left = pad_to_multiple(left, self.pad_multiple)
         right = pad_to_multiple(right, self.pad_multiple)
         if self._tile is None:
-            out_left, out_right = self._forward(left, right)
+            out_left, out_right = self._backend.forward(left, right)
         else:
             out_left, out_right = tiled_forward(
-                self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
-                context=self.max_disparity or 0, tile_batch=self.config.tile_batch)
+                self._backend.forward, left, right, tile=self._tile,
+                overlap=self.config.tile_overlap, context=self.max_disparity or 0,
+                tile_batch=self.config.tile_batch)
         return out_left[..., :height, :width], out_right[..., :height, :width]
-
-    def _forward(self, left: torch.Tensor,
-                 right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._channels_last:
-            left = left.contiguous(memory_format=torch.channels_last)
-            right = right.contiguous(memory_format=torch.channels_last)
-        else:
-            left, right = left.contiguous(), right.contiguous()
-        autocast = contextlib.nullcontext()
-        if self._cuda and self._precision in _AUTOCAST_DTYPES:
-            autocast = torch.autocast('cuda', dtype=_AUTOCAST_DTYPES[self._precision])
-        with autocast:
-            out_left, out_right = self._forward_module(left, right)
-        return out_left.float(), out_right.float()
-
-    def _upload(self, name: str, images: np.ndarray) -> torch.Tensor:
-        """Move raw integer images to the device; on CUDA through a reused pinned buffer."""
-        host = host_tensor(images)
-        if not self._cuda:
-            return host
-        staging = self._staging_buffer(f'in_{name}', host)
-        staging.copy_(host)
-        return staging.to(self._device, non_blocking=True)
-
-    def _download(self, name: str, images: torch.Tensor) -> torch.Tensor:
-        """Bring results to the host; on CUDA through a reused pinned buffer, then copied out."""
-        if not self._cuda:
-            return images
-        staging = self._staging_buffer(f'out_{name}', images)
-        staging.copy_(images, non_blocking=True)
-        torch.cuda.current_stream(self._device).synchronize()
-        return staging.clone()
-
-    def _staging_buffer(self, key: str, like: torch.Tensor) -> torch.Tensor:
-        buffer = self._staging.get(key)
-        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
-            buffer = torch.empty(like.shape, dtype=like.dtype, pin_memory=True)
-            self._staging[key] = buffer
-        return buffer
-
-    def _move_to(self, device: torch.device) -> None:
-        self._device = device
-        self._cuda = device.type == 'cuda'
-        self._precision = resolve_precision(self.config.precision, device)
-        channels_last = self.config.channels_last
-        self._channels_last = self._cuda if channels_last is None else channels_last
-        self._staging.clear()
-        memory_format = torch.channels_last if self._channels_last else torch.contiguous_format
-        self._model.to(device=device, memory_format=memory_format)
-        self._forward_module = self._model
-        if self.config.compile:
-            self._forward_module = torch.compile(self._model)
-        LOGGER.info('model %s on %s, precision %s', self.model_name, device, self._precision)
 
     def _warm_up(self, shape: tuple[int, int]) -> None:
         height, width = (round_up(size, self.pad_multiple) for size in shape)
-        images = torch.full((1, 3, height, width), 0.5, device=self._device)
+        images = torch.full((1, 3, height, width), 0.5, device=self._backend.device)
         with torch.inference_mode():
-            self._forward(images, images)
-        if self._cuda:
-            torch.cuda.synchronize(self._device)
+            self._backend.forward(images, images)
+        self._backend.synchronize()
 
     def _checked_tile(self, tile: int | tuple[int, int]) -> tuple[int, int]:
         """Round a tile up to the model's multiple and check it leaves room past the band."""
@@ -244,28 +175,4 @@ class DerainEngine:
                 f'tile {height}x{width} is too small: it needs a height above the overlap '
                 f'({overlap}) and a width above max_disparity + overlap ({context + overlap})')
         return height, width
-
-
-def _band_of(model: nn.Module, override: int | None) -> int | None:
-    """Return the disparity band in force: the override, else the model's configured one."""
-    if override is not None:
-        return override
-    return model_config(model).get('max_disparity')
-
-
-def _load_model(config: EngineConfig) -> tuple[nn.Module, str]:
-    """Build the model the config asks for and say where its weights came from.
-
-    The source string is what diagnostics and reports show, so that a run on untrained weights
-    can never pass for a run on the packaged ones.
-    """
-    if config.weights is not None:
-        model = build_model_from_checkpoint(config.weights, expected_model=config.model)
-        return model, str(config.weights)
-    name = config.model or DEFAULT_MODEL
-    if config.allow_untrained:
-        LOGGER.warning('running model %s with UNTRAINED weights (testing only)', name)
-        return build_model(name, **config.model_overrides), 'untrained'
-    packaged = require_packaged_weights(name)
-    return build_model_from_checkpoint(packaged, expected_model=name), f'packaged:{packaged.name}'
 

@@ -14,6 +14,7 @@ COLUMNS = (
     ('ssim', 'SSIM RGB', '{:.4f}'),
     ('psnr_y', 'PSNR Y (dB)', '{:.2f}'),
     ('ssim_y', 'SSIM Y', '{:.4f}'),
+    ('shift', 'mean shift (/255)', '{:+.2f}'),
     ('epe', 'SGBM EPE (px)', '{:.3f}'),
     ('bad3', 'SGBM bad-3px (%)', '{:.2f}'),
     ('density', 'SGBM density (%)', '{:.1f}'),

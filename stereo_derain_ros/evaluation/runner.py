@@ -25,7 +25,7 @@ from stereo_derain_ros.evaluation.metrics import image_metrics
 from stereo_derain_ros.pixels import chw_unit_tensor, to_uint8, to_unit_float
 
 Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-IMAGE_METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y')
+IMAGE_METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'shift')
 DISPARITY_METRICS = ('epe', 'bad3', 'density')
 CLEAN = 'clean pair'
 RAINY = 'rainy input'
