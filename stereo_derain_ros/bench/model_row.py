@@ -17,15 +17,10 @@ def padded(size: int, multiple: int) -> int:
 
 def _count_macs_without_memory(name: str, max_disparity: int | None, height: int,
                                width: int) -> int | None:
-    import torch
-
-    from stereo_derain_ros.models import build_model, count_macs
+    from stereo_derain_ros.models import count_macs_on_meta
 
     try:
-        with torch.device('meta'):
-            model = build_model(name).eval()
-        model.set_max_disparity(max_disparity)
-        return int(count_macs(model, height, width))
+        return int(count_macs_on_meta(name, height, width, max_disparity=max_disparity))
     except Exception:  # noqa: BLE001 - a model the meta device cannot run is counted for real
         return None
 
