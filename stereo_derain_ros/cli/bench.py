@@ -3,10 +3,9 @@
 import argparse
 from pathlib import Path
 
+from stereo_derain_ros.bench.results import DOCS_RESULTS_DIR, RESULTS_DIR, results_dir
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.arguments import parse_sizes
-
-DEFAULT_OUT_DIR = Path('docs/benchmarks')
 
 
 def _names(text: str) -> list[str]:
@@ -25,8 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out-dir', type=Path, default=DEFAULT_OUT_DIR,
-                        help='folder for the JSON and markdown results (default: %(default)s)')
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument('--out-dir', type=Path,
+                        help=f'folder for the JSON and markdown results (default: {RESULTS_DIR}, '
+                             'git-ignored)')
+    output.add_argument('--update-docs', action='store_true',
+                        help=f'write the committed results in {DOCS_RESULTS_DIR} instead (then '
+                             'run `bench report`)')
     parser.add_argument('--quick', action='store_true',
                         help='fewer sizes and repeats: finishes in a few minutes on 2 CPU cores')
 
@@ -122,7 +126,7 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
 def _register_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         'report', help="regenerate the README's performance section from committed results")
-    parser.add_argument('--results-dir', type=Path, default=DEFAULT_OUT_DIR,
+    parser.add_argument('--results-dir', type=Path, default=DOCS_RESULTS_DIR,
                         help='folder holding models.json, node.json, bag.json '
                              '(default: %(default)s)')
     parser.add_argument('--readme', type=Path, default=Path('README.md'),
@@ -266,7 +270,8 @@ def run_bag(args: argparse.Namespace) -> int:
 def _write(args: argparse.Namespace, result: dict, markdown: str, name: str) -> None:
     from stereo_derain_ros.bench.results import write_results
 
-    json_path, markdown_path = write_results(result, markdown, args.out_dir, name)
+    out_dir = results_dir(args.out_dir, args.update_docs)
+    json_path, markdown_path = write_results(result, markdown, out_dir, name)
     print(f'wrote {json_path} and {markdown_path}')
 
 
