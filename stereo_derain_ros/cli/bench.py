@@ -166,6 +166,9 @@ def _model_config(args: argparse.Namespace):
     if any(dtype not in TORCH_DTYPES for dtype in dtypes):
         raise CommandError(f'--dtypes {",".join(dtypes)}: expected some of '
                            f'{", ".join(TORCH_DTYPES)}')
+    if device == 'cpu' and dtypes != ['fp32']:
+        raise CommandError(f'--dtypes {",".join(dtypes)}: half-precision rows run the engine\'s '
+                           'CUDA autocast path; on the CPU the engine runs fp32 only')
     bad_modes = [mode for mode in args.attention if mode not in ('banded', 'unbanded')]
     if bad_modes or not args.attention:
         raise CommandError('--attention: expected banded, unbanded or banded,unbanded')

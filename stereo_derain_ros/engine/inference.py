@@ -6,7 +6,6 @@ out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stay
 """
 
 from collections.abc import Sequence
-import contextlib
 import logging
 
 import numpy as np
@@ -25,12 +24,12 @@ from stereo_derain_ros.engine.layout import (
     pad_to_multiple,
     to_model_tensor,
 )
+from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
 from stereo_derain_ros.engine.tiling import round_up, tiled_forward
 from stereo_derain_ros.engine.weights import require_packaged_weights
 from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
-_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -55,7 +54,7 @@ def resolve_device(spec: str) -> torch.device:
 def resolve_precision(spec: str, device: torch.device) -> str:
     """Pick fp32 on CPU and fp16 autocast for auto on CUDA (every CUDA GPU runs it fast)."""
     if device.type != 'cuda':
-        if spec in _AUTOCAST_DTYPES:
+        if spec in AUTOCAST_DTYPES:
             LOGGER.warning('precision %s applies to CUDA only; running fp32 on %s', spec, device)
         return 'fp32'
     return 'fp16' if spec == 'auto' else spec
@@ -196,10 +195,7 @@ class DerainEngine:
             right = right.contiguous(memory_format=torch.channels_last)
         else:
             left, right = left.contiguous(), right.contiguous()
-        autocast = contextlib.nullcontext()
-        if self._cuda and self._precision in _AUTOCAST_DTYPES:
-            autocast = torch.autocast('cuda', dtype=_AUTOCAST_DTYPES[self._precision])
-        with autocast:
+        with autocast(self._device, self._precision):
             out_left, out_right = self._forward_module(left, right)
         return out_left.float(), out_right.float()
 
