@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stereo_derain_ros.bagio import BagError
     from stereo_derain_ros.bagio.derain import BagDerainConfig, check_bag_derain, derain_bag
+    from stereo_derain_ros.engine import EngineError
 
     try:
         config = BagDerainConfig(
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             summary = derain_bag(config, engine.derain_batch, progress)
-        except BagError as error:
+        except (BagError, EngineError) as error:
             raise CommandError(str(error)) from None
     print(f'wrote {config.output}: {summary.pairs} pairs derained in {summary.seconds:.1f} s '
           f'({summary.pairs_per_second:.2f} pairs/s), {summary.messages_copied} messages copied')

@@ -186,6 +186,10 @@ class DerainEngine:
             out_left, out_right = tiled_forward(
                 self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
                 context=self.max_disparity or 0, tile_batch=self.config.tile_batch)
+        if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
+            # Clamping would turn NaN into black images that look like results.
+            raise EngineError('the model produced NaN or infinite values, so there is no image '
+                              'to return; expected weights whose outputs stay finite')
         return out_left[..., :height, :width], out_right[..., :height, :width]
 
     def _forward(self, left: torch.Tensor,
