@@ -25,6 +25,8 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
+from stereo_derain_ros.engine.receptive_field import receptive_radius
+from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tiled_forward
 from stereo_derain_ros.engine.weights import require_packaged_weights
 from stereo_derain_ros.models import build_model, model_config, model_name
@@ -83,6 +85,8 @@ class DerainEngine:
             self._model.set_max_disparity(config.max_disparity)
         self.max_disparity = _band_of(self._model, config.max_disparity)
         self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
+        self._margin: int | None = None
+        self._pools = global_pools(self._model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._staging: dict[str, torch.Tensor] = {}
         self._move_to(resolve_device(config.device))
@@ -185,7 +189,8 @@ class DerainEngine:
         else:
             out_left, out_right = tiled_forward(
                 self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
-                context=self.max_disparity or 0, tile_batch=self.config.tile_batch)
+                context=self.max_disparity or 0, margin=self.tile_margin,
+                multiple=self.pad_multiple, tile_batch=self.config.tile_batch, pools=self._pools)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
             raise EngineError('the model produced NaN or infinite values, so there is no image '
@@ -250,15 +255,43 @@ class DerainEngine:
         if self._cuda:
             torch.cuda.synchronize(self._device)
 
+    @property
+    def tile_margin(self) -> int:
+        """Return the pixels a tile's output is untrusted next to an inner edge.
+
+        That is the model's receptive radius, measured once (see `receptive_field`) when tiling
+        is first needed.
+        """
+        if self._margin is None:
+            self._margin = receptive_radius(self._model, self.pad_multiple,
+                                            next(self._model.parameters()).device)
+            LOGGER.info('model %s: receptive radius %d px, the margin of every tile',
+                        self.model_name, self._margin)
+        return self._margin
+
     def _checked_tile(self, tile: int | tuple[int, int]) -> tuple[int, int]:
-        """Round a tile up to the model's multiple and check it leaves room past the band."""
+        """Round a tile up to the model's multiple and check it leaves room past the margins.
+
+        Refuses a tile with no trusted part; warns when less than half of it is new pixels.
+        """
         height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
-        context = self.max_disparity or 0
+        context, margin = self.max_disparity or 0, self.tile_margin
         overlap = self.config.tile_overlap
-        if height <= overlap or width <= context + overlap:
+        strides = tuple((size - band - 2 * margin - overlap) // self.pad_multiple
+                        * self.pad_multiple for size, band in ((height, 0), (width, context)))
+        if min(strides) < 1:
             raise ValueError(
-                f'tile {height}x{width} is too small: it needs a height above the overlap '
-                f'({overlap}) and a width above max_disparity + overlap ({context + overlap})')
+                f'tile {height}x{width} is too small: it needs a height above 2 x margin + '
+                f'overlap ({2 * margin + overlap}) and a width above max_disparity + 2 x margin '
+                f'+ overlap ({context + 2 * margin + overlap}); margin {margin} px is the '
+                f"model's receptive radius")
+        if strides[0] < height / 2 or strides[1] < width / 2:
+            LOGGER.warning(
+                'tile %dx%d advances only %dx%d px per tile (2 x %d px receptive margin, %d px '
+                'disparity band, %d px blend), so most of the work is done twice or more; '
+                'tiles of at least %dx%d px waste less', height, width, *strides, margin,
+                context, overlap, 2 * (2 * margin + overlap),
+                2 * (context + 2 * margin + overlap))
         return height, width
 
 
