@@ -106,12 +106,14 @@ def _read(path: Path):
 
     from stereo_derain_ros.image_codec import check_complete_jpeg, ImageCodecError
 
-    data = path.read_bytes()
     try:
+        data = path.read_bytes()
         check_complete_jpeg(data, f'image {path}')
+    except OSError as error:
+        raise CommandError(f'cannot read image {path}: {error.strerror}') from None
     except ImageCodecError as error:
         raise CommandError(str(error)) from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if image is None:
         raise CommandError(f'cannot read image {path}: not a complete image file in a format '
                            f'OpenCV decodes ({", ".join(IMAGE_SUFFIXES)})')
