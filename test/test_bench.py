@@ -172,3 +172,21 @@ def test_bench_bag_compares_bag_tool_with_engine(tmp_path):
 def test_committed_results_and_readme_agree():
     result = stereo_derain('bench', 'report', '--check')
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bench_data_times_every_source_renderer_and_the_training_wait(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'loss.csv').write_text('step,loss,lr,crop,pairs_per_s,data_s\n' + ''.join(
+        f'{10 * step},0.1,1e-3,32x64,4.0,0.02\n' for step in range(1, 9)))
+    result = stereo_derain('bench', 'data', '--quick', '--repeats', '1', '--out-dir',
+                           str(tmp_path / 'out'), '--training-run', str(run))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / 'out' / 'data.json').read_text())
+    assert set(data['scene_s_per_pair']) == {'photo-layers', 'dead-leaves', 'procedural',
+                                             'motorcycle'}
+    assert set(data['rain_s_per_pair']) == {'layered', 'particles'}
+    assert all(value > 0 for value in data['scene_s_per_pair'].values())
+    assert data['compose_s_per_batch'] > 0
+    assert data['training_wait']['data_s_per_step'] == pytest.approx(0.02)
+    assert '% of a 2 s step' in (tmp_path / 'out' / 'data.md').read_text()

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from stereo_derain_ros.cli import main
+from stereo_derain_ros.data.heldout import heldout_set, HeldoutError, sample_dict
+from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
-from stereo_derain_ros.evaluation.heldout import HeldoutSet
 from stereo_derain_ros.evaluation.report import write_report
 from stereo_derain_ros.evaluation.runner import (
     CLEAN,
@@ -17,11 +18,9 @@ from stereo_derain_ros.evaluation.runner import (
     RAINY,
     StereoMinDerainer,
 )
-from stereo_derain_ros.evaluation.synthetic import sample_dict
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
-from stereo_derain_ros.training.data import open_dataset
 
 
 def _tiny_set(count: int = 2) -> list[dict[str, torch.Tensor]]:
@@ -72,13 +71,13 @@ def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
 
 
 def test_heldout_is_deterministic_and_has_disparity():
-    first, again = HeldoutSet('light')[0], HeldoutSet('light')[0]
+    first, again = heldout_set('light')[0], heldout_set('light')[0]
     assert torch.equal(first['rainy_left'], again['rainy_left'])
     assert first['rainy_left'].shape == (3, 256, 512)
     assert torch.isfinite(first['disparity']).any()
-    assert not torch.equal(first['rainy_left'], HeldoutSet('heavy')[0]['rainy_left'])
-    with pytest.raises(ValueError, match='held-out preset'):
-        HeldoutSet('drizzle')
+    assert not torch.equal(first['rainy_left'], heldout_set('heavy')[0]['rainy_left'])
+    with pytest.raises(HeldoutError, match='unknown held-out set'):
+        heldout_set('drizzle')
 
 
 @pytest.mark.slow
@@ -103,7 +102,7 @@ def test_eval_command_rejects_an_unknown_dataset(tmp_path, capsys):
 def test_heldout_written_to_disk_reads_back_identically(tmp_path):
     assert main(['heldout', '--out', str(tmp_path), '--presets', 'light']) == 0
     on_disk = open_dataset(str(tmp_path / 'light'))
-    in_memory = HeldoutSet('light')
+    in_memory = heldout_set('light')
     assert len(on_disk) == len(in_memory) == 9
     for index in (0, 8):
         disk, memory = on_disk[index], in_memory[index]

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stereo_derain_ros.data.heldout import heldout_set
 from stereo_derain_ros.engine import DerainEngine, EngineConfig, load_checkpoint
 from stereo_derain_ros.engine.weights import packaged_weights
-from stereo_derain_ros.evaluation.heldout import HeldoutSet
 from stereo_derain_ros.evaluation.metrics import psnr
 from stereo_derain_ros.evaluation.runner import to_uint8_image
 
@@ -34,7 +34,7 @@ def test_packaged_weights_beat_the_rainy_input_on_held_out_pairs():
     torch.set_num_threads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', warmup_shape=None))
     assert engine.model_name == 'bandnet'
-    heldout = HeldoutSet('medium')
+    heldout = heldout_set('medium')
     for index in (0, len(heldout) - 1):
         sample = heldout[index]
         rainy = [to_uint8_image(sample[view]) for view in ('rainy_left', 'rainy_right')]

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     'train',
     'evaluate',
     'heldout',
+    'photos',
 )
 
 

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_models(commands)
     _register_node(commands)
     _register_bag(commands)
+    _register_data(commands)
     _register_report(commands)
 
 
@@ -107,6 +108,36 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
                         help='seconds of the memory soak at 3x the processing rate '
                              '(default 60; quick 20)')
     parser.set_defaults(run=run_node)
+
+
+def _register_data(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        'data', help='scene and rain rendering per pair, composition per batch, training wait')
+    _add_output(parser)
+    parser.add_argument('--photos', type=Path, default=None,
+                        help='photo cache (default: $STEREO_DERAIN_PHOTOS or '
+                             "~/.cache/stereo_derain_ros/photos, else scikit-image's samples)")
+    parser.add_argument('--training-run', type=Path, default=None, metavar='RUN',
+                        help='a training run folder whose loss.csv gives the data wait per step')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='samples per stage (default 6; quick 2)')
+    parser.set_defaults(run=run_data)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.bench.data_bench import data_markdown, DataBenchConfig, run_data_bench
+    from stereo_derain_ros.bench.machine import describe_machine
+
+    repeats = args.repeats or (2 if args.quick else 6)
+    if repeats < 1:
+        raise CommandError(f'--repeats {repeats}: must be at least 1')
+    size = (128, 64) if args.quick else (512, 256)
+    config = DataBenchConfig(width=size[0], height=size[1], repeats=repeats,
+                             crop=(32, 64) if args.quick else (128, 256), photos=args.photos,
+                             run=args.training_run)
+    result = run_data_bench(config, describe_machine())
+    _write(args, result, data_markdown(result), 'data')
+    return 0
 
 
 def _register_bag(commands: argparse._SubParsersAction) -> None:

@@ -11,7 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'eval', help='evaluate a model or checkpoint: PSNR/SSIM and SGBM disparity downstream',
         description='Evaluate MODEL_OR_CHECKPOINT (a registry name, using its packaged weights, '
                     'or a .safetensors checkpoint) on DATASET (a folder in a supported layout, '
-                    'or heldout:light|medium|heavy). The table always includes the rainy input.')
+                    'or heldout:SET with SET one of light, medium, heavy, photos-light, '
+                    'photos-medium, photos-heavy, their -mono variants, clean, clean-mono). The '
+                    'table always includes the rainy input.')
     parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT')
     parser.add_argument('dataset', metavar='DATASET')
     parser.add_argument('--out', type=Path, default=Path('eval_out'),
@@ -24,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='add the classical stereo baseline (min of a view and the other '
                              'view warped by SGBM disparity)')
     parser.add_argument('--limit', type=int, default=None, help='evaluate the first N samples')
+    parser.add_argument('--photos', type=Path, default=None,
+                        help='photo cache for heldout:photos-* and heldout:clean* (default: '
+                             '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--figures', type=int, default=3,
                         help='samples shown in figure.png (0: no figure)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
@@ -60,6 +65,7 @@ def _engine_derainer(spec: str, untrained: bool, device: str):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from stereo_derain_ros.data.specs import DataError, open_dataset
     from stereo_derain_ros.engine.errors import EngineError
     from stereo_derain_ros.evaluation.report import markdown_table, write_report
     from stereo_derain_ros.evaluation.runner import (
@@ -68,12 +74,11 @@ def run(args: argparse.Namespace) -> int:
         RAINY,
         StereoMinDerainer,
     )
-    from stereo_derain_ros.training.data import DataError, open_dataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        dataset = open_dataset(args.dataset)
+        dataset = open_dataset(args.dataset, args.photos)
     except DataError as error:
         raise CommandError(str(error)) from None
     if args.limit is not None:

@@ -11,14 +11,17 @@ FOLDERS = {'rainy_left': 'rain_left', 'rainy_right': 'rain_right', 'clean_left':
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'heldout', help='write the held-out benchmark (light, medium, heavy) as image folders',
-        description='Render the fixed held-out benchmark (documented seeds, never used in '
-                    'training) into OUT/PRESET/testing/{rain_left,rain_right,gt_left,gt_right,'
-                    'disparity}. `stereo-derain eval M heldout:PRESET` renders the same samples '
-                    'in memory, so writing them is only needed for other tools.')
+        'heldout', help='write held-out sets (presets, held-out photos, clean) as image folders',
+        description='Render fixed held-out sets (seeds of their own, never used in training) '
+                    'into OUT/SET/testing/{rain_left,rain_right,gt_left,gt_right,disparity}. '
+                    '`stereo-derain eval M heldout:SET` renders the same samples in memory, so '
+                    'writing them is only needed for other tools.')
     parser.add_argument('--out', type=Path, required=True, help='destination folder')
-    parser.add_argument('--presets', default='light,medium,heavy',
-                        help='comma-separated presets to write')
+    parser.add_argument('--presets', '--sets', dest='sets', default='light,medium,heavy',
+                        help='comma-separated held-out sets to write')
+    parser.add_argument('--photos', type=Path, default=None,
+                        help='photo cache for the photo sets (default: $STEREO_DERAIN_PHOTOS '
+                             'or ~/.cache/stereo_derain_ros/photos)')
     parser.set_defaults(run=run)
 
 
@@ -28,15 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from stereo_derain_ros.data.folders import write_disparity
-    from stereo_derain_ros.evaluation.heldout import HELDOUT_PRESETS, HeldoutSet
+    from stereo_derain_ros.data.heldout import heldout_set, HELDOUT_SETS
 
-    presets = [name.strip() for name in args.presets.split(',') if name.strip()]
-    unknown = sorted(set(presets) - set(HELDOUT_PRESETS))
+    presets = [name.strip() for name in args.sets.split(',') if name.strip()]
+    unknown = sorted(set(presets) - set(HELDOUT_SETS))
     if unknown or not presets:
-        raise CommandError(f'unknown presets {unknown or "(none)"}; expected some of '
-                           f'{", ".join(HELDOUT_PRESETS)}')
+        raise CommandError(f'unknown held-out sets {unknown or "(none)"}; expected some of '
+                           f'{", ".join(HELDOUT_SETS)}')
     for preset in presets:
-        dataset = HeldoutSet(preset)
+        dataset = heldout_set(preset, args.photos)
         base = args.out / preset / 'testing'
         for folder in (*FOLDERS.values(), 'disparity'):
             (base / folder).mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '
                              'folder (RainKITTI or StereoCityscapes layout, see docs/training.md)')
     parser.add_argument('--pool', type=int, default=192,
-                        help='training pairs held in memory (rendered once, cropped every step)')
+                        help='scenes and rain samples rendered into the pools (synthetic data; '
+                             'composed afresh at every step), or pairs read from a folder')
     parser.add_argument('--val-every', type=int, default=500, help='validate every N steps')
     parser.add_argument('--val-samples', type=int, default=6, help='validation pairs')
     parser.add_argument('--checkpoint-every', type=int, default=200)
@@ -58,8 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--stop-at-step', type=int, default=None,
                         help='checkpoint and stop at this step (resume later with --resume)')
     parser.add_argument('--data-cache', type=Path, default=None,
-                        help='file keeping the rendered/read pools, so that later runs (another '
-                             'model, a resume) reuse them instead of rendering again')
+                        help='folder keeping the rendered scene and rain pools under names '
+                             'derived from their recipe, so later runs (another model, a resume) '
+                             'reuse them (default: render in memory only)')
+    parser.add_argument('--photos', type=Path, default=None,
+                        help='photo cache made by `stereo-derain photos` (default: '
+                             '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos; '
+                             "scikit-image's samples when there is none)")
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='processes that render the pools')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     parser.set_defaults(run=run)
 
@@ -133,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
                                               count=config.pool_size,
                                               val_count=config.val_samples,
                                               progress=not args.no_progress,
-                                              cache=args.data_cache)
+                                              cache=args.data_cache, photos=args.photos,
+                                              jobs=args.jobs)
         runtime = Runtime(out=args.out, device=args.device, threads=args.threads,
                           progress=not args.no_progress,
                           stop_after_minutes=args.stop_after_minutes,

@@ -1,8 +1,10 @@
-"""Training and evaluation data: on-the-fly synthetic stereo rain and readers of published layouts.
+"""The one home of training and evaluation data: photographs, scenes, rain, pools and sets.
 
-Seed convention: sample i of a synthetic dataset is fully determined by seed = base_seed + i.
-Training uses base seeds from 0 upwards, held-out sets start at HELD_OUT_BASE_SEED (10**9), so the
-two never share a sample.
+- `photos/`: photographs from installable packages (collection, licences, library and split);
+- `pseudo_stereo`, `scene_sources`: clean stereo scenes with exact disparity, as a registry;
+- `rain_layers`, `compose`: rain rendered on its own and composed onto scenes per sample;
+- `pools`: cached scene and rain pools that training composes batches from;
+- `synthetic`, `heldout`: on-the-fly samples and the fixed held-out sets;
+- `folders`: readers of published dataset layouts;
+- `seeds`: the one seed convention every set follows.
 """
-
-HELD_OUT_BASE_SEED = 10 ** 9

@@ -1,40 +1,49 @@
-"""On-the-fly synthetic stereo rain: scene, crop, rain and augmentation drawn from one seed."""
+"""On-the-fly synthetic stereo rain samples, drawn from the data layer's registries.
 
-from dataclasses import dataclass
+Sample `index` of a set with seed `seed` is fully determined by `seeds.generator('synth', seed,
+index)`: the scene source and scene, the rain (a preset rendered into the scene, or broad rain
+from either renderer composed with the training camera and photometry) and the augmentation.
+This is what `stereo-derain synth` writes; training draws the same kind of samples from cached
+pools (data/pools.py), which is much faster.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stereo_derain_ros.data.compose import compose_pair, CompositionConfig
+from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
+from stereo_derain_ros.data.scene_sources import draw_scene, SCENE_SOURCES, TRAINING_MIX
+from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.rain.layered import render_layered_rain
-from stereo_derain_ros.rain.params import rain_params, random_rain_params
-from stereo_derain_ros.rain.procedural import procedural_scene
-from stereo_derain_ros.rain.render import RainSample, render_rain
-from stereo_derain_ros.rain.scene import motorcycle_scene, StereoScene
-
-SCENE_SOURCES = ('procedural', 'motorcycle')
-# One real pair cannot carry a dataset alone; procedural scenes give the variety.
-DEFAULT_SOURCE_WEIGHTS = {'procedural': 0.8, 'motorcycle': 0.2}
+from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.render import render_rain
 
 
 @dataclass(frozen=True)
 class SyntheticRainConfig:
-    """What a synthetic sample is drawn from; the seed decides everything else."""
+    """What a synthetic sample is drawn from; the seed and index decide everything else."""
 
     crop_height: int = 128
     crop_width: int = 256
-    sources: tuple[str, ...] = SCENE_SOURCES
-    source_weights: tuple[float, ...] | None = None  # None: DEFAULT_SOURCE_WEIGHTS
-    presets: tuple[str, ...] | None = None  # None: fully randomised rain parameters
-    layered_fraction: float = 0.3
+    sources: tuple[str, ...] = tuple(TRAINING_MIX)
+    source_weights: tuple[float, ...] | None = None  # None: the training mix's weights
+    presets: tuple[str, ...] | None = None  # None: broad randomised rain
+    renderers: tuple[str, ...] = tuple(sorted(RAIN_RENDERERS))
     flip_swap: bool = True
     permute_channels: bool = True
+    photos: str | None = None  # photo cache; None: the default cache or scikit-image's samples
+    composition: CompositionConfig = field(default_factory=CompositionConfig)
 
     def __post_init__(self):
         unknown = sorted(set(self.sources) - set(SCENE_SOURCES))
         if unknown or not self.sources:
             raise ValueError(f'unknown scene sources {unknown or "(none given)"}; expected some '
-                             f'of {list(SCENE_SOURCES)}')
+                             f'of {sorted(SCENE_SOURCES)}')
         if self.source_weights is not None and len(self.source_weights) != len(self.sources):
             raise ValueError(f'source_weights {self.source_weights} must have one weight per '
                              f'source {self.sources}')
@@ -43,53 +52,65 @@ class SyntheticRainConfig:
                              f'{self.crop_height}')
         for preset in self.presets or ():
             rain_params(preset)
-        if not 0.0 <= self.layered_fraction <= 1.0:
-            raise ValueError(f'layered_fraction must be in [0, 1], got {self.layered_fraction}')
+        unknown = sorted(set(self.renderers) - set(RAIN_RENDERERS))
+        if unknown or not self.renderers:
+            raise ValueError(f'unknown rain renderers {unknown or "(none given)"}; expected '
+                             f'some of {sorted(RAIN_RENDERERS)}')
+
+    def mix(self) -> dict[str, float]:
+        weights = self.source_weights or tuple(TRAINING_MIX.get(name, 1.0)
+                                               for name in self.sources)
+        return dict(zip(self.sources, weights))
 
 
-def draw_scene(rng: np.random.Generator, source: str, width: int, height: int) -> StereoScene:
-    """Return a clean scene of exactly width x height from a source, at a random scale and crop."""
-    if source == 'procedural':
-        scale = rng.uniform(1.0, 1.5)
-        scene = procedural_scene(int(rng.integers(0, 2 ** 62)), width=round(width * scale),
-                                 height=round(height * scale))
-    else:
-        full_width, full_height = motorcycle_scene().size
-        smallest = max(width / full_width, height / full_height)
-        if smallest > 1.0:
-            raise ValueError(f'a {width} x {height} crop does not fit the {full_width} x '
-                             f'{full_height} motorcycle pair')
-        scale = float(np.exp(rng.uniform(np.log(smallest), np.log(max(smallest, 0.25) * 4))))
-        scene = motorcycle_scene(min(scale, 1.0))
-    scene_width, scene_height = scene.size
-    x = int(rng.integers(0, scene_width - width + 1))
-    y = int(rng.integers(0, scene_height - height + 1))
-    return scene.crop(x, y, width, height)
+@dataclass(frozen=True)
+class SyntheticSample:
+    """Uint8 RGB views, float alpha (H x W) and disparity (H x W, px) per view."""
+
+    rainy_left: np.ndarray
+    rainy_right: np.ndarray
+    clean_left: np.ndarray
+    clean_right: np.ndarray
+    alpha_left: np.ndarray
+    alpha_right: np.ndarray
+    disparity_left: np.ndarray
+    disparity_right: np.ndarray
+    scene_source: str
+    mode: str
+    params: dict
 
 
-def synthesize(config: SyntheticRainConfig, seed: int) -> RainSample:
-    """Return the rendered (not yet augmented) sample for a seed."""
-    rng = np.random.default_rng(seed)
-    weights = config.source_weights or tuple(DEFAULT_SOURCE_WEIGHTS[s] for s in config.sources)
-    source = str(rng.choice(config.sources, p=_normalised(weights)))
-    scene = draw_scene(rng, source, config.crop_width, config.crop_height)
+def _uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
+               library: PhotoLibrary | None = None) -> SyntheticSample:
+    """Return the rendered (not yet augmented) sample `index` of the set with `seed`."""
+    rng = generator('synth', seed, index)
+    library = library or PhotoLibrary.open_or_builtin(
+        Path(config.photos) if config.photos else None, 'train')
+    scene = draw_scene(rng, config.crop_width, config.crop_height, library, config.mix())
+    renderer = config.renderers[int(rng.integers(len(config.renderers)))]
     if config.presets:
-        params = rain_params(str(rng.choice(config.presets)))
-    else:
-        params = random_rain_params(rng)
-    render_seed = int(rng.integers(0, 2 ** 62))
-    if rng.random() < config.layered_fraction:
-        return render_layered_rain(scene, params, render_seed,
-                                   layer_count=int(rng.integers(2, 6)))
-    return render_rain(scene, params, render_seed)
+        preset = config.presets[int(rng.integers(len(config.presets)))]
+        render = render_rain if renderer == 'particles' else render_layered_rain
+        rendered = render(scene, rain_params(preset), int(rng.integers(2 ** 62)))
+        return SyntheticSample(rendered.rainy_left, rendered.rainy_right, scene.left, scene.right,
+                               rendered.alpha_left, rendered.alpha_right, scene.disparity_left,
+                               scene.disparity_right, scene.source, renderer,
+                               {'preset': preset, **rendered.params.to_dict()})
+    rain = RAIN_RENDERERS[renderer](rng, config.crop_width, config.crop_height)
+    pair = compose_pair((scene.left, scene.right, scene.disparity_left, scene.disparity_right),
+                        (rain.alpha_left, rain.alpha_right, rain.disparity_left,
+                         rain.disparity_right), rng, config.composition)
+    return SyntheticSample(_uint8(pair.rainy_left), _uint8(pair.rainy_right),
+                           _uint8(pair.clean_left), _uint8(pair.clean_right), pair.alpha_left,
+                           pair.alpha_right, scene.disparity_left, scene.disparity_right,
+                           scene.source, renderer, {'preset': 'broad'})
 
 
-def _normalised(weights: tuple[float, ...]) -> np.ndarray:
-    weights = np.asarray(weights, dtype=float)
-    return weights / weights.sum()
-
-
-def sample_arrays(sample: RainSample, rng: np.random.Generator, flip_swap: bool,
+def sample_arrays(sample: SyntheticSample, rng: np.random.Generator, flip_swap: bool,
                   permute_channels: bool) -> dict[str, np.ndarray]:
     """Return float32 CHW arrays in [0, 1], augmented identically in both views.
 
@@ -121,38 +142,30 @@ def _other_view(key: str) -> str:
 
 
 class SyntheticStereoRain(Dataset):
-    """A map-style dataset of rendered stereo rain crops; item i depends only on base_seed + i.
+    """A map-style dataset of synthetic stereo rain crops; item i depends only on (seed, i).
 
     Items are dicts of float32 tensors: rainy_left, rainy_right, clean_left, clean_right
     (3 x H x W in [0, 1]) and, when asked, alpha_left, alpha_right (1 x H x W) and disparity
-    (1 x H x W, left view, px, +inf where unknown). Every item draws from its own seeded
-    generator, so DataLoader workers need no reseeding and runs are reproducible.
+    (1 x H x W, left view, px). Every item draws from its own seeded generator, so DataLoader
+    workers need no reseeding and runs are reproducible.
     """
 
-    def __init__(self, length: int, base_seed: int = 0,
-                 config: SyntheticRainConfig | None = None, with_alpha: bool = False,
-                 with_disparity: bool = False):
+    def __init__(self, length: int, seed: int = 0, config: SyntheticRainConfig | None = None,
+                 with_alpha: bool = False, with_disparity: bool = False):
         if length < 1:
             raise ValueError(f'length must be >= 1, got {length}')
-        self.length = length
-        self.base_seed = base_seed
+        self.length, self.seed = length, seed
         self.config = config or SyntheticRainConfig()
-        self.with_alpha = with_alpha
-        self.with_disparity = with_disparity
+        self.with_alpha, self.with_disparity = with_alpha, with_disparity
 
     def __len__(self) -> int:
         return self.length
 
-    def seed_of(self, index: int) -> int:
-        """Return the seed that fully determines item `index`."""
-        return self.base_seed + index
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f'index {index} out of range for {self.length} samples')
-        seed = self.seed_of(index)
-        sample = synthesize(self.config, seed)
-        augment_rng = np.random.default_rng([seed, 1])
+        sample = synthesize(self.config, self.seed, index)
+        augment_rng = generator('synth-augment', self.seed, index)
         arrays = sample_arrays(sample, augment_rng, self.config.flip_swap,
                                self.config.permute_channels)
         keys = ['rainy_left', 'rainy_right', 'clean_left', 'clean_right']

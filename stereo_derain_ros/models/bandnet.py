@@ -63,9 +63,10 @@ class SiameseParallaxAttention(ParallaxModule):
 class Stage(nn.Module):
     """NAF blocks on both views (one batch), then an optional cross-view exchange."""
 
-    def __init__(self, channels: int, blocks: int, cross_view_scale: int | None) -> None:
+    def __init__(self, channels: int, blocks: int, cross_view_scale: int | None,
+                 pool_window: int | None = None) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(*(NAFBlock(channels) for _ in range(blocks)))
+        self.blocks = nn.Sequential(*(NAFBlock(channels, pool_window) for _ in range(blocks)))
         self.cross_view = (SiameseParallaxAttention(channels, cross_view_scale)
                            if cross_view_scale else None)
 
@@ -91,6 +92,8 @@ class BandNet(StereoDerainModel):
         stereo: bool = True
         cross_view_levels: tuple[int, ...] = (1, 2)
         max_disparity: int | None = 192
+        # Channel-attention pooling window in input pixels; None pools over the whole image.
+        pool_window: int | None = None
 
 
     def __init__(self, config: Config) -> None:
@@ -103,6 +106,11 @@ class BandNet(StereoDerainModel):
         unshuffled = 3 * config.unshuffle ** 2
         widths = [config.width * 2 ** level for level in range(levels + 1)]
 
+        def window(level: int) -> int | None:
+            if config.pool_window is None:
+                return None
+            return max(1, config.pool_window // (config.unshuffle * 2 ** level))
+
         def cross_view(level: int) -> int | None:
             if config.stereo and level in config.cross_view_levels:
                 return config.unshuffle * 2 ** level
@@ -111,17 +119,18 @@ class BandNet(StereoDerainModel):
         self.entry = nn.Sequential(nn.PixelUnshuffle(config.unshuffle),
                                    nn.Conv2d(unshuffled, widths[0], 3, padding=1))
         self.encoders = nn.ModuleList(
-            Stage(widths[level], blocks, cross_view(level))
+            Stage(widths[level], blocks, cross_view(level), window(level))
             for level, blocks in enumerate(config.encoder_blocks))
         self.downs = nn.ModuleList(nn.Conv2d(widths[level], widths[level + 1], 2, stride=2)
                                    for level in range(levels))
-        self.middle = Stage(widths[levels], config.middle_blocks, cross_view(levels))
+        self.middle = Stage(widths[levels], config.middle_blocks, cross_view(levels),
+                            window(levels))
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[level + 1], 2 * widths[level + 1], 1),
                           nn.PixelShuffle(2))
             for level in range(levels))
         self.decoders = nn.ModuleList(
-            Stage(widths[level], blocks, cross_view(level))
+            Stage(widths[level], blocks, cross_view(level), window(level))
             for level, blocks in enumerate(config.decoder_blocks))
         self.exit = nn.Sequential(nn.Conv2d(widths[0], unshuffled, 3, padding=1),
                                   nn.PixelShuffle(config.unshuffle))

@@ -1,4 +1,4 @@
-"""Building blocks shared by several models (NAFNet-style, see reference section 4.1)."""
+"""Building blocks shared by several models (NAFNet-style blocks; see docs/models.md)."""
 
 import torch
 from torch import nn
@@ -26,21 +26,53 @@ def simple_gate(x: torch.Tensor) -> torch.Tensor:
     return first * second
 
 
+class LocalMean(nn.Module):
+    """Mean over a window x window neighbourhood of each pixel (borders: over what exists).
+
+    Replaces NAFNet's global pooling in the channel attention so that a block sees the same
+    statistics on a training crop, a tile and a full frame (the motivation of TLC). Box sums
+    come from cumulative sums, so the cost does not grow with the window.
+    """
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        if window < 1:
+            raise ValueError(f'window must be >= 1, got {window}')
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _box_sum(x, self.window) / _box_sum(torch.ones_like(x[:1, :1]), self.window)
+
+
+def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
+    before, after = window // 2, (window - 1) // 2
+    for dim in (2, 3):
+        size = x.shape[dim]
+        padded = F.pad(torch.cumsum(x, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))
+        index = torch.arange(size, device=x.device)
+        upper = (index + after + 1).clamp(max=size)
+        lower = (index - before).clamp(min=0)
+        x = padded.index_select(dim, upper) - padded.index_select(dim, lower)
+    return x
+
+
 class NAFBlock(nn.Module):
     """Activation-free block: depthwise-conv mixer + simplified channel attention, gated FFN.
 
-    Both residual branches are scaled by per-channel factors initialised to zero (skip-init), so
-    a fresh block is the identity and deep stacks train stably without normalisation tricks.
+    `pool_window` None pools the channel attention over the whole image (NAFNet); a window
+    pools over each pixel's neighbourhood instead. Both residual branches are scaled by
+    per-channel factors initialised to zero (skip-init), so a fresh block is the identity and
+    deep stacks train stably without normalisation tricks.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, pool_window: int | None = None) -> None:
         super().__init__()
         hidden = 2 * channels
         self.norm1 = LayerNorm2d(channels)
         self.expand = nn.Conv2d(channels, hidden, 1)
         self.depthwise = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
-        self.channel_attention = nn.Sequential(nn.AdaptiveAvgPool2d(1),
-                                               nn.Conv2d(channels, channels, 1))
+        pool = nn.AdaptiveAvgPool2d(1) if pool_window is None else LocalMean(pool_window)
+        self.channel_attention = nn.Sequential(pool, nn.Conv2d(channels, channels, 1))
         self.project = nn.Conv2d(channels, channels, 1)
         self.norm2 = LayerNorm2d(channels)
         self.ffn_expand = nn.Conv2d(channels, hidden, 1)

@@ -17,7 +17,7 @@ TILE_WIDTH = 296
 PROCEDURAL_SEED = 3
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
+def label(tile: np.ndarray, text: str) -> np.ndarray:
     tile = tile.copy()
     (text_width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
     cv2.rectangle(tile, (0, 0), (text_width + 8, 20), (0, 0, 0), cv2.FILLED)
@@ -38,9 +38,9 @@ def contact_sheet(seed: int = 0) -> np.ndarray:
             alpha = np.repeat((np.clip(sample.alpha_left, 0, 1) * 255).astype(np.uint8)[..., None],
                               3, axis=2)
             rows.append(np.concatenate([
-                _label(sample.rainy_left, f'{preset} / {scene_name}: rainy left'),
-                _label(sample.rainy_right, 'rainy right'),
-                _label(alpha, 'rain alpha (left)')], axis=1))
+                label(sample.rainy_left, f'{preset} / {scene_name}: rainy left'),
+                label(sample.rainy_right, 'rainy right'),
+                label(alpha, 'rain alpha (left)')], axis=1))
     return np.concatenate(rows, axis=0)
 
 

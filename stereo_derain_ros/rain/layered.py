@@ -46,7 +46,7 @@ def _motion_kernel(length_px: float, angle_rad: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def _streak_canvas(rng: np.random.Generator, height: int, width: int, density: float,
+def streak_canvas(rng: np.random.Generator, height: int, width: int, density: float,
                    length_px: float, width_px: float, angle_rad: float) -> np.ndarray:
     """Return a Photoshop-recipe streak layer whose isolated streaks peak at 1."""
     seeds = (rng.random((height, width)) < density).astype(np.float32)
@@ -89,7 +89,7 @@ def streak_layers(scene: StereoScene, params: RainParams, rng: np.random.Generat
         density = coverage / (max(length, 1.0) * max(streak_width, 1.0))
         opacity = min(1.0, params.gain * 0.05 / np.sqrt(depth)) * float(
             np.exp(-extinction_per_metre(params) * depth))
-        canvas = opacity * _streak_canvas(rng, height, width + disparity, min(density, 0.05),
+        canvas = opacity * streak_canvas(rng, height, width + disparity, min(density, 0.05),
                                           length, streak_width, angle)
         left = canvas[:, :width]
         right = canvas[:, disparity:disparity + width]

@@ -166,9 +166,32 @@ def visible(points: StreakPoints, depth: np.ndarray) -> np.ndarray:
 def streak_alpha(camera: StereoCamera, view: str, depth: np.ndarray, drops: DropPopulation,
                  positions: np.ndarray, params: RainParams) -> np.ndarray:
     """Return the view's streak opacity map, float32 H x W in [0, 1]."""
+    transmission = np.ones(depth.shape, np.float32)
+    for layer in streak_depth_layers(camera, view, depth, drops, positions, params):
+        transmission *= 1.0 - layer.alpha
+    return (1.0 - transmission).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DepthLayer:
+    """The streaks of one depth bin in one view.
+
+    Opacity, the bin's near depth (m) and, when asked for, the mass-weighted disparity of the
+    streaks at each pixel (px, 0 where none).
+    """
+
+    alpha: np.ndarray
+    near_m: float
+    disparity: np.ndarray | None = None
+
+
+def streak_depth_layers(camera: StereoCamera, view: str, depth: np.ndarray,
+                        drops: DropPopulation, positions: np.ndarray,
+                        params: RainParams, with_disparity: bool = False) -> list[DepthLayer]:
+    """Return the view's streaks split into depth bins, each blurred and occluded on its own."""
     height, width = depth.shape
     if len(drops) == 0:
-        return np.zeros((height, width), np.float32)
+        return []
     points = streak_points(camera, view, positions, drops, params.exposure_s)
     keep = visible(points, depth)
     diameter_m = drops.diameters_mm * 1e-3
@@ -187,7 +210,9 @@ def streak_alpha(camera: StereoCamera, view: str, depth: np.ndarray, drops: Drop
     bins = np.clip(np.searchsorted(edges, z) - 1, 0, params.depth_bins - 1)
     layers = _splat_bilinear(points.u[keep], points.v[keep], mass, bins, params.depth_bins,
                              height, width)
-    transmission = np.ones((height, width), np.float32)
+    weighted = _splat_bilinear(points.u[keep], points.v[keep], mass * camera.disparity(z), bins,
+                               params.depth_bins, height, width) if with_disparity else None
+    result = []
     for index in range(params.depth_bins):
         layer = layers[index]
         if not layer.any():
@@ -196,12 +221,17 @@ def streak_alpha(camera: StereoCamera, view: str, depth: np.ndarray, drops: Drop
         in_bin = drop[bins == index]
         typical_width = camera.focal_px * np.median(diameter_m[in_bin]) / centre
         sigma = _blur_sigma(camera.focal_px, centre, typical_width, params)
+        disparity = None if weighted is None else weighted[index]
         if sigma > 0.35:
             layer = cv2.GaussianBlur(layer, (0, 0), sigma)
+            disparity = None if disparity is None else cv2.GaussianBlur(disparity, (0, 0), sigma)
+        if disparity is not None:
+            disparity = np.where(layer > 1e-6, disparity / np.maximum(layer, 1e-6), 0.0).astype(
+                np.float32)
         # The blur must not leak a layer onto surfaces nearer than its nearest drop.
         layer = np.where(depth > edges[index], np.minimum(layer, 1.0), 0.0)
-        transmission *= 1.0 - layer
-    return (1.0 - transmission).astype(np.float32)
+        result.append(DepthLayer(layer.astype(np.float32), float(edges[index]), disparity))
+    return result
 
 
 def _blur_sigma(focal_px: float, depth: float, width_px: float, params: RainParams) -> float:

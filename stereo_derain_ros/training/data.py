@@ -1,82 +1,68 @@
-"""Resolve a data spec (`synthetic`, `heldout:PRESET`, a folder) into datasets and pools."""
+"""Resolve a data spec (`synthetic`, `heldout:NAME`, a folder) into training and evaluation data.
 
-import os
+All synthetic data comes from the data layer (`stereo_derain_ros.data`): training composes
+batches from cached scene and rain pools; validation is a fixed set composed from pools of its
+own random stream; held-out sets live in `data.heldout`.
+"""
+
 from pathlib import Path
 
-from stereo_derain_ros.data.folders import DatasetLayoutError, StereoFolderDataset
-from stereo_derain_ros.evaluation.heldout import HELDOUT_PRESETS, HeldoutSet
-from stereo_derain_ros.evaluation.synthetic import (
-    SEED_STRIDE,
-    SyntheticRainSet,
-    TRAIN_SCENE_BASE,
-    VAL_SCENE_BASE,
-)
+import numpy as np
+import torch
+
+from stereo_derain_ros.data.compose import CompositionConfig
+from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.pools import cached_pool, ComposedRainSource, PoolRecipe
+from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.data.specs import DataError, open_dataset
 from stereo_derain_ros.training.pool import PairPool
 
-
-class DataError(Exception):
-    """A data spec that cannot be opened; the message says what is expected."""
+POOL_WIDTH, POOL_HEIGHT = 512, 256
 
 
-def open_dataset(spec: str):
-    """Return an indexable dataset of sample dicts for evaluation."""
-    if spec.startswith('heldout:'):
-        preset = spec.split(':', 1)[1]
-        if preset not in HELDOUT_PRESETS:
-            raise DataError(f'unknown held-out preset {preset!r} in {spec!r}; expected '
-                            f'heldout:{" or heldout:".join(HELDOUT_PRESETS)}')
-        return HeldoutSet(preset)
-    return open_folder(Path(spec))
+def synthetic_sources(*, seed: int, count: int, val_count: int, photos: Path | None,
+                      cache: Path | None, jobs: int = 1, progress: bool = True
+                      ) -> tuple[ComposedRainSource, PairPool]:
+    """Return the training source and the fixed validation pool of synthetic rain."""
+    library = PhotoLibrary.open_or_builtin(photos, 'train')
 
+    def pool(kind: str, split: str, size: int) -> dict[str, np.ndarray]:
+        recipe = PoolRecipe(kind, split, size, POOL_WIDTH, POOL_HEIGHT, seed, library.origin)
+        return cached_pool(recipe, library, cache, jobs, progress)
 
-def open_folder(path: Path) -> StereoFolderDataset:
-    """Open a paired stereo deraining folder (apanet, prrnet or generic layout)."""
-    try:
-        dataset = StereoFolderDataset(path)
-    except DatasetLayoutError as error:
-        raise DataError(str(error)) from None
-    if not dataset.paired:
-        raise DataError(f'{path} holds rainy images only ({dataset.layout.name} layout); '
-                        'training and evaluation need clean ground truth (rain_left/gt_left, '
-                        'rain/norain or image_2_3_rain50/image_2_3_norain folders)')
-    if len(dataset) == 0:
-        raise DataError(f'{path} holds no image pairs')
-    return dataset
+    train = ComposedRainSource(pool('scene', 'train', count), pool('rain', 'train', count), seed)
+    # Validation is always rainy: a rain-free pair scores an infinite PSNR and drowns the mean
+    # (the held-out `clean` sets check that rain-free frames are left alone).
+    validation = ComposedRainSource(pool('scene', 'val', val_count),
+                                    pool('rain', 'val', val_count), seed,
+                                    CompositionConfig(rain_free=0.0))
+    samples = [validation.sample(generator('val-compose', seed, index),
+                                 (POOL_HEIGHT, POOL_WIDTH)) for index in range(val_count)]
+    return train, PairPool.from_dataset([{view: torch.from_numpy(
+        np.ascontiguousarray(image)).permute(2, 0, 1) for view, image in sample.items()}
+        for sample in samples], progress=False)
 
 
 def training_pools(spec: str, *, seed: int, count: int, val_count: int, progress: bool = True,
-                   cache: Path | None = None) -> tuple[PairPool, PairPool]:
-    """Return the (training, validation) pools for `--data`.
+                   cache: Path | None = None, photos: Path | None = None, jobs: int = 1):
+    """Return the (training, validation) data for `--data`.
 
-    `synthetic` renders `count` training and `val_count` validation pairs from disjoint scene
-    seed ranges (see evaluation.synthetic); a folder gives its first `count` pairs for training
-    and the `val_count` after them for validation. `cache` keeps a rendering for later runs.
+    `synthetic` composes rain onto scenes from the data layer's pools (cached in `cache`); a
+    folder gives its first `count` pairs for training and the `val_count` after them for
+    validation.
     """
-    if cache is not None and cache.exists():
-        pools = (PairPool.load(cache.with_suffix('.train.safetensors')),
-                 PairPool.load(cache.with_suffix('.val.safetensors')))
-        return pools
     if spec == 'synthetic':
-        train_set = SyntheticRainSet(TRAIN_SCENE_BASE + seed * SEED_STRIDE, count)
-        val_set = SyntheticRainSet(VAL_SCENE_BASE + seed * SEED_STRIDE, val_count)
-        train_pool = PairPool.from_dataset(train_set, progress=progress)
-        val_pool = PairPool.from_dataset(val_set, progress=progress,
-                                         description='rendering validation pairs')
-    else:
-        dataset = open_dataset(spec)
-        if len(dataset) <= val_count:
-            raise DataError(f'{spec} holds {len(dataset)} pairs; training needs more than '
-                            f'--val-samples ({val_count})')
-        train_count = min(count, len(dataset) - val_count)
-        train_pool = PairPool.from_dataset(_Slice(dataset, 0, train_count), progress=progress,
-                                           description='reading training pairs')
-        val_pool = PairPool.from_dataset(_Slice(dataset, train_count, val_count),
-                                         progress=progress, description='reading validation')
-    # Under torchrun only rank 0 writes; the marker file goes last, so a reader never sees half.
-    if cache is not None and os.environ.get('RANK', '0') == '0':
-        train_pool.save(cache.with_suffix('.train.safetensors'))
-        val_pool.save(cache.with_suffix('.val.safetensors'))
-        cache.write_text(f'{spec} seed={seed} count={count} val_count={val_count}\n')
+        return synthetic_sources(seed=seed, count=count, val_count=val_count, photos=photos,
+                                 cache=cache, jobs=jobs, progress=progress)
+    dataset = open_dataset(spec, photos)
+    if len(dataset) <= val_count:
+        raise DataError(f'{spec} holds {len(dataset)} pairs; training needs more than '
+                        f'--val-samples ({val_count})')
+    train_count = min(count, len(dataset) - val_count)
+    train_pool = PairPool.from_dataset(_Slice(dataset, 0, train_count), progress=progress,
+                                       description='reading training pairs')
+    val_pool = PairPool.from_dataset(_Slice(dataset, train_count, val_count),
+                                     progress=progress, description='reading validation')
     return train_pool, val_pool
 
 

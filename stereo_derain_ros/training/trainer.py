@@ -33,7 +33,8 @@ from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
 
 CHECKPOINT_NAME = 'last.safetensors'
 OPTIMIZER_NAME = 'optimizer.safetensors'
-LOSS_FIELDS = ['step', 'loss', 'lr', 'crop', 'pairs_per_s', 'l1', 'mse', 'charbonnier', 'ssim']
+LOSS_FIELDS = ['step', 'loss', 'lr', 'crop', 'pairs_per_s', 'data_s', 'l1', 'mse', 'charbonnier',
+               'ssim']
 VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy']
 OPTIMIZERS = ('adamw', 'adam')
 
@@ -199,9 +200,14 @@ def _autocast(device: torch.device, enabled: bool):
                           enabled=enabled and device.type == 'cuda')
 
 
-def train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool: PairPool,
+def train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
           *, resume: bool = False) -> TrainResult:
-    """Train per `config`, writing checkpoints, CSV and PNG curves into `runtime.out`."""
+    """Train per `config`, writing checkpoints, CSV and PNG curves into `runtime.out`.
+
+    `train_pool` is anything with `batch(size, crop, generator)` and `min_size()`: a
+    `PairPool` read from a folder or the data layer's `ComposedRainSource`. `data_s` in
+    loss.csv is the mean time per step spent waiting for the batch.
+    """
     config.validate()
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
@@ -213,12 +219,36 @@ def train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool:
         close_distributed(context)
 
 
-def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool: PairPool,
-           resume: bool, context: DistributedContext) -> TrainResult:
+@dataclass
+class _RunState:
+    """What the loop needs besides the config: model, optimiser, where to start, the logs."""
+
+    model: torch.nn.Module
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    start_step: int
+    wall_before: float
+    loss_log: CsvLog | None
+    val_log: CsvLog | None
+    windows: dict[str, torch.Tensor] | None
+
+
+def _check_crops(config: TrainConfig, multiple: int) -> CropSchedule:
+    schedule = CropSchedule.parse(config.crop_schedule)
+    for crop, _ in schedule.phases:
+        if crop[0] % multiple or crop[1] % multiple:
+            raise ValueError(f"crop {crop[0]}x{crop[1]} is not a multiple of {config.model}'s "
+                             f'pad multiple {multiple}')
+    return schedule
+
+
+def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: bool,
+             context: DistributedContext) -> _RunState:
+    """Build the model and optimiser, restore a resumed run, open the logs."""
     device = pick_device(runtime.device, context)
     out = Path(runtime.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / CHECKPOINT_NAME
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.model_args)
     if config.init and not resume:
@@ -230,96 +260,128 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool: PairPool, val_pool
     optimizer = _make_optimizer(config, model)
     start_step, wall_before = 0, 0.0
     if resume:
-        state_dict, metadata = load_checkpoint(checkpoint_path)
+        state_dict, metadata = load_checkpoint(out / CHECKPOINT_NAME)
         model.load_state_dict(state_dict)
         start_step = int(metadata['recipe']['step'])
         wall_before = float(metadata['recipe'].get('wall_s', 0.0))
         model.to(device)
         _load_optimizer(out / OPTIMIZER_NAME, optimizer, start_step)
     model.to(device).train()
-    multiple = int(getattr(model, 'pad_multiple', 1))
-    schedule = CropSchedule.parse(config.crop_schedule)
-    for crop, _ in schedule.phases:
-        if crop[0] % multiple or crop[1] % multiple:
-            raise ValueError(f"crop {crop[0]}x{crop[1]} is not a multiple of {config.model}'s "
-                             f'pad multiple {multiple}')
-    criterion = StereoLoss.from_spec(config.loss)
     network = model
     if context.enabled:
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None)
-    windows = _center_windows(val_pool, config.val_crop, multiple) if context.is_main else None
-    loss_log = val_log = None
+    multiple = int(getattr(model, 'pad_multiple', 1))
+    _check_crops(config, multiple)
+    logs = (None, None, None)
     if context.is_main:
-        loss_log = CsvLog(out / 'loss.csv', LOSS_FIELDS, start_step if resume else None)
-        val_log = CsvLog(out / 'validation.csv', VAL_FIELDS, start_step if resume else None)
+        resumed = start_step if resume else None
+        logs = (CsvLog(out / 'loss.csv', LOSS_FIELDS, resumed),
+                CsvLog(out / 'validation.csv', VAL_FIELDS, resumed),
+                _center_windows(val_pool, config.val_crop, multiple))
+    return _RunState(model, network, optimizer, device, start_step, wall_before, *logs)
+
+
+def _optimise(config: TrainConfig, state: _RunState, criterion: StereoLoss,
+              batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    batch = {view: tensor.to(state.device, non_blocking=True) for view, tensor in batch.items()}
+    with _autocast(state.device, config.amp):
+        outputs = state.network(batch['rainy_left'], batch['rainy_right'])
+    loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']))
+    if not torch.isfinite(loss.detach()):
+        raise FloatingPointError(f'training loss became {float(loss)}; lower --lr or check the '
+                                 'data')
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
+    state.optimizer.step()
+    return loss, parts
+
+
+def _out_of_budget(runtime: Runtime, started: float, step: int) -> bool:
+    if runtime.stop_after_minutes is not None and \
+            time.monotonic() - started > runtime.stop_after_minutes * 60.0:
+        return True
+    return runtime.stop_at_step is not None and step >= runtime.stop_at_step
+
+
+def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
+           resume: bool, context: DistributedContext) -> TrainResult:
+    state = _prepare(config, runtime, val_pool, resume, context)
+    out = Path(runtime.out)
+    schedule = CropSchedule.parse(config.crop_schedule)
+    criterion = StereoLoss.from_spec(config.loss)
 
     def save(step: int, wall: float, metrics: dict | None) -> None:
         recipe = asdict(config) | {'step': step, 'wall_s': round(wall, 1),
-                                   'device': str(device), 'world_size': context.world_size,
+                                   'device': str(state.device),
+                                   'world_size': context.world_size,
                                    'threads': torch.get_num_threads()}
-        save_checkpoint(checkpoint_path, model, recipe=recipe, metrics=metrics)
-        _save_optimizer(out / OPTIMIZER_NAME, optimizer, step)
+        save_checkpoint(out / CHECKPOINT_NAME, state.model, recipe=recipe, metrics=metrics)
+        _save_optimizer(out / OPTIMIZER_NAME, state.optimizer, step)
         plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
 
     started = time.monotonic()
-    last_metrics = None
-    step = start_step
-    bar = tqdm(total=config.steps, initial=start_step, desc=f'train {config.model}',
+    meter = _Meter(config, context)
+    last_metrics, step, finished = None, state.start_step, True
+    bar = tqdm(total=config.steps, initial=state.start_step, desc=f'train {config.model}',
                disable=not (runtime.progress and context.is_main), dynamic_ncols=True)
-    finished = True
-    tick = time.monotonic()
-    for step in range(start_step, config.steps):
-        out_of_time = runtime.stop_after_minutes is not None and \
-            time.monotonic() - started > runtime.stop_after_minutes * 60.0
-        if out_of_time or (runtime.stop_at_step is not None and step >= runtime.stop_at_step):
+    for step in range(state.start_step, config.steps):
+        if _out_of_budget(runtime, started, step):
             finished = False
             break
         lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
-        for group in optimizer.param_groups:
+        for group in state.optimizer.param_groups:
             group['lr'] = lr
         crop = schedule.crop_at(step)
+        waited = time.monotonic()
         batch = train_pool.batch(config.batch, crop,
                                  _batch_generator(config.seed, context.rank, step))
-        batch = {view: tensor.to(device, non_blocking=True) for view, tensor in batch.items()}
-        with _autocast(device, config.amp):
-            outputs = network(batch['rainy_left'], batch['rainy_right'])
-        loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']))
-        if not torch.isfinite(loss.detach()):
-            raise FloatingPointError(f'training loss became {float(loss)} at step {step}; '
-                                     'lower --lr or check the data')
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        meter.data_s += time.monotonic() - waited
+        loss, parts = _optimise(config, state, criterion, batch)
         done = step + 1
         bar.update(1)
         if context.is_main and (done % config.log_every == 0 or done == config.steps):
-            now = time.monotonic()
-            pairs_per_s = config.log_every * config.batch * context.world_size / (now - tick)
-            tick = now
-            loss_log.append({'step': done, 'loss': f'{loss.item():.6f}', 'lr': f'{lr:.3e}',
-                             'crop': f'{crop[0]}x{crop[1]}', 'pairs_per_s': f'{pairs_per_s:.2f}',
-                             **{key: f'{value:.6f}' for key, value in parts.items()}})
-            bar.set_postfix(loss=f'{loss.item():.4f}', lr=f'{lr:.1e}',
-                            crop=f'{crop[0]}x{crop[1]}',
-                            pairs_s=f'{pairs_per_s:.1f}')
+            row = meter.row(done, loss, lr, crop, parts)
+            state.loss_log.append(row)
+            bar.set_postfix(loss=row['loss'], lr=row['lr'], crop=row['crop'],
+                            pairs_s=row['pairs_per_s'], data_s=row['data_s'])
         if context.is_main and (done % config.val_every == 0 or done == config.steps):
-            last_metrics = validate(model, windows, device)
-            val_log.append({'step': done, **{key: f'{value:.5f}'
-                                             for key, value in last_metrics.items()}})
+            last_metrics = validate(state.model, state.windows, state.device)
+            state.val_log.append({'step': done, **{key: f'{value:.5f}'
+                                                   for key, value in last_metrics.items()}})
             bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB '
                       f'(rainy {last_metrics["psnr_rainy"]:.2f}), SSIM {last_metrics["ssim"]:.4f}')
         if context.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
-            save(done, wall_before + time.monotonic() - started, last_metrics)
+            save(done, state.wall_before + time.monotonic() - started, last_metrics)
     else:
         step = config.steps
     bar.close()
     if not finished and context.is_main:
-        save(step, wall_before + time.monotonic() - started, last_metrics)
+        save(step, state.wall_before + time.monotonic() - started, last_metrics)
     if context.enabled:
         torch.distributed.barrier()
-    return TrainResult(model=model, step=step, finished=finished,
-                       checkpoint=checkpoint_path if context.is_main else None)
+    return TrainResult(model=state.model, step=step, finished=finished,
+                       checkpoint=out / CHECKPOINT_NAME if context.is_main else None)
 
+
+class _Meter:
+    """Throughput and data-wait time between two log rows."""
+
+    def __init__(self, config: TrainConfig, context: DistributedContext) -> None:
+        self.config, self.context = config, context
+        self.tick = time.monotonic()
+        self.data_s = 0.0
+
+    def row(self, done: int, loss: torch.Tensor, lr: float, crop: tuple[int, int],
+            parts: dict) -> dict:
+        now = time.monotonic()
+        steps = self.config.log_every
+        pairs_per_s = steps * self.config.batch * self.context.world_size / (now - self.tick)
+        row = {'step': done, 'loss': f'{loss.item():.6f}', 'lr': f'{lr:.3e}',
+               'crop': f'{crop[0]}x{crop[1]}', 'pairs_per_s': f'{pairs_per_s:.2f}',
+               'data_s': f'{self.data_s / steps:.4f}',
+               **{key: f'{value:.6f}' for key, value in parts.items()}}
+        self.tick, self.data_s = now, 0.0
+        return row

@@ -1,0 +1,154 @@
+"""The fixed held-out sets: rendered by the data layer from seeds of their own, never trained on.
+
+- `light`, `medium`, `heavy`: the rain presets on 8 procedural scenes (512 x 256) and the real
+  Middlebury Motorcycle pair at half resolution, as the package has always reported them.
+- `photos-light|medium|heavy` (colour) and `photos-...-mono` (monochrome sensor): pseudo-stereo
+  scenes built only from the photo library's held-out split (photo layers and dead leaves in
+  turn), with preset rain from the particle and the layered renderer in turn.
+- `clean` and `clean-mono`: held-out photo scenes without rain (target = input), to check that
+  a model leaves a rain-free frame alone.
+Every sample i of set NAME draws from `seeds.generator('heldout:NAME', 0, i)`, so a set is the
+same on every machine. Photo sets need the photo cache (`stereo-derain photos`); without it they
+fall back to scikit-image's samples and say so in their origin.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.pseudo_stereo import dead_leaves_scene, photo_layer_scene
+from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.rain.layered import render_layered_rain
+from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.procedural import procedural_scene
+from stereo_derain_ros.rain.render import RainSample, render_rain
+from stereo_derain_ros.rain.scene import motorcycle_scene, StereoScene
+
+PRESETS = ('light', 'medium', 'heavy')
+PROCEDURAL_SCENES = 8
+PHOTO_SCENES = 8
+MOTORCYCLE_SCALE = 0.5
+PHOTO_SIZE = (512, 256)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+class HeldoutError(ValueError):
+    """An unknown held-out set; the message lists the known ones."""
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+
+
+def sample_dict(sample: RainSample) -> dict[str, torch.Tensor]:
+    """Convert a rendered sample into the dataset contract's dict of 3 x H x W float tensors."""
+    return {
+        'rainy_left': _tensor(sample.rainy_left),
+        'rainy_right': _tensor(sample.rainy_right),
+        'clean_left': _tensor(sample.clean_left),
+        'clean_right': _tensor(sample.clean_right),
+        'alpha_left': torch.from_numpy(np.ascontiguousarray(sample.alpha_left))[None],
+        'alpha_right': torch.from_numpy(np.ascontiguousarray(sample.alpha_right))[None],
+        'disparity': torch.from_numpy(np.ascontiguousarray(sample.disparity_left))[None],
+    }
+
+
+def _rain_free(scene: StereoScene) -> dict[str, torch.Tensor]:
+    left, right = _tensor(scene.left), _tensor(scene.right)
+    return {'rainy_left': left, 'rainy_right': right, 'clean_left': left.clone(),
+            'clean_right': right.clone(),
+            'disparity': torch.from_numpy(np.ascontiguousarray(scene.disparity_left))[None]}
+
+
+def _mono(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    weights = torch.from_numpy(LUMA)[:, None, None]
+    return {key: (value * weights).sum(0, keepdim=True).expand(3, -1, -1).contiguous()
+            if value.shape[0] == 3 else value for key, value in sample.items()}
+
+
+@dataclass
+class HeldoutSet:
+    """A held-out set: `len`, `set[i]` (a sample dict) and `scene_name(i)`."""
+
+    name: str
+    count: int
+    render: Callable[[int, np.random.Generator], tuple[str, dict[str, torch.Tensor]]]
+    origin: str = 'package'
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _draw(self, index: int) -> tuple[str, dict[str, torch.Tensor]]:
+        if not 0 <= index < self.count:
+            raise IndexError(f'held-out sample {index} outside 0..{self.count - 1}')
+        return self.render(index, generator(f'heldout:{self.name}', 0, index))
+
+    def scene_name(self, index: int) -> str:
+        return self._draw(index)[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self._draw(index)[1]
+
+
+def _preset_set(preset: str) -> HeldoutSet:
+    def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
+        scene_seed = int(rng.integers(2 ** 62))
+        if index < PROCEDURAL_SCENES:
+            name, scene = f'procedural-{scene_seed}', procedural_scene(scene_seed)
+        else:
+            name, scene = 'middlebury-motorcycle-half', motorcycle_scene(MOTORCYCLE_SCALE)
+        rain_seed = int(rng.integers(2 ** 62))
+        return name, sample_dict(render_rain(scene, rain_params(preset), rain_seed))
+    return HeldoutSet(preset, PROCEDURAL_SCENES + 1, render)
+
+
+def _photo_scene(library: PhotoLibrary, index: int, rng: np.random.Generator
+                 ) -> tuple[str, StereoScene]:
+    build = photo_layer_scene if index % 2 == 0 else dead_leaves_scene
+    scene = build(library, rng, *PHOTO_SIZE)
+    return f'{scene.source}-{index}', scene
+
+
+def _photo_set(name: str, preset: str | None, mono: bool, photos: Path | None) -> HeldoutSet:
+    library = PhotoLibrary.open_or_builtin(photos, 'heldout')
+
+    def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
+        scene_name, scene = _photo_scene(library, index, rng)
+        seed = int(rng.integers(2 ** 62))
+        if preset is None:
+            sample_tensors = _rain_free(scene)
+        elif index % 2 == 0:
+            sample_tensors = sample_dict(render_rain(scene, rain_params(preset), seed))
+        else:
+            sample_tensors = sample_dict(render_layered_rain(scene, rain_params(preset), seed))
+        return scene_name, _mono(sample_tensors) if mono else sample_tensors
+    return HeldoutSet(name, PHOTO_SCENES, render, library.origin)
+
+
+def _photo_sets() -> dict[str, tuple[str | None, bool]]:
+    sets: dict[str, tuple[str | None, bool]] = {}
+    for preset in PRESETS:
+        sets[f'photos-{preset}'] = (preset, False)
+        sets[f'photos-{preset}-mono'] = (preset, True)
+    sets['clean'] = (None, False)
+    sets['clean-mono'] = (None, True)
+    return sets
+
+
+PHOTO_SETS = _photo_sets()
+HELDOUT_SETS = (*PRESETS, *PHOTO_SETS)
+
+
+def heldout_set(name: str, photos: Path | None = None) -> HeldoutSet:
+    """Return a held-out set by name (see HELDOUT_SETS)."""
+    if name in PRESETS:
+        return _preset_set(name)
+    if name in PHOTO_SETS:
+        preset, mono = PHOTO_SETS[name]
+        return _photo_set(name, preset, mono, photos)
+    raise HeldoutError(f'unknown held-out set {name!r}; expected one of '
+                       f'{", ".join("heldout:" + known for known in HELDOUT_SETS)}')

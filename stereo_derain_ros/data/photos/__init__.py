@@ -1,0 +1,1 @@
+"""Photographs from installed or downloadable packages: collection, licences and the library."""

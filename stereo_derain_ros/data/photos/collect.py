@@ -1,0 +1,175 @@
+"""Gather the photographs of downloadable Debian packages into a local cache.
+
+Debian packages are fetched with `apt-get download` and unpacked with `dpkg-deb -x` into a
+temporary folder (nothing is installed); each kept picture is decoded, shrunk so its longer side
+is at most `max_side`, and stored as PNG under its content hash. `manifest.json` records, per
+picture, the source package and version, its licence (from the package's DEP-5 copyright file),
+the original file, its sha256, its kind and its split. The split is fixed by the content hash, so
+every machine holds out the same pictures.
+"""
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+import hashlib
+import io
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from stereo_derain_ros.data.photos.debian_copyright import license_of, parse_copyright
+from stereo_derain_ros.data.photos.sources import (
+    PHOTO_SOURCES,
+    PhotoSource,
+    RawPicture,
+    SKIMAGE_LICENCE,
+)
+
+MANIFEST = 'manifest.json'
+HELDOUT_PERCENT = 12
+DEFAULT_MAX_SIDE = 1024
+
+
+class PhotoCollectionError(RuntimeError):
+    """Collecting could not proceed; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One stored picture and where it came from."""
+
+    file: str
+    kind: str
+    source: str
+    package: str
+    version: str
+    licence: str
+    original: str
+    sha256: str
+    width: int
+    height: int
+    split: str
+
+
+def split_of(sha256: str) -> str:
+    """Return 'heldout' for a fixed ~12 % of pictures (by content hash), else 'train'."""
+    return 'heldout' if int(sha256[:8], 16) % 100 < HELDOUT_PERCENT else 'train'
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise PhotoCollectionError(f'{command[0]} is not installed; collecting photographs from '
+                                   'Debian packages needs apt-get and dpkg-deb') from None
+    if result.returncode != 0:
+        raise PhotoCollectionError(f'{" ".join(command)} failed: '
+                                   f'{result.stderr.strip().splitlines()[-1:]}')
+    return result.stdout
+
+
+def unpack_package(package: str, workdir: Path) -> tuple[Path, str]:
+    """Download a .deb (no install) and unpack it; return (root, version)."""
+    _run(['apt-get', 'download', package], workdir)
+    debs = sorted(workdir.glob(f'{package}_*.deb'))
+    if not debs:
+        raise PhotoCollectionError(f'apt-get download {package} left no .deb in {workdir}')
+    version = _run(['dpkg-deb', '-f', str(debs[-1]), 'Version'], workdir).strip()
+    root = workdir / package
+    _run(['dpkg-deb', '-x', str(debs[-1]), str(root)], workdir)
+    return root, version
+
+
+def _decode(picture: RawPicture) -> np.ndarray | None:
+    try:
+        with Image.open(io.BytesIO(picture.data)) as image:
+            return np.asarray(image.convert('RGBA'))
+    except (OSError, ValueError):
+        return None
+
+
+def _shrink(rgba: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = rgba.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return rgba
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgba).resize(size, Image.Resampling.LANCZOS))
+
+
+def store_pictures(name: str, source: PhotoSource, pictures: Iterable[RawPicture],
+                   version: str, licences: list, cache: Path, max_side: int,
+                   progress: bool) -> list[PhotoRecord]:
+    """Decode, filter, shrink and store one source's pictures; return their records."""
+    records = []
+    for picture in tqdm(list(pictures), desc=f'photos: {name}', disable=not progress,
+                        leave=False):
+        rgba = _decode(picture)
+        if rgba is None or (source.keep is not None and not source.keep(rgba)):
+            continue
+        digest = hashlib.sha256(picture.data).hexdigest()
+        rgba = _shrink(rgba, max_side)
+        opaque = bool((rgba[..., 3] == 255).all())
+        stored = rgba[..., :3] if source.kind == 'photo' or opaque else rgba
+        file = f'{source.kind}/{digest[:20]}.png'
+        (cache / file).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(stored)).save(cache / file, optimize=False)
+        licence = (license_of(licences, source.licence_path(picture.path)) if licences
+                   else SKIMAGE_LICENCE)
+        records.append(PhotoRecord(
+            file=file, kind=source.kind, source=name, package=source.package or 'scikit-image',
+            version=version, licence=licence, original=picture.path, sha256=digest,
+            width=int(rgba.shape[1]), height=int(rgba.shape[0]), split=split_of(digest)))
+    return records
+
+
+def collect_source(name: str, cache: Path, max_side: int, progress: bool) -> list[PhotoRecord]:
+    """Collect one registered source into the cache."""
+    source = PHOTO_SOURCES[name]
+    if source.package is None:
+        from skimage import __version__
+
+        return store_pictures(name, source, source.pictures(Path()), __version__, [], cache,
+                              max_side, progress)
+    with tempfile.TemporaryDirectory(prefix='stereo-derain-photos-') as temporary:
+        root, version = unpack_package(source.package, Path(temporary))
+        licences = parse_copyright((root / source.copyright_file).read_text(errors='replace'))
+        return store_pictures(name, source, source.pictures(root), version, licences, cache,
+                              max_side, progress)
+
+
+def collect_photos(cache: Path, sources: Iterable[str] | None = None,
+                   max_side: int = DEFAULT_MAX_SIDE, progress: bool = True) -> list[PhotoRecord]:
+    """Fill `cache` with the pictures of the given sources (all by default); write the manifest.
+
+    The manifest is written last through a temporary file, so a cache without one is
+    incomplete and a cache with one is whole. Pictures seen twice (same bytes) are kept once.
+    """
+    names = list(sources) if sources is not None else list(PHOTO_SOURCES)
+    unknown = sorted(set(names) - set(PHOTO_SOURCES))
+    if unknown:
+        raise PhotoCollectionError(f'unknown photo sources {unknown}; expected some of '
+                                   f'{sorted(PHOTO_SOURCES)}')
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / MANIFEST).unlink(missing_ok=True)
+    records: dict[str, PhotoRecord] = {}
+    for name in names:
+        for record in collect_source(name, cache, max_side, progress):
+            records.setdefault(record.sha256, record)
+    manifest = {'max_side': max_side, 'heldout_percent': HELDOUT_PERCENT,
+                'pictures': [asdict(record) for record in records.values()]}
+    temporary = cache / (MANIFEST + '.tmp')
+    temporary.write_text(json.dumps(manifest, indent=1))
+    temporary.replace(cache / MANIFEST)
+    return list(records.values())
+
+
+def remove_cache(cache: Path) -> None:
+    """Delete a photo cache (only if it looks like one)."""
+    if (cache / MANIFEST).exists() or not any(cache.iterdir()):
+        shutil.rmtree(cache)
