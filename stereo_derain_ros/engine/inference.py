@@ -27,7 +27,7 @@ from stereo_derain_ros.engine.layout import (
 from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
 from stereo_derain_ros.engine.receptive_field import receptive_radius
 from stereo_derain_ros.engine.shared_pooling import global_pools
-from stereo_derain_ros.engine.tiling import round_up, tiled_forward
+from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
 from stereo_derain_ros.engine.weights import require_packaged_weights
 from stereo_derain_ros.models import build_model, model_config, model_name
 
@@ -277,8 +277,8 @@ class DerainEngine:
         height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
         context, margin = self.max_disparity or 0, self.tile_margin
         overlap = self.config.tile_overlap
-        strides = tuple((size - band - 2 * margin - overlap) // self.pad_multiple
-                        * self.pad_multiple for size, band in ((height, 0), (width, context)))
+        strides = (tile_stride(height, overlap, 0, margin, self.pad_multiple),
+                   tile_stride(width, overlap, context, margin, self.pad_multiple))
         if min(strides) < 1:
             raise ValueError(
                 f'tile {height}x{width} is too small: it needs a height above 2 x margin + '

@@ -4,8 +4,10 @@ A left-view pixel at column x looks for its match in right-view columns [x - d, 
 pixel at x looks in left-view columns [x, x + d]. A tile therefore gives a trustworthy left output
 only `context` (= d) columns after its left edge and a trustworthy right output only until
 `context` columns before its right edge, unless that edge is the image border, where the band is
-cut by the camera anyway. Each view gets its own blending weights: zero on the columns without
-their band, a linear ramp over `overlap` pixels where neighbouring tiles meet, one elsewhere.
+cut by the camera anyway. Convolutions add a `margin` (the receptive radius) at every inner
+edge. Each view gets its own blending weights: zero where its output is not trusted, a linear
+ramp over `overlap` pixels where neighbouring tiles meet, one elsewhere. Global pooling layers
+get the whole image's means (`shared_pooling`).
 """
 
 from collections.abc import Callable, Sequence
@@ -34,21 +36,26 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def tile_stride(size: int, overlap: int, context: int, margin: int, multiple: int) -> int:
+    """Return how far apart tiles of `size` start: past both margins, the band and the blend."""
+    return (size - context - 2 * margin - overlap) // multiple * multiple
+
+
 def plan_axis(length: int, size: int, overlap: int, context: int, margin: int = 0,
               multiple: int = 1) -> TilePlan:
     """Place tiles of `size` along an axis of `length` so the trusted parts overlap by `overlap`.
 
     A tile's output is trusted `margin` pixels (the model's receptive radius) away from an edge
     inside the image, plus `context` more on the side where a view's disparity band leaves the
-    tile. The stride is size - context - 2 margin - overlap, rounded down to `multiple`: tiles
-    must start on the model's grid (pixel-unshuffle and stride-2 phases), or their features are
-    not the whole image's. The last tile is pushed back to end at the border (on the grid too
-    when `length` and `size` are multiples).
+    tile. The stride (`tile_stride`) is size - context - 2 margin - overlap, rounded down to
+    `multiple`: tiles must start on the model's grid (pixel-unshuffle and stride-2 phases), or
+    their features are not the whole image's. The last tile is pushed back to end at the border
+    (on the grid too when `length` and `size` are multiples).
     """
     if size >= length:
         ones = torch.ones(length)
         return TilePlan((0,), length, (ones,), (ones,))
-    stride = (size - context - 2 * margin - overlap) // multiple * multiple
+    stride = tile_stride(size, overlap, context, margin, multiple)
     if stride < 1:
         raise ValueError(
             f'tile size {size} is too small for {overlap} px overlap plus {context} px of '
