@@ -25,7 +25,7 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
-from stereo_derain_ros.engine.receptive_field import receptive_radius
+from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
 from stereo_derain_ros.engine.weights import require_packaged_weights
@@ -85,7 +85,7 @@ class DerainEngine:
             self._model.set_max_disparity(config.max_disparity)
         self.max_disparity = _band_of(self._model, config.max_disparity)
         self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
-        self._margin: int | None = None
+        self._margin = config.tile_margin
         self._pools = global_pools(self._model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._staging: dict[str, torch.Tensor] = {}
@@ -189,7 +189,7 @@ class DerainEngine:
         else:
             out_left, out_right = tiled_forward(
                 self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
-                context=self.max_disparity or 0, margin=self.tile_margin,
+                context=self.max_disparity or 0, margin=self._margin or 0,
                 multiple=self.pad_multiple, tile_batch=self.config.tile_batch, pools=self._pools)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
@@ -256,14 +256,21 @@ class DerainEngine:
             torch.cuda.synchronize(self._device)
 
     @property
-    def tile_margin(self) -> int:
-        """Return the pixels a tile's output is untrusted next to an inner edge.
+    def tile_margin(self) -> int | None:
+        """Return the pixels a tile's output is not trusted next to an inner edge.
 
-        That is the model's receptive radius, measured once (see `receptive_field`) when tiling
-        is first needed.
+        None until a tile is first asked for (the radius is measured then) unless configured.
+        """
+        return self._margin
+
+    def _measured_margin(self, height: int, width: int) -> int:
+        """Measure the receptive radius once (see `receptive_field`), when tiling is first needed.
+
+        The probe is no larger than the tile, so that it fits wherever the tile will.
         """
         if self._margin is None:
-            self._margin = receptive_radius(self._model, self.pad_multiple,
+            size = max(self.pad_multiple, min(PROBE_SIZE, height, width))
+            self._margin = receptive_radius(self._model, self.pad_multiple, size,
                                             next(self._model.parameters()).device)
             LOGGER.info('model %s: receptive radius %d px, the margin of every tile',
                         self.model_name, self._margin)
@@ -275,7 +282,7 @@ class DerainEngine:
         Refuses a tile with no trusted part; warns when less than half of it is new pixels.
         """
         height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
-        context, margin = self.max_disparity or 0, self.tile_margin
+        context, margin = self.max_disparity or 0, self._measured_margin(height, width)
         overlap = self.config.tile_overlap
         strides = (tile_stride(height, overlap, 0, margin, self.pad_multiple),
                    tile_stride(width, overlap, context, margin, self.pad_multiple))

@@ -19,13 +19,14 @@ MASS = 0.999
 PROBE_SIZE = 192
 
 
-def receptive_radius(model: nn.Module, pad_multiple: int, device: torch.device) -> int:
+def receptive_radius(model: nn.Module, pad_multiple: int, size: int = PROBE_SIZE,
+                     device: torch.device | str = 'cpu') -> int:
     """Return the radius in input pixels holding MASS of one output pixel's input gradient.
 
-    The probe is a PROBE_SIZE square (rounded up to `pad_multiple`) of seeded noise; a radius
-    that reaches the probe's border is capped there (a model attending the whole image).
+    The probe is a `size` square (rounded up to `pad_multiple`) of seeded noise; a radius that
+    reaches the probe's border is capped there (a model attending the whole image).
     """
-    size = -(-PROBE_SIZE // pad_multiple) * pad_multiple
+    size = -(-size // pad_multiple) * pad_multiple
     generator = torch.Generator().manual_seed(0)
     views = [torch.rand(1, 3, size, size, generator=generator).to(device).requires_grad_(True)
              for _ in range(2)]
