@@ -91,14 +91,14 @@ def build_engine(params: NodeParameters):
     """Build the deraining engine; raise with a clear message on missing or corrupt weights."""
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
-    return DerainEngine(EngineConfig(
+    return DerainEngine(EngineConfig.from_options(
         model=params.model,
-        weights=params.weights or None,
+        weights=params.weights,
         device=params.device,
         precision=params.precision,
-        max_disparity=params.max_disparity or None,
-        tile=params.tile_size or None,
-        allow_untrained=params.allow_untrained_weights,
+        max_disparity=params.max_disparity,
+        tile=params.tile_size,
+        untrained=params.allow_untrained_weights,
     ))
 
 

@@ -62,6 +62,14 @@ def jpeg_bytes(image: np.ndarray) -> bytes:
 def inputs(tmp_path_factory) -> Path:
     """Every input of the matrix, in one folder that no case may change."""
     root = tmp_path_factory.mktemp('inputs')
+    write_checkpoints(root)
+    write_images(root / 'images')
+    write_bags(root / 'bags')
+    return root
+
+
+def write_checkpoints(root: Path) -> None:
+    """Write good.safetensors and, in checkpoints/, every bad variant the cases name."""
     good = save_checkpoint(root / 'good.safetensors', small_bandnet())
     config = load_checkpoint(good)[1]['config']
     bad = root / 'checkpoints'
@@ -95,7 +103,9 @@ def inputs(tmp_path_factory) -> Path:
     save_file({'x': torch.zeros(2)}, str(bad / 'foreign.safetensors'))
     (bad / 'a_folder.safetensors').mkdir()
 
-    images = root / 'images'
+
+def write_images(images: Path) -> None:
+    """Write good, damaged and mismatched image files and folders."""
     images.mkdir()
     rng = np.random.default_rng(0)
     picture = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -116,7 +126,9 @@ def inputs(tmp_path_factory) -> Path:
     cv2.imwrite(str(images / 'left_dir' / 'only_left.png'), picture)
     (images / 'empty_dir').mkdir()
 
-    bags = root / 'bags'
+
+def write_bags(bags: Path) -> None:
+    """Write a good bag and bags with bad pairs, broken metadata and damaged storage."""
     bags.mkdir()
     write_stereo_bag(bags / 'good', BagSpec(frames=3))
     write_stereo_bag(bags / 'narrow_pair', BagSpec(frames=4, narrow_right=(1,)))
@@ -137,7 +149,6 @@ def inputs(tmp_path_factory) -> Path:
     data[offset:offset + 64] = bytes(64)
     storage.write_bytes(bytes(data))
     (bags / 'not_a_bag').mkdir()
-    return root
 
 
 @pytest.fixture(scope='module')

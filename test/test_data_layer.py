@@ -15,7 +15,12 @@ import torch
 
 from stereo_derain_ros.data.compose import compose_pair, CompositionConfig
 from stereo_derain_ros.data.heldout import heldout_set
-from stereo_derain_ros.data.photos.collect import collect_photos, MANIFEST, split_of
+from stereo_derain_ros.data.photos.collect import (
+    collect_photos,
+    MANIFEST,
+    shrink_cache,
+    split_of,
+)
 from stereo_derain_ros.data.photos.debian_copyright import license_of, parse_copyright
 from stereo_derain_ros.data.photos.library import PhotoLibrary, Picture
 from stereo_derain_ros.data.photos.qt_resources import QtResourceBundle, ResourceFormatError
@@ -105,6 +110,11 @@ def test_collect_writes_a_manifest_with_licence_hash_and_a_fixed_split(tmp_path)
     library = PhotoLibrary.open(tmp_path, 'train')
     assert library.random_photo(np.random.default_rng(0)).dtype == np.uint8
     assert split_of('0' * 64) == 'heldout' and split_of('f' * 64) == 'train'
+    small = shrink_cache(tmp_path, tmp_path / 'small', max_side=64, jpeg_quality=90)
+    assert [record['split'] for record in small] == [record.split for record in records]
+    assert all((tmp_path / 'small' / record['file']).suffix == '.jpg' for record in small)
+    assert PhotoLibrary.open(tmp_path / 'small', 'train').random_photo(
+        np.random.default_rng(0)).shape[2] == 3
 
 
 # --- pseudo-stereo scenes ---------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
     summary = result.summary()
     assert list(summary) == [RAINY, 'oracle', 'baseline', 'untrained', CLEAN]
     for method in (RAINY, 'oracle', 'baseline', 'untrained'):
-        assert {'psnr', 'ssim', 'psnr_y', 'ssim_y', 'epe', 'bad3', 'density'} <= set(
+        assert {'psnr', 'ssim', 'psnr_y', 'ssim_y', 'shift', 'epe', 'bad3', 'density'} <= set(
             summary[method])
     assert set(summary[CLEAN]) == {'epe', 'bad3', 'density'}
     assert summary['oracle']['psnr'] > 60 and summary['oracle']['ssim'] > 0.999

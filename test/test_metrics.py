@@ -62,3 +62,12 @@ def test_bad_shapes_are_rejected_with_a_clear_message():
         psnr(torch.zeros(3, 20, 20), torch.zeros(3, 20, 21))
     with pytest.raises(ValueError, match='at least 11'):
         ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))
+
+
+def test_mean_shift_is_the_signed_brightness_change_in_grey_levels():
+    clean = _tensor(_pair(2)[0])
+    darker = (clean - 3.0 / 255.0).clamp(0.0, 1.0)
+    shift = image_metrics(darker, clean)['shift']
+    expected = float((darker.double() - clean.double()).mean()) * 255.0
+    assert shift == pytest.approx(expected, abs=1e-6) and -3.01 < shift < -2.0
+    assert image_metrics(clean, clean)['shift'] == 0.0

@@ -16,6 +16,7 @@ from stereo_derain_ros.bagio import BagError
 from stereo_derain_ros.bagio.atomic import atomic_bag_directory
 from stereo_derain_ros.bagio.reading import typestore
 from stereo_derain_ros.image_codec import encode_image
+from stereo_derain_ros.stamps import split_ns
 
 SCENES = ('motorcycle',)
 RAINY_NAMESPACE = '/stereo'
@@ -184,7 +185,7 @@ _RELIABLE = _make_reliable_qos()
 
 
 def _time(stamp_ns: int):
-    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+    sec, nanosec = split_ns(stamp_ns)
     return typestore().types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
 
 

@@ -92,10 +92,9 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                                     rate_hz=rate_hz, width=config.width, height=config.height,
                                     preset=config.preset))
         pairs = read_pairs(bag)
-        engine = DerainEngine(EngineConfig(
-            model=config.model, weights=config.weights or None,
-            allow_untrained=not config.weights, device=config.device,
-            precision=config.precision))
+        engine = DerainEngine(EngineConfig.from_options(
+            model=config.model, weights=config.weights, untrained=not config.weights,
+            device=config.device, precision=config.precision))
         progress('warming up')
         _engine_pass(engine, pairs[:config.batch_size], config.batch_size)
         for repeat in range(config.repeats):

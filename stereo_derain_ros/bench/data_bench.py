@@ -57,7 +57,6 @@ def training_wait(run: Path) -> dict | None:
 
 def run_data_bench(config: DataBenchConfig, machine: dict) -> dict:
     """Measure every scene source, every rain renderer and the per-batch composition."""
-    torch.set_num_threads(1)
     library = PhotoLibrary.open_or_builtin(config.photos, 'train')
     size = (config.width, config.height)
     scenes = {name: _median_seconds(

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
 REFERENCE_MODEL = 'apanet'
-DEFAULT_MODEL = 'bandnet'
 FULL_SIZES = ((640, 360), (1280, 360), (1242, 375), (1280, 720))
 QUICK_SIZES = ((128, 64), (256, 64))
 GPU_DTYPES = ('fp32', 'fp16', 'bf16')

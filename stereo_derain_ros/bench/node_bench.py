@@ -105,9 +105,9 @@ def time_engine(config: NodeBenchConfig, left, right) -> dict:
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    engine = DerainEngine(EngineConfig(
-        model=config.model, weights=config.weights or None,
-        allow_untrained=not config.weights, device=config.device, precision=config.precision))
+    engine = DerainEngine(EngineConfig.from_options(
+        model=config.model, weights=config.weights, untrained=not config.weights,
+        device=config.device, precision=config.precision))
     def one_pair() -> None:
         engine.derain(left, right)
 

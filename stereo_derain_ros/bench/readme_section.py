@@ -8,10 +8,10 @@ The section lives between START_MARKER and END_MARKER; everything else in the RE
 from pathlib import Path
 
 from stereo_derain_ros.bench.results import format_number, load_results, markdown_table
+from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
 START_MARKER = '<!-- perf:start -->'
 END_MARKER = '<!-- perf:end -->'
-DEFAULT_MODEL = 'bandnet'
 REFERENCE_MODEL = 'apanet'
 
 
@@ -31,13 +31,6 @@ def replace_section(text: str, section: str) -> str:
     if '\n' not in old and old.strip():
         raise ReadmeSectionError(f'{START_MARKER} and {END_MARKER} must be on their own lines')
     return f'{head}{START_MARKER}\n{section.strip()}\n{END_MARKER}{tail}'
-
-
-def extract_section(text: str) -> str:
-    """Return what lies between the perf markers (stripped)."""
-    if text.count(START_MARKER) != 1 or text.count(END_MARKER) != 1:
-        raise ReadmeSectionError(f'expected one {START_MARKER} and one {END_MARKER}')
-    return text.split(START_MARKER)[1].split(END_MARKER)[0].strip()
 
 
 def _machine_line(result: dict) -> str:

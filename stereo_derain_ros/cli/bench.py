@@ -6,6 +6,13 @@ from pathlib import Path
 from stereo_derain_ros.bench.results import DOCS_RESULTS_DIR, RESULTS_DIR, results_dir
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.arguments import parse_sizes
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
+from stereo_derain_ros.engine.config import DEFAULT_MODEL
+
+# What `bench node` and `bench bag` pass on to the engine (untrained follows from --weights).
+BENCH_ENGINE_OPTIONS = ('model', 'weights', 'device', 'precision', 'threads')
+QUICK_THREADS_HELP = ('torch intra-op CPU threads (default: torch default; quick 1, which is '
+                      'steadier on shared cores)')
 
 
 def _names(text: str) -> list[str]:
@@ -14,7 +21,11 @@ def _names(text: str) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'bench', help='benchmark models, the node and bag processing; write results and README')
+        'bench', help='benchmark models, the node and bag processing; write results and README',
+        description='Measure the numbers the README quotes, on this machine: `models` (cost of '
+                    'every model), `node` (the real node over DDS), `bag` (offline bag '
+                    'deraining), and `report` (rewrite the README performance section from '
+                    'the committed results). Each result records the machine it came from.')
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
     commands = parser.add_subparsers(title='benchmarks', metavar='BENCHMARK')
     _register_models(commands)
@@ -38,7 +49,10 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def _register_models(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'models', help='parameters, MACs, time and peak memory of every model, side by side')
+        'models', help='parameters, MACs, time and peak memory of every model, side by side',
+        description='Time every model (forward pass of one stereo pair) at several sizes, with '
+                    'and without a disparity band, and record parameters, MACs and peak memory; '
+                    'rows that do not fit the memory limit are reported as such.')
     _add_output(parser)
     parser.add_argument('--models', type=_names,
                         help='comma-separated registry names (default: all registered)')
@@ -50,17 +64,13 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--max-disparity', type=int,
                         help='band width in input pixels for banded rows (default 192, the '
                              "models' own; quick 24, the same fraction of the narrow images)")
-    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
-                        help='auto = cuda when available, else cpu (default: %(default)s)')
     parser.add_argument('--dtypes', type=_names,
                         help='comma-separated fp32,fp16,bf16 (default: fp32 on CPU, all on CUDA)')
     parser.add_argument('--compile', choices=('off', 'on', 'both'),
                         help='torch.compile the model (default: off on CPU, both on CUDA)')
     parser.add_argument('--warmup', type=int, help='untimed runs per row (default 2; quick 1)')
     parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 2)')
-    parser.add_argument('--threads', type=int,
-                        help='torch CPU threads (default: torch default; quick 1, which is '
-                             'steadier on shared cores)')
+    add_engine_arguments(parser, ('device', 'threads'), threads=QUICK_THREADS_HELP)
     parser.add_argument('--memory-limit-gb', type=float,
                         help='address-space cap per CPU row; a row above it "does not fit" '
                              '(default: 60%% of the memory available at start)')
@@ -80,23 +90,29 @@ def _rates(text: str) -> list[float]:
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     """Add the engine options that `bench node` and `bench bag` share."""
-    parser.add_argument('--model', default='bandnet', help='model name (default: %(default)s)')
-    parser.add_argument('--weights', default='',
-                        help='checkpoint; default: untrained weights (speed does not depend on '
-                             'them)')
     parser.add_argument('--size', type=parse_sizes,
                         help='WIDTHxHEIGHT of the stereo images (default 1280x720; quick 320x180)')
-    parser.add_argument('--device', default='auto', help='engine device (default: %(default)s)')
-    parser.add_argument('--precision', default='auto',
-                        help='engine precision (default: %(default)s)')
-    parser.add_argument('--threads', type=int,
-                        help='torch CPU threads of the engine (default: torch default; quick 1, '
-                             'which is steadier on shared cores)')
+    add_engine_arguments(
+        parser, BENCH_ENGINE_OPTIONS,
+        weights='checkpoint (default: untrained weights: speed does not depend on them)',
+        threads=QUICK_THREADS_HELP)
+
+
+def _engine_settings(args: argparse.Namespace) -> dict:
+    """Return the bench config's engine fields, validated by the one engine contract."""
+    weights = args.weights or ''
+    config = engine_config(args, untrained=not weights,
+                           threads=args.threads or (1 if args.quick else None))
+    return {'model': config.model or DEFAULT_MODEL, 'weights': weights, 'device': config.device,
+            'precision': config.precision, 'threads': config.threads}
 
 
 def _register_node(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS')
+        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS',
+        description='Start stereo_derain_node as its own process and publish stereo sets to it '
+                    'over DDS at a scan of rates: sets received and dropped, latency, CPU and '
+                    'memory, then a memory soak above its processing rate.')
     _add_output(parser)
     _add_engine_options(parser)
     parser.add_argument('--rates', type=_rates,
@@ -112,7 +128,11 @@ def _register_node(commands: argparse._SubParsersAction) -> None:
 
 def _register_data(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'data', help='scene and rain rendering per pair, composition per batch, training wait')
+        'data', help='scene and rain rendering per pair, composition per batch, training wait',
+        description='Time how fast the data layer feeds training: scenes and rain rendered per '
+                    'pair into the pools (paid once, before training), composition per batch '
+                    '(paid at every step), and, given a training run, the data wait per step '
+                    'that the trainer logged.')
     _add_output(parser)
     parser.add_argument('--photos', type=Path, default=None,
                         help='photo cache (default: $STEREO_DERAIN_PHOTOS or '
@@ -125,8 +145,12 @@ def _register_data(commands: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
+    import torch
+
     from stereo_derain_ros.bench.data_bench import data_markdown, DataBenchConfig, run_data_bench
     from stereo_derain_ros.bench.machine import describe_machine
+
+    torch.set_num_threads(1)  # before the machine is described, so its record says 1 thread
 
     repeats = args.repeats or (2 if args.quick else 6)
     if repeats < 1:
@@ -142,7 +166,10 @@ def run_data(args: argparse.Namespace) -> int:
 
 def _register_bag(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'bag', help='offline bag deraining throughput against the engine alone (same frames)')
+        'bag', help='offline bag deraining throughput against the engine alone (same frames)',
+        description='Render a rainy bag, then alternate passes of the engine alone and of '
+                    '`stereo-derain bag` over the same frames, and report their throughput '
+                    'ratio (reading, decoding and writing overhead).')
     _add_output(parser)
     _add_engine_options(parser)
     parser.add_argument('--pairs', type=int, help='stereo pairs in the bag (default 20; quick 12)')
@@ -156,7 +183,9 @@ def _register_bag(commands: argparse._SubParsersAction) -> None:
 
 def _register_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'report', help="regenerate the README's performance section from committed results")
+        'report', help="regenerate the README's performance section from committed results",
+        description='Rewrite the performance section of the README between its markers from '
+                    'the JSON results, or check (--check) that it is up to date.')
     parser.add_argument('--results-dir', type=Path, default=DOCS_RESULTS_DIR,
                         help='folder holding models.json, node.json, bag.json '
                              '(default: %(default)s)')
@@ -180,19 +209,17 @@ def _model_config(args: argparse.Namespace):
         QUICK_SIZES,
     )
     from stereo_derain_ros.bench.timing import TORCH_DTYPES
+    from stereo_derain_ros.engine.config import check_model_name
+    from stereo_derain_ros.engine.devices import resolve_device
+    from stereo_derain_ros.engine.errors import EngineError
     from stereo_derain_ros.models import available_models
 
     gpu = torch.cuda.is_available()
-    if args.device == 'cuda' and not gpu:
-        raise CommandError('--device cuda: no CUDA device is visible to torch '
-                           f'{torch.__version__}; use --device cpu')
-    device = 'cuda' if args.device == 'auto' and gpu else args.device
-    device = 'cpu' if device == 'auto' else device
-    models = args.models or available_models()
-    unknown = [name for name in models if name not in available_models()]
-    if unknown:
-        raise CommandError(f'unknown model(s) {", ".join(unknown)}; available: '
-                           f'{", ".join(available_models())}')
+    try:
+        device = resolve_device(args.device).type
+        models = [check_model_name(name) for name in args.models or available_models()]
+    except (EngineError, ValueError) as error:
+        raise CommandError(f'bench models: {error}') from None
     dtypes = args.dtypes or (list(GPU_DTYPES) if device == 'cuda' else ['fp32'])
     if any(dtype not in TORCH_DTYPES for dtype in dtypes):
         raise CommandError(f'--dtypes {",".join(dtypes)}: expected some of '
@@ -257,12 +284,9 @@ def run_node(args: argparse.Namespace) -> int:
 
     (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
     config = NodeBenchConfig(
-        model=args.model, weights=args.weights, width=width, height=height,
-        device=args.device,
-        precision=args.precision, rates_hz=args.rates,
+        width=width, height=height, rates_hz=args.rates,
         duration_s=args.duration or (4.0 if args.quick else 10.0),
-        soak_s=args.soak or (20.0 if args.quick else 60.0),
-        threads=args.threads or (1 if args.quick else None))
+        soak_s=args.soak or (20.0 if args.quick else 60.0), **_engine_settings(args))
     machine = describe_machine()
     try:
         result = run_node_bench(config, machine, lambda text: print(f'bench node: {text}',
@@ -286,11 +310,9 @@ def run_bag(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
     config = BagBenchConfig(
-        model=args.model, weights=args.weights, width=width, height=height,
-        pairs=args.pairs or (12 if args.quick else 20), batch_size=args.batch_size,
-        device=args.device, precision=args.precision,
-        repeats=args.repeats or (2 if args.quick else 3),
-        threads=args.threads or (1 if args.quick else None))
+        width=width, height=height, pairs=args.pairs or (12 if args.quick else 20),
+        batch_size=args.batch_size, repeats=args.repeats or (2 if args.quick else 3),
+        **_engine_settings(args))
     machine = describe_machine()
     try:
         result = run_bag_bench(config, machine, lambda text: print(f'bench bag: {text}',
@@ -310,6 +332,7 @@ def _write(args: argparse.Namespace, result: dict, markdown: str, name: str) -> 
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.atomic import write_text_atomic
     from stereo_derain_ros.bench.readme_section import (
         generate_section,
         ReadmeSectionError,
@@ -334,6 +357,6 @@ def run_report(args: argparse.Namespace) -> int:
             return 1
         print(f'{args.readme}: performance section is up to date')
         return 0
-    args.readme.write_text(updated)
+    write_text_atomic(args.readme, updated)
     print(f'rewrote the performance section of {args.readme}')
     return 0

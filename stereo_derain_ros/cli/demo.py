@@ -4,6 +4,10 @@ import argparse
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.arguments import parse_size
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
+
+# The engine options the demo hands to its node process.
+DEMO_ENGINE_OPTIONS = ('model', 'weights', 'untrained', 'device')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,12 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='rain preset: light, medium, heavy or torrential (default: '
                              '%(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='rain seed (default: %(default)s)')
-    parser.add_argument('--model', default='bandnet', help='model (default: %(default)s)')
-    parser.add_argument('--weights', metavar='PATH',
-                        help='checkpoint for the node (default: the packaged weights)')
-    parser.add_argument('--untrained', action='store_true',
-                        help='run randomly initialised weights: shows the pipeline, not deraining')
-    parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
     parser.add_argument('--replay-rate', type=float, metavar='FACTOR',
                         help='replay speed factor (default: chosen so the node keeps up)')
     parser.add_argument('--frames', type=int, default=3, metavar='N',
@@ -39,21 +37,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--score-frames', type=int, default=5, metavar='N',
                         help='derained frames to score, spread over the sequence (default: '
                              '%(default)s)')
+    add_engine_arguments(parser, DEMO_ENGINE_OPTIONS,
+                         weights='checkpoint for the node (default: the packaged weights)',
+                         device='node device: auto, cpu, cuda or cuda:N (default: %(default)s)')
     parser.set_defaults(run=run)
+
+
+def demo_config(args: argparse.Namespace):
+    """Return the `DemoConfig` of the command line; the node is told the model it will run."""
+    from stereo_derain_ros.demo import DemoError
+    from stereo_derain_ros.demo.config import DemoConfig
+    from stereo_derain_ros.engine.errors import CheckpointError
+
+    engine = engine_config(args)
+    try:
+        return DemoConfig(
+            output=args.output, width=args.size[0], height=args.size[1],
+            duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
+            model=engine.model_to_run(), weights=engine.weights,
+            untrained=engine.allow_untrained, device=engine.device,
+            replay_rate=args.replay_rate, sample_frames=args.frames,
+            scored_frames=args.score_frames)
+    except (CheckpointError, DemoError) as error:
+        raise CommandError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.demo import DemoError
-    from stereo_derain_ros.demo.config import DemoConfig
     from stereo_derain_ros.demo.runner import run_demo
 
+    config = demo_config(args)
     try:
-        config = DemoConfig(
-            output=args.output, width=args.size[0], height=args.size[1],
-            duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
-            model=args.model, weights=args.weights, untrained=args.untrained,
-            device=args.device, replay_rate=args.replay_rate, sample_frames=args.frames,
-            scored_frames=args.score_frames)
         run_demo(config)
     except DemoError as error:
         raise CommandError(str(error)) from None

@@ -1,12 +1,23 @@
-"""The engine options shared by every command that derains (`derain`, `bag`).
+"""The engine options of every command that runs the engine (derain, bag, eval, demo, bench).
 
-One definition, so that a flag means the same thing, with the same default, everywhere.
+One definition, so that a flag means the same thing, with the same default, everywhere; the
+defaults come from `EngineConfig` and `EngineConfig.from_options` validates, so this module only
+spells the flags and never checks a value itself.
 """
 
 import argparse
+from collections.abc import Iterable
 import re
+from typing import Any
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.engine.config import (
+    DEFAULT_MODEL,
+    default_of,
+    DEVICE_CHOICES,
+    EngineConfig,
+    PRECISIONS,
+)
 
 
 def parse_tile(text: str) -> int | tuple[int, int]:
@@ -17,38 +28,71 @@ def parse_tile(text: str) -> int | tuple[int, int]:
     return int(match[1]) if match[2] is None else (int(match[1]), int(match[2]))
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options that build a `DerainEngine`."""
-    engine = parser.add_argument_group('engine')
-    engine.add_argument('--model', help="model name (default: the checkpoint's, else bandnet)")
-    engine.add_argument('--weights', metavar='PATH',
-                        help='checkpoint (.safetensors); default: the packaged weights')
-    engine.add_argument('--untrained', action='store_true',
-                        help='run untrained weights (for testing the pipeline only)')
-    engine.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    engine.add_argument('--precision', default='auto', help='auto, fp32, fp16 or bf16')
-    engine.add_argument('--max-disparity', type=int, metavar='PX',
-                        help="largest disparity in pixels (default: the model's)")
-    engine.add_argument('--tile', type=parse_tile, metavar='N|HxW',
-                        help='process in tiles of N or HxW pixels to bound memory')
-    engine.add_argument('--tile-overlap', type=int, default=32, metavar='PX',
-                        help='pixels over which neighbouring tiles are blended (default 32)')
+# Option name (the argparse dest and the `EngineConfig.from_options` keyword) -> add_argument.
+_OPTIONS: dict[str, dict[str, Any]] = {
+    'model': {'metavar': 'NAME',
+              'help': f"registry model name (default: the checkpoint's model, else "
+                      f'{DEFAULT_MODEL})'},
+    'weights': {'metavar': 'PATH',
+                'help': 'checkpoint (.safetensors) (default: the packaged weights of the model)'},
+    'untrained': {'action': 'store_true',
+                  'help': 'run randomly initialised weights: tests the pipeline, not deraining'},
+    'device': {'default': default_of('device'),
+               'help': f'{", ".join(DEVICE_CHOICES)} (default: %(default)s)'},
+    'precision': {'default': default_of('precision'),
+                  'help': f'{", ".join(PRECISIONS)}; half precision on CUDA only '
+                          '(default: %(default)s)'},
+    'max_disparity': {'type': int, 'metavar': 'PX',
+                      'help': "largest disparity in pixels (default: the model's own band)"},
+    'tile': {'type': parse_tile, 'metavar': 'N|HxW',
+             'help': 'process in tiles of N or HxW pixels to bound memory (default: whole '
+                     'images)'},
+    'tile_overlap': {'type': int, 'default': default_of('tile_overlap'), 'metavar': 'PX',
+                     'help': 'pixels over which neighbouring tiles are blended '
+                             '(default: %(default)s)'},
+    'threads': {'type': int, 'metavar': 'N',
+                'help': "torch intra-op CPU threads (default: torch's own choice)"},
+}
+ENGINE_OPTIONS = tuple(_OPTIONS)
 
 
-def build_engine(args: argparse.Namespace):
+def add_engine_arguments(parser: argparse.ArgumentParser,
+                         options: Iterable[str] = ENGINE_OPTIONS, **helps: str) -> None:
+    """Add the named engine options as one `engine` group.
+
+    A command that passes only some options to the engine (e.g. a node in another process) adds
+    only those; `helps` replaces the help of an option whose meaning the command narrows.
+    """
+    group = parser.add_argument_group('engine')
+    for name in options:
+        spec = dict(_OPTIONS[name])
+        spec['help'] = helps.get(name, spec['help'])
+        group.add_argument('--' + name.replace('_', '-'), dest=name, **spec)
+
+
+def engine_config(args: argparse.Namespace, **overrides: Any) -> EngineConfig:
+    """Return the `EngineConfig` for the engine options in `args`, or raise `CommandError`.
+
+    `overrides` are settings the command fixes itself (e.g. the evaluated checkpoint).
+    """
+    options = {name: getattr(args, name) for name in ENGINE_OPTIONS if hasattr(args, name)}
+    try:
+        return EngineConfig.from_options(**(options | overrides))
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def build_engine(args: argparse.Namespace, **overrides: Any):
     """Return a `DerainEngine` for the engine options, or raise `CommandError`."""
     from stereo_derain_ros.engine import (
         CheckpointError,
         DerainEngine,
-        EngineConfig,
         EngineError,
         MissingWeightsError,
     )
 
+    config = engine_config(args, **overrides)
     try:
-        return DerainEngine(EngineConfig(
-            model=args.model, weights=None if args.weights is None else str(args.weights),
-            allow_untrained=args.untrained, device=args.device, precision=args.precision,
-            max_disparity=args.max_disparity, tile=args.tile, tile_overlap=args.tile_overlap))
+        return DerainEngine(config)
     except (CheckpointError, EngineError, MissingWeightsError, ValueError) as error:
         raise CommandError(str(error)) from None

@@ -4,6 +4,14 @@ import argparse
 from pathlib import Path
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.engine_options import (
+    add_engine_arguments,
+    build_engine,
+    ENGINE_OPTIONS,
+)
+
+# The positional MODEL_OR_CHECKPOINT (and each --compare) names the model and its weights.
+SPEC_OPTIONS = ('model', 'weights')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,42 +22,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'or heldout:SET with SET one of light, medium, heavy, photos-light, '
                     'photos-medium, photos-heavy, their -mono variants, clean, clean-mono). The '
                     'table always includes the rainy input.')
-    parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT')
-    parser.add_argument('dataset', metavar='DATASET')
+    parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT',
+                        help='registry model name or .safetensors checkpoint to evaluate')
+    parser.add_argument('dataset', metavar='DATASET',
+                        help='dataset folder, or heldout:SET for a packaged held-out set')
     parser.add_argument('--out', type=Path, default=Path('eval_out'),
-                        help='folder for report.md, report.json and figure.png')
-    parser.add_argument('--untrained', action='store_true',
-                        help='allow a model name without packaged weights (random init; testing)')
+                        help='folder for report.md, report.json and figure.png '
+                             '(default: %(default)s)')
     parser.add_argument('--compare', action='append', default=[], metavar='MODEL_OR_CHECKPOINT',
                         help='another model or checkpoint for the same table (repeatable)')
     parser.add_argument('--baseline', action='store_true',
                         help='add the classical stereo baseline (min of a view and the other '
                              'view warped by SGBM disparity)')
-    parser.add_argument('--limit', type=int, default=None, help='evaluate the first N samples')
+    parser.add_argument('--limit', type=int, default=None,
+                        help='evaluate the first N samples (default: all)')
     parser.add_argument('--photos', type=Path, default=None,
                         help='photo cache for heldout:photos-* and heldout:clean* (default: '
                              '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--figures', type=int, default=3,
-                        help='samples shown in figure.png (0: no figure)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+                        help='samples shown in figure.png, 0 for no figure (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    parser.set_defaults(run=run)
+    add_engine_arguments(parser, [name for name in ENGINE_OPTIONS if name not in SPEC_OPTIONS],
+                         untrained='allow a model name without packaged weights (random init; '
+                                   'testing)')
+    # Scores compare methods, so they are taken at full precision unless asked otherwise.
+    parser.set_defaults(run=run, precision='fp32')
 
 
 def _is_checkpoint(spec: str) -> bool:
     return spec.endswith('.safetensors') or Path(spec).is_file()
 
 
-def _engine_derainer(spec: str, untrained: bool, device: str):
-    from stereo_derain_ros.engine import DerainEngine, EngineConfig
-
+def _engine_derainer(spec: str, args: argparse.Namespace):
     if _is_checkpoint(spec):
-        config = EngineConfig(weights=spec, device=device, precision='fp32')
+        engine = build_engine(args, model=None, weights=spec, untrained=False)
     else:
-        config = EngineConfig(model=spec, allow_untrained=untrained, device=device,
-                              precision='fp32')
-    engine = DerainEngine(config)
+        engine = build_engine(args, model=spec, weights=None)
 
     def derain(left, right):
         return engine.derain(left, right, 'rgb')
@@ -57,16 +65,13 @@ def _engine_derainer(spec: str, untrained: bool, device: str):
     label = engine.model_name
     if _is_checkpoint(spec):
         label += f' ({spec})'
-    elif untrained:
+    elif args.untrained:
         label += ' (untrained)'
     return label, derain
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from stereo_derain_ros.data.specs import DataError, open_dataset
-    from stereo_derain_ros.engine.errors import EngineError
     from stereo_derain_ros.evaluation.report import markdown_table, write_report
     from stereo_derain_ros.evaluation.runner import (
         evaluate,
@@ -75,23 +80,19 @@ def run(args: argparse.Namespace) -> int:
         StereoMinDerainer,
     )
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # Engines first: a bad model, checkpoint or device fails before any data is read.
+    derainers = {RAINY: identity_derainer}
+    labels = []
+    for spec in [args.model, *args.compare]:
+        label, derain = _engine_derainer(spec, args)
+        derainers[label] = derain
+        labels.append(label)
     try:
         dataset = open_dataset(args.dataset, args.photos)
     except DataError as error:
         raise CommandError(str(error)) from None
     if args.limit is not None:
         dataset = [dataset[index] for index in range(min(args.limit, len(dataset)))]
-    derainers = {RAINY: identity_derainer}
-    try:
-        labels = []
-        for spec in [args.model, *args.compare]:
-            label, derain = _engine_derainer(spec, args.untrained, args.device)
-            derainers[label] = derain
-            labels.append(label)
-    except (EngineError, ValueError) as error:
-        raise CommandError(str(error)) from None
     if args.baseline:
         from stereo_derain_ros.evaluation.disparity import num_disparities_for
         from stereo_derain_ros.evaluation.runner import ground_truth_disparity

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'writing them is only needed for other tools.')
     parser.add_argument('--out', type=Path, required=True, help='destination folder')
     parser.add_argument('--presets', '--sets', dest='sets', default='light,medium,heavy',
-                        help='comma-separated held-out sets to write')
+                        help='comma-separated held-out sets to write (default: %(default)s)')
     parser.add_argument('--photos', type=Path, default=None,
                         help='photo cache for the photo sets (default: $STEREO_DERAIN_PHOTOS '
                              'or ~/.cache/stereo_derain_ros/photos)')
@@ -26,12 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from stereo_derain_ros.data.folders import write_disparity
     from stereo_derain_ros.data.heldout import heldout_set, HELDOUT_SETS
+    from stereo_derain_ros.pixels import to_uint8
 
     presets = [name.strip() for name in args.sets.split(',') if name.strip()]
     unknown = sorted(set(presets) - set(HELDOUT_SETS))
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             sample = dataset[index]
             name = f'{index:02d}_{dataset.scene_name(index)}'
             for key, folder in FOLDERS.items():
-                image = (sample[key].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+                image = to_uint8(sample[key].permute(1, 2, 0).numpy())
                 Image.fromarray(image).save(base / folder / f'{name}.png')
             write_disparity(base / 'disparity' / f'{name}.npy', sample['disparity'][0].numpy())
     print(f'wrote {", ".join(presets)} under {args.out}')

@@ -7,7 +7,10 @@ from stereo_derain_ros.cli.arguments import parse_size
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'models', help='list the deraining models with parameters and MACs per stereo pair')
+        'models', help='list the deraining models with parameters and MACs per stereo pair',
+        description='List every registered model with its parameter count, its multiply-'
+                    'accumulates for one left + right pair (counted, not timed) and what it is '
+                    'for. Only models with packaged weights derain without --weights.')
     parser.add_argument('--size', type=parse_size, default=(128, 128), metavar='WxH',
                         help='image size for the MAC count of one left + right pair '
                              '(default: 128x128, the size papers report)')

@@ -21,9 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='cache folder (default: $STEREO_DERAIN_PHOTOS or '
                              '~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--sources', default=','.join(PHOTO_SOURCES),
-                        help='comma-separated sources to collect')
+                        help='comma-separated sources to collect (default: %(default)s)')
     parser.add_argument('--max-side', type=int, default=1024,
-                        help='longer side of a stored picture in px')
+                        help='longer side of a stored picture in px (default: %(default)s)')
+    parser.add_argument('--shrink-from', type=Path, default=None, metavar='CACHE',
+                        help='instead of downloading, copy CACHE at --max-side with photographs '
+                             'as JPEG (e.g. 512 px, about 25 MB, to carry to a GPU machine)')
+    parser.add_argument('--jpeg-quality', type=int, default=90,
+                        help='JPEG quality of photographs with --shrink-from')
     parser.add_argument('--list', action='store_true',
                         help='print the manifest of an existing cache instead of collecting')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
@@ -38,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         collect_photos,
         MANIFEST,
         PhotoCollectionError,
+        shrink_cache,
     )
     from stereo_derain_ros.data.photos.library import default_cache
 
@@ -46,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
         if not (cache / MANIFEST).exists():
             raise CommandError(f'no photo cache at {cache}; run `stereo-derain photos` first')
         records = json.loads((cache / MANIFEST).read_text())['pictures']
+    elif args.max_side < 64:
+        raise CommandError(f'--max-side must be at least 64, got {args.max_side}')
+    elif args.shrink_from is not None:
+        if not (args.shrink_from / MANIFEST).exists():
+            raise CommandError(f'no photo cache at {args.shrink_from} (no {MANIFEST})')
+        records = shrink_cache(args.shrink_from, cache, args.max_side, args.jpeg_quality)
     else:
-        if args.max_side < 64:
-            raise CommandError(f'--max-side must be at least 64, got {args.max_side}')
         sources = [name.strip() for name in args.sources.split(',') if name.strip()]
         try:
             records = [record.__dict__ for record in collect_photos(

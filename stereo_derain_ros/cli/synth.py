@@ -23,22 +23,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('out', nargs='?', type=Path, help='output dataset folder')
     parser.add_argument('--count', type=int, help='number of stereo pairs to write')
     parser.add_argument('--preset', choices=PRESET_CHOICES, default='random',
-                        help='rain preset, or random for training-style randomisation')
+                        help='rain preset, or random for training-style randomisation '
+                             '(default: %(default)s)')
     parser.add_argument('--seed', type=int, default=None,
                         help='seed of the set (default: 0 for training, 1 for testing, so the '
                              'two splits never share a sample)')
     parser.add_argument('--size', type=parse_size, default=(512, 256), metavar='WxH',
                         help='size of each pair (default 512x256)')
-    parser.add_argument('--split', choices=('testing', 'training'), default='testing')
+    parser.add_argument('--split', choices=('testing', 'training'), default='testing',
+                        help='which seeds to draw from (default: %(default)s)')
     parser.add_argument('--source', choices=SOURCE_CHOICES, default='mixed',
-                        help='clean scenes: one source, or the training mix')
+                        help='clean scenes: one source, or the training mix (default: '
+                             '%(default)s)')
     parser.add_argument('--mode', choices=tuple(MODE_RENDERERS), default='mixed',
-                        help='particle renderer, layered planes, or both in turn')
+                        help='particle renderer, layered planes, or both in turn (default: '
+                             '%(default)s)')
     parser.add_argument('--photos', type=Path, default=None,
                         help='photo cache (default: $STEREO_DERAIN_PHOTOS or '
                              "~/.cache/stereo_derain_ros/photos, else scikit-image's samples)")
     parser.add_argument('--disparity-format', choices=('npy', 'png'), default='npy',
-                        help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown')
+                        help='npy: float32 px (+inf unknown); png: 16-bit x256, 0 unknown '
+                             '(default: %(default)s)')
     parser.add_argument('--contact-sheet', type=Path, metavar='PNG',
                         help='instead, write a contact sheet of all presets to PNG')
     parser.add_argument('--training-sheet', type=Path, metavar='JPG',
@@ -84,6 +89,7 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
     import cv2
     from tqdm import tqdm
 
+    from stereo_derain_ros.atomic import write_text_atomic
     from stereo_derain_ros.cli import CommandError
     from stereo_derain_ros.data.folders import LAYOUT_FOLDERS, write_disparity
     from stereo_derain_ros.data.photos.library import PhotoLibrary
@@ -133,6 +139,6 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
     manifest_path = args.out / 'synth.json'
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[args.split] = split_record
-    manifest_path.write_text(json.dumps(manifest, indent=1) + '\n')
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + '\n')
     print(f'wrote {args.count} pairs to {split_dir}')
     return 0

@@ -4,6 +4,10 @@ import argparse
 from pathlib import Path
 
 from stereo_derain_ros.cli import CommandError
+from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
+
+DEFAULT_STEPS = 4000
+DEFAULT_CROP = '96'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,44 +20,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         'required unless --resume')
     parser.add_argument('--out', required=True, type=Path,
                         help='run directory: checkpoint, optimizer state, CSV and PNG curves')
+    _add_recipe_arguments(parser)
+    _add_run_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options stored in the recipe: they decide what is trained and how."""
     parser.add_argument('--steps', type=int, default=None,
-                        help='total optimiser steps (default 4000); with --resume it changes the '
-                             'total of the run, which re-times the remaining cosine schedule and '
-                             'is recorded in the recipe')
-    parser.add_argument('--batch', type=int, default=8, help='pairs per step and process')
+                        help=f'total optimiser steps (default: {DEFAULT_STEPS}); with --resume '
+                             'it changes the total of the run, which re-times the remaining '
+                             'cosine schedule and is recorded in the recipe')
+    parser.add_argument('--batch', type=int, default=8,
+                        help='pairs per step and process (default: %(default)s)')
     parser.add_argument('--crop', default=None,
-                        help='one crop for the whole run: SIZE or HEIGHTxWIDTH (e.g. 64x160)')
+                        help='one crop for the whole run: SIZE or HEIGHTxWIDTH (e.g. 64x160) '
+                             f'(default: {DEFAULT_CROP})')
     parser.add_argument('--crop-schedule', default=None,
                         help='progressive crops CROP:UNTIL_STEP,... e.g. 64:1000,96x192:3000,128'
                              ' (overrides --crop)')
-    parser.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
-    parser.add_argument('--lr-min', type=float, default=1e-6, help='final cosine learning rate')
-    parser.add_argument('--warmup', type=int, default=100, help='linear warm-up steps')
-    parser.add_argument('--weight-decay', type=float, default=1e-4, help='AdamW weight decay')
-    parser.add_argument('--optimizer', choices=('adamw', 'adam'), default='adamw')
+    parser.add_argument('--lr', type=float, default=1e-3,
+                        help='peak learning rate (default: %(default)s)')
+    parser.add_argument('--lr-min', type=float, default=1e-6,
+                        help='final cosine learning rate (default: %(default)s)')
+    parser.add_argument('--warmup', type=int, default=100,
+                        help='linear warm-up steps (default: %(default)s)')
+    parser.add_argument('--weight-decay', type=float, default=1e-4,
+                        help='AdamW weight decay (default: %(default)s)')
+    parser.add_argument('--optimizer', choices=('adamw', 'adam'), default='adamw',
+                        help='(default: %(default)s)')
     parser.add_argument('--loss', default='l1=1,ssim=0.2',
-                        help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM)')
+                        help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM) '
+                             '(default: %(default)s)')
     parser.add_argument('--data', default='synthetic',
                         help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '
-                             'folder (RainKITTI or StereoCityscapes layout, see docs/training.md)')
+                             'folder (RainKITTI or StereoCityscapes layout, see docs/training.md) '
+                             '(default: %(default)s)')
     parser.add_argument('--pool', type=int, default=192,
                         help='scenes and rain samples rendered into the pools (synthetic data; '
-                             'composed afresh at every step), or pairs read from a folder')
-    parser.add_argument('--val-every', type=int, default=500, help='validate every N steps')
-    parser.add_argument('--val-samples', type=int, default=6, help='validation pairs')
-    parser.add_argument('--checkpoint-every', type=int, default=200)
+                             'composed afresh at every step), or pairs read from a folder '
+                             '(default: %(default)s)')
+    parser.add_argument('--val-every', type=int, default=500,
+                        help='validate every N steps (default: %(default)s)')
+    parser.add_argument('--val-samples', type=int, default=6,
+                        help='validation pairs (default: %(default)s)')
+    parser.add_argument('--checkpoint-every', type=int, default=200,
+                        help='write the checkpoint every N steps (default: %(default)s)')
     parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
                         help='model config override, e.g. width=16 (repeatable)')
     parser.add_argument('--init', default=None, metavar='CHECKPOINT',
                         help="start from these weights (fine-tuning); the checkpoint's own "
                              'recipe is kept in the new recipe as init_recipe')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of data, crops and initial weights (default: %(default)s)')
     parser.add_argument('--amp', action='store_true',
                         help='bf16 mixed precision (CUDA only; ignored on CPU)')
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of this process only: they do not change the result."""
     parser.add_argument('--resume', action='store_true',
                         help='continue the run in --out from its last checkpoint')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_engine_arguments(parser, ('device', 'threads'))
     parser.add_argument('--stop-after-minutes', type=float, default=None,
                         help='checkpoint and stop after this long (resume later with --resume)')
     parser.add_argument('--stop-at-step', type=int, default=None,
@@ -67,9 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos; '
                              "scikit-image's samples when there is none)")
     parser.add_argument('--jobs', type=int, default=1,
-                        help='processes that render the pools')
+                        help='processes that render the pools (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    parser.set_defaults(run=run)
 
 
 def _model_args(items: list[str]) -> dict:
@@ -87,56 +114,63 @@ def _model_args(items: list[str]) -> dict:
     return overrides
 
 
-def run(args: argparse.Namespace) -> int:
+def _resumed_config(args: argparse.Namespace):
+    """Return the recipe stored in the run's checkpoint, with a changed total of steps."""
     from stereo_derain_ros.engine.errors import CheckpointError
-    from stereo_derain_ros.training.data import DataError, training_pools
-    from stereo_derain_ros.training.trainer import (
-        CHECKPOINT_NAME,
-        recipe_of_run,
-        Runtime,
-        train,
-        TrainConfig,
-    )
+    from stereo_derain_ros.training.trainer import CHECKPOINT_NAME, recipe_of_run, TrainConfig
 
-    if args.resume:
-        try:
-            config = TrainConfig.from_recipe(recipe_of_run(args.out / CHECKPOINT_NAME))
-        except CheckpointError as error:
-            raise CommandError(f'cannot resume: {error}') from None
-        if args.steps is not None and args.steps != config.steps:
-            step = int(recipe_of_run(args.out / CHECKPOINT_NAME)['step'])
-            if args.steps <= step:
-                raise CommandError(f"--steps {args.steps} is not beyond the checkpoint's step "
-                                   f'{step}')
-            config.steps_changes = [*config.steps_changes, [step, config.steps, args.steps]]
-            config.steps = args.steps
-        print(f'resuming {args.out}: model {config.model}, {config.steps} steps, recipe from the '
-              'checkpoint (other recipe options are ignored)')
-    else:
-        if not args.model:
-            raise CommandError('--model is required (or --resume an existing run)')
-        if (args.out / CHECKPOINT_NAME).exists():
-            raise CommandError(f'{args.out} already holds a run; pass --resume to continue it '
-                               'or choose another --out')
-        try:
-            init_recipe = recipe_of_run(Path(args.init)) if args.init else None
-        except CheckpointError as error:
-            raise CommandError(f'cannot start from --init: {error}') from None
-        config = TrainConfig(
-            model=args.model, steps=args.steps or 4000, batch=args.batch,
-            crop_schedule=args.crop_schedule or args.crop or '96', lr=args.lr,
-            lr_min=args.lr_min, warmup=args.warmup, weight_decay=args.weight_decay,
-            optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
-            val_every=args.val_every, val_samples=args.val_samples,
-            checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp,
-            model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe)
+    try:
+        recipe = recipe_of_run(args.out / CHECKPOINT_NAME)
+    except CheckpointError as error:
+        raise CommandError(f'cannot resume: {error}') from None
+    config = TrainConfig.from_recipe(recipe)
+    if args.steps is not None and args.steps != config.steps:
+        step = int(recipe['step'])
+        if args.steps <= step:
+            raise CommandError(f"--steps {args.steps} is not beyond the checkpoint's step {step}")
+        config.steps_changes = [*config.steps_changes, [step, config.steps, args.steps]]
+        config.steps = args.steps
+    print(f'resuming {args.out}: model {config.model}, {config.steps} steps, recipe from the '
+          'checkpoint (other recipe options are ignored)')
+    return config
+
+
+def _new_config(args: argparse.Namespace):
+    """Return the recipe of a new run from the command line."""
+    from stereo_derain_ros.engine.errors import CheckpointError
+    from stereo_derain_ros.training.trainer import CHECKPOINT_NAME, recipe_of_run, TrainConfig
+
+    if not args.model:
+        raise CommandError('--model is required (or --resume an existing run)')
+    if (args.out / CHECKPOINT_NAME).exists():
+        raise CommandError(f'{args.out} already holds a run; pass --resume to continue it '
+                           'or choose another --out')
+    try:
+        init_recipe = recipe_of_run(Path(args.init)) if args.init else None
+    except CheckpointError as error:
+        raise CommandError(f'cannot start from --init: {error}') from None
+    return TrainConfig(
+        model=args.model, steps=args.steps or DEFAULT_STEPS, batch=args.batch,
+        crop_schedule=args.crop_schedule or args.crop or DEFAULT_CROP, lr=args.lr,
+        lr_min=args.lr_min, warmup=args.warmup, weight_decay=args.weight_decay,
+        optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
+        val_every=args.val_every, val_samples=args.val_samples,
+        checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp,
+        model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stereo_derain_ros.engine.config import check_model_name
+    from stereo_derain_ros.engine.errors import EngineError
+    from stereo_derain_ros.training.data import DataError, training_pools
+    from stereo_derain_ros.training.trainer import Runtime, train
+
+    # The one validator checks --model, --device and --threads now, not after the pools rendered.
+    engine_config(args)
+    config = _resumed_config(args) if args.resume else _new_config(args)
     try:
         config.validate()
-        from stereo_derain_ros.models import available_models
-
-        if config.model not in available_models():
-            raise ValueError(f'unknown model {config.model!r}; available: '
-                             f'{", ".join(available_models())}')
+        check_model_name(config.model)
         train_pool, val_pool = training_pools(config.data, seed=config.seed,
                                               count=config.pool_size,
                                               val_count=config.val_samples,
@@ -148,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                           stop_after_minutes=args.stop_after_minutes,
                           stop_at_step=args.stop_at_step)
         result = train(config, runtime, train_pool, val_pool, resume=args.resume)
-    except (ValueError, DataError) as error:
+    except (ValueError, DataError, EngineError) as error:
         raise CommandError(str(error)) from None
     if result.checkpoint is not None:
         state = 'finished' if result.finished else 'stopped (continue with --resume)'

@@ -10,7 +10,7 @@ import numpy as np
 from stereo_derain_ros.data.compose import CompositionConfig
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
-from stereo_derain_ros.data.scene_sources import TRAINING_MIX
+from stereo_derain_ros.data.scene_sources import SCENE_SOURCES
 from stereo_derain_ros.data.synthetic import synthesize, SyntheticRainConfig
 from stereo_derain_ros.rain.contact_sheet import label
 
@@ -18,9 +18,12 @@ TILE = (320, 160)
 
 
 def training_sheet(library: PhotoLibrary, seed: int = 0) -> np.ndarray:
-    """Return an RGB sheet of 16 rows (rainy left | clean left): 4 sources x 2 renderers x 2."""
+    """Return an RGB sheet of 16 rows (rainy left | clean left): 4 sources x 2 renderers x 2.
+
+    The Motorcycle rows show the renderers on the real pair, which training does not use.
+    """
     rows = []
-    for source in TRAINING_MIX:
+    for source in SCENE_SOURCES:
         for renderer in sorted(RAIN_RENDERERS):
             for mono in (False, True):
                 config = SyntheticRainConfig(

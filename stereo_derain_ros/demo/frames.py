@@ -9,6 +9,7 @@ from stereo_derain_ros.bagio.reading import open_bag, typestore
 from stereo_derain_ros.bagio.synthetic import CLEAN_NAMESPACE, IMAGE_LEAF, RAINY_NAMESPACE
 from stereo_derain_ros.demo.node_process import OUTPUT_NAMESPACE, SIDES
 from stereo_derain_ros.image_codec import image_to_numpy
+from stereo_derain_ros.stamps import header_stamp_ns
 
 Pair = tuple[np.ndarray, np.ndarray]
 
@@ -44,7 +45,7 @@ def read_pairs(bag: Path, namespace: str) -> dict[int, Pair]:
             array, order = image_to_numpy(message)
             if order == 'bgr':
                 array = array[..., ::-1]
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            stamp = header_stamp_ns(message)
             views.setdefault(stamp, {})[topics[connection.topic]] = np.array(array)
     return {stamp: (sides['left'], sides['right'])
             for stamp, sides in sorted(views.items()) if len(sides) == len(SIDES)}

@@ -16,6 +16,7 @@ from stereo_derain_ros.demo.node_process import (
     OUTPUT_INFO_TOPICS,
     SIDES,
 )
+from stereo_derain_ros.stamps import header_stamp_ns
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -60,7 +61,7 @@ class OutputRecorder:
             self.messages += 1
         message = typestore().deserialize_cdr(raw, msgtype)
         if msgtype == IMAGE_TYPE:
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            stamp = header_stamp_ns(message)
             side = SIDES[OUTPUT_IMAGE_TOPICS.index(topic)]
             with self._lock:
                 sides = self._sides_seen.setdefault(stamp, set())

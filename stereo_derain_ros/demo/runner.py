@@ -51,9 +51,9 @@ def engine_seconds_per_pair(config: DemoConfig, left: np.ndarray, right: np.ndar
     """Time the node's engine settings on one pair in this process (median of a few runs)."""
     from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
-    engine = DerainEngine(EngineConfig(
-        model=config.model, weights=str(config.weights) if config.weights else None,
-        allow_untrained=config.untrained, device=config.device, warmup_shape=None))
+    engine = DerainEngine(EngineConfig.from_options(
+        model=config.model, weights=config.weights, untrained=config.untrained,
+        device=config.device, warmup_shape=None))
     engine.derain(left, right)
     times = []
     for _ in range(PROBE_RUNS):

@@ -1,24 +1,29 @@
-"""The inference engine: numpy stereo pairs in and out, devices, precision, tiling, checkpoints."""
+"""The inference engine: numpy stereo pairs in and out, devices, precision, tiling, checkpoints.
 
-from stereo_derain_ros.engine.checkpoint import (
-    build_model_from_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from stereo_derain_ros.engine.config import DEFAULT_MODEL, EngineConfig
-from stereo_derain_ros.engine.errors import CheckpointError, EngineError, MissingWeightsError
-from stereo_derain_ros.engine.inference import DerainEngine
-from stereo_derain_ros.engine.weights import packaged_weights
+Names are loaded on first use (PEP 562), so that `engine.config` (defaults, validation) can be
+read by help texts without importing torch.
+"""
 
-__all__ = [
-    'CheckpointError',
-    'DEFAULT_MODEL',
-    'DerainEngine',
-    'EngineConfig',
-    'EngineError',
-    'MissingWeightsError',
-    'build_model_from_checkpoint',
-    'load_checkpoint',
-    'packaged_weights',
-    'save_checkpoint',
-]
+import importlib
+
+_EXPORTS = {
+    'CheckpointError': 'errors',
+    'DEFAULT_MODEL': 'config',
+    'DerainEngine': 'inference',
+    'EngineConfig': 'config',
+    'EngineError': 'errors',
+    'MissingWeightsError': 'errors',
+    'build_model_from_checkpoint': 'checkpoint',
+    'load_checkpoint': 'checkpoint',
+    'packaged_weights': 'weights',
+    'resolve_device': 'devices',
+    'save_checkpoint': 'checkpoint',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)

@@ -1,6 +1,12 @@
-"""Engine settings, validated on construction so a typo fails at start-up, not at a frame."""
+"""Engine settings, validated on construction so a typo fails at start-up, not at a frame.
 
-from dataclasses import dataclass, field
+This is the one place that checks engine options (model names, devices, precisions, tiles,
+threads) and that holds the default model: the CLI, the node, the benchmarks and the demo all build
+their `EngineConfig` through `EngineConfig.from_options`, so a value means the same everywhere.
+It imports no torch at module level, so help texts can quote its defaults cheaply.
+"""
+
+from dataclasses import dataclass, field, fields
 import re
 from typing import Any
 
@@ -35,6 +41,9 @@ class EngineConfig:
     extra columns of context so that every output pixel sees its whole band. `tile_margin`
     (pixels a tile's output is not trusted next to an inner edge) None means the model's
     receptive radius, measured when tiling starts.
+
+    `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
+    default); on small shared machines one thread is often faster than several.
     """
 
     model: str | None = None
@@ -53,18 +62,62 @@ class EngineConfig:
     channels_last: bool | None = None
     compile: bool = False
     warmup_shape: tuple[int, int] | None = (64, 64)
+    threads: int | None = None
+
+    @classmethod
+    def from_options(cls, **options: Any) -> 'EngineConfig':
+        """Build a config from the options a shell collected (CLI flags, node parameters).
+
+        Shell options keep their user-facing names: `untrained` is `allow_untrained`. A ROS
+        parameter cannot be None, so the unset spellings '' (model, weights) and 0 (tile,
+        max_disparity, threads) mean None, i.e. the engine's own default. Unknown names are
+        refused, so a renamed option cannot be dropped silently.
+        """
+        if 'untrained' in options:
+            options['allow_untrained'] = bool(options.pop('untrained'))
+        unknown = sorted(set(options) - {item.name for item in fields(cls)})
+        if unknown:
+            raise ValueError(f'unknown engine option(s) {", ".join(unknown)}')
+        for name in _UNSET_WHEN_FALSY:
+            if name in options and options[name] in ('', 0):
+                options[name] = None
+        if options.get('weights') is not None:
+            options['weights'] = str(options['weights'])
+        return cls(**options)
+
+    def model_to_run(self) -> str:
+        """Return the model this config runs: `model`, else the checkpoint's, else DEFAULT_MODEL.
+
+        For a shell that must name the model to another process (the demo's node); reading the
+        checkpoint raises CheckpointError when it is missing or damaged.
+        """
+        if self.model is not None:
+            return self.model
+        if self.weights is None:
+            return DEFAULT_MODEL
+        from stereo_derain_ros.engine.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.weights)[1]['model']
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device, str) or not _DEVICE_PATTERN.match(self.device):
-            raise ValueError(
-                f'unknown device {self.device!r}; expected one of {", ".join(DEVICE_CHOICES)}')
+        check_model_name(self.model, allow_none=True)
+        check_device(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f'unknown precision {self.precision!r}; expected one of {", ".join(PRECISIONS)}')
-        if self.max_disparity is not None and (
-                not isinstance(self.max_disparity, int) or self.max_disparity < 0):
+        for name in ('max_disparity', 'threads'):
+            value = getattr(self, name)
+            minimum = 0 if name == 'max_disparity' else 1
+            if value is not None and (not _is_int(value) or value < minimum):
+                kind = 'non-negative' if minimum == 0 else 'positive'
+                raise ValueError(f'{name} must be a {kind} int or None, got {value!r}')
+        self._check_tiles()
+        if self.model_overrides and (self.weights is not None or not self.allow_untrained):
             raise ValueError(
-                f'max_disparity must be a non-negative int or None, got {self.max_disparity!r}')
+                'model_overrides only apply to untrained models (allow_untrained=True, no '
+                'weights); a checkpoint carries its own model configuration')
+
+    def _check_tiles(self) -> None:
         for name in ('tile', 'fallback_tile'):
             value = getattr(self, name)
             if value is None and name == 'tile':
@@ -85,16 +138,40 @@ class EngineConfig:
             raise ValueError(
                 f'warmup_shape must be a (height, width) pair of positive ints or None, '
                 f'got {self.warmup_shape!r}')
-        if self.model_overrides and (self.weights is not None or not self.allow_untrained):
-            raise ValueError(
-                'model_overrides only apply to untrained models (allow_untrained=True, no '
-                'weights); a checkpoint carries its own model configuration')
+
+
+_UNSET_WHEN_FALSY = ('model', 'weights', 'tile', 'max_disparity', 'threads')
+
+
+def default_of(name: str) -> Any:
+    """Return the default of one `EngineConfig` field, for help texts and shell defaults."""
+    return next(item.default for item in fields(EngineConfig) if item.name == name)
+
+
+def check_model_name(name: str | None, *, allow_none: bool = False) -> str | None:
+    """Return a registered model name, or raise ValueError listing the registered ones."""
+    from stereo_derain_ros.models import available_models
+
+    if name is None and allow_none:
+        return None
+    if name not in available_models():
+        raise ValueError(f'unknown model {name!r}; available: {", ".join(available_models())}')
+    return name
+
+
+def check_device(spec: str) -> str:
+    """Return a well-formed device spec (auto, cpu, cuda, cuda:N), or raise ValueError."""
+    if not isinstance(spec, str) or not _DEVICE_PATTERN.match(spec):
+        raise ValueError(f'unknown device {spec!r}; expected one of {", ".join(DEVICE_CHOICES)}')
+    return spec
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_tile(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
+    if _is_int(value):
         return value > 0
     return (isinstance(value, tuple | list) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+            and all(_is_int(v) and v > 0 for v in value))

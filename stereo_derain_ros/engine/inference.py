@@ -14,6 +14,7 @@ from torch import nn
 
 from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint
 from stereo_derain_ros.engine.config import DEFAULT_MODEL, EngineConfig, tile_shape
+from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
     describe_pair,
@@ -32,25 +33,6 @@ from stereo_derain_ros.engine.weights import require_packaged_weights
 from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
-
-
-def resolve_device(spec: str) -> torch.device:
-    """Turn auto|cpu|cuda|cuda:N into a device that exists here, or explain why it does not."""
-    if spec == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(spec)
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineError(
-                f'device {spec!r} was asked but CUDA is not available to this PyTorch '
-                f'(torch {torch.__version__}); use device cpu or auto')
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise EngineError(
-                f'device {spec!r} was asked but only {torch.cuda.device_count()} CUDA '
-                'device(s) exist')
-        device = torch.device('cuda', index)
-    return device
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
@@ -89,6 +71,8 @@ class DerainEngine:
         self._pools = global_pools(self._model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._staging: dict[str, torch.Tensor] = {}
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self._move_to(resolve_device(config.device))
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '

@@ -19,6 +19,8 @@ import math
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_uint8
+
 BLOCK_SIZE = 5
 DEFAULT_NUM_DISPARITIES = 128
 BAD_THRESHOLD_PX = 3.0
@@ -45,9 +47,7 @@ def num_disparities_for(ground_truth: np.ndarray | None) -> int:
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return image if image.dtype == np.uint8 else to_uint8(image)
 
 
 def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) -> np.ndarray:

@@ -84,13 +84,18 @@ def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Return RGB and Y PSNR/SSIM of one C×H×W image pair, clamping the output to [0, 1]."""
+    """Return RGB and Y PSNR/SSIM of one C×H×W image pair, clamping the output to [0, 1].
+
+    `shift` is the mean signed brightness difference in grey levels (of 255): a derainer that
+    darkens or brightens whole frames shows it even where PSNR looks fine.
+    """
     output = output.clamp(0.0, 1.0)
     values = {
         'psnr': psnr(output, target),
         'ssim': ssim(output, target),
         'psnr_y': psnr(luma(output), luma(target)),
         'ssim_y': ssim(luma(output), luma(target)),
+        'shift': (output.double() - target.double()).mean().reshape(1) * 255.0,
     }
     return {name: float(value[0]) for name, value in values.items()}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stereo_derain_ros.atomic import atomic_path, write_text_atomic
 from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult
 
 COLUMNS = (
@@ -13,6 +14,7 @@ COLUMNS = (
     ('ssim', 'SSIM RGB', '{:.4f}'),
     ('psnr_y', 'PSNR Y (dB)', '{:.2f}'),
     ('ssim_y', 'SSIM Y', '{:.4f}'),
+    ('shift', 'mean shift (/255)', '{:+.2f}'),
     ('epe', 'SGBM EPE (px)', '{:.3f}'),
     ('bad3', 'SGBM bad-3px (%)', '{:.2f}'),
     ('density', 'SGBM density (%)', '{:.1f}'),
@@ -51,8 +53,8 @@ def write_report(result: EvaluationResult, out: Path, *, title: str,
               f'scores the left view against ground-truth disparity. The "{CLEAN}" row is '
               'SGBM on the clean pair, the reference for the disparity columns.', '',
               markdown_table(summary)]
-    paths['markdown'].write_text('\n'.join(lines))
-    paths['json'].write_text(json.dumps(
+    write_text_atomic(paths['markdown'], '\n'.join(lines))
+    write_text_atomic(paths['json'], json.dumps(
         {'title': title, 'details': details, 'summary': summary, 'samples': result.samples},
         indent=1, sort_keys=True, default=float) + '\n')
     if result.figures:
@@ -90,5 +92,6 @@ def write_figure(result: EvaluationResult, path: Path) -> None:
     for axes_ in axes.flat:
         axes_.axis('off')
     figure.tight_layout(pad=0.3)
-    figure.savefig(path, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, format='png')
     pyplot.close(figure)

@@ -22,9 +22,10 @@ from stereo_derain_ros.evaluation.disparity import (
     sgbm_disparity,
 )
 from stereo_derain_ros.evaluation.metrics import image_metrics
+from stereo_derain_ros.pixels import chw_unit_tensor, to_uint8, to_unit_float
 
 Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-IMAGE_METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y')
+IMAGE_METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'shift')
 DISPARITY_METRICS = ('epe', 'bad3', 'density')
 CLEAN = 'clean pair'
 RAINY = 'rainy input'
@@ -32,12 +33,7 @@ RAINY = 'rainy input'
 
 def to_uint8_image(tensor: torch.Tensor) -> np.ndarray:
     """Turn a 3×H×W float tensor in [0, 1] into an H×W×3 uint8 array."""
-    array = tensor.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return (array * 255.0 + 0.5).astype(np.uint8)
-
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    return to_uint8(tensor.detach().float().permute(1, 2, 0).cpu().numpy())
 
 
 def ground_truth_disparity(sample: dict) -> np.ndarray | None:
@@ -105,7 +101,7 @@ def evaluate(derainers: dict[str, Derainer], dataset: Sequence[dict], *,
         outputs = {}
         for method, derain in derainers.items():
             left, right = derain(*rainy)
-            views = [image_metrics(_to_tensor(out), reference)
+            views = [image_metrics(chw_unit_tensor(out), reference)
                      for out, reference in ((left, clean[0]), (right, clean[1]))]
             scores = {metric: float(np.mean([view[metric] for view in views]))
                       for metric in IMAGE_METRICS}
@@ -137,6 +133,6 @@ class StereoMinDerainer:
         self.num_disparities = num_disparities
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = stereo_min_baseline(left.astype(np.float32) / 255.0,
-                                  right.astype(np.float32) / 255.0, self.num_disparities)
-        return tuple((np.clip(view, 0, 1) * 255.0 + 0.5).astype(np.uint8) for view in out)
+        out = stereo_min_baseline(to_unit_float(left), to_unit_float(right),
+                                  self.num_disparities)
+        return tuple(to_uint8(view) for view in out)

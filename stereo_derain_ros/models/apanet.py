@@ -1,4 +1,4 @@
-"""APANet (Wang et al., IEEE TCI 2025), reimplemented from the description in reference section 1.
+"""APANet (Wang et al., IEEE TCI 2025), reimplemented from docs/references.md §1.
 
 A siamese 4-level Restormer-style U-Net (widths 32/64/128/256, [4, 6, 6, 8] blocks, mirrored in
 the decoder). Every block is an EAM (external-attention transformer block, applied to both views

@@ -1,4 +1,4 @@
-"""Building blocks shared by several models (NAFNet-style blocks; see docs/models.md)."""
+"""Building blocks shared by several models (NAFNet-style, docs/references.md §3)."""
 
 import torch
 from torch import nn

@@ -1,6 +1,6 @@
 """StereoIRR (Wei et al., arXiv 2211.10104), rebuilt from the paper's figure and abstract.
 
-The paper's code was never released and its text gives no block internals (reference section 2),
+The paper's code was never released and its text gives no block internals (docs/references.md §2),
 so only the topology is the paper's; every internal below is this package's choice:
 - Feature extraction (shared by both views, as the paper says): conv3x3 3 -> C0, GELU. (Full
   resolution is the expensive place for blocks; the MAC budget below leaves none there.)

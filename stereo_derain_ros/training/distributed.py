@@ -11,6 +11,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from stereo_derain_ros.engine.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -46,13 +48,7 @@ def close_distributed(context: DistributedContext) -> None:
 
 def pick_device(requested: str, context: DistributedContext) -> torch.device:
     """Resolve `auto`, `cpu`, `cuda` or `cuda:N`; under DDP each rank takes its local GPU."""
-    if requested == 'auto':
-        requested = 'cuda' if torch.cuda.is_available() else 'cpu'
-    device = torch.device(requested)
+    device = resolve_device(requested, local_rank=context.local_rank if context.enabled else None)
     if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ValueError(f'device {requested!r} was asked for but CUDA is not available')
-        if context.enabled:
-            device = torch.device('cuda', context.local_rank)
         torch.cuda.set_device(device)
     return device

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
+from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.evaluation.metrics import psnr, ssim
 from stereo_derain_ros.models import build_model
@@ -211,8 +212,7 @@ def train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
     config.validate()
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
-    context = init_distributed('cuda' if runtime.device.startswith('cuda') or (
-        runtime.device == 'auto' and torch.cuda.is_available()) else 'cpu')
+    context = init_distributed(resolve_device(runtime.device).type)
     try:
         return _train(config, runtime, train_pool, val_pool, resume, context)
     finally:
