@@ -26,7 +26,11 @@ setup(
     description='GPU stereo image deraining for ROS 2, ready for stereo_image_proc.',
     license='Apache-2.0',
     python_requires='>=3.10',
-    extras_require={'test': ['pytest']},
+    extras_require={
+        'test': ['pytest'],
+        # ONNX export and the onnxruntime backend; on GPUs use onnxruntime-gpu of the same version.
+        'onnx': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
+    },
     entry_points={
         'console_scripts': [
             'stereo-derain = stereo_derain_ros.cli:main',

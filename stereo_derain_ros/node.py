@@ -96,6 +96,7 @@ def build_engine(params: NodeParameters):
         weights=params.weights,
         device=params.device,
         precision=params.precision,
+        backend=params.backend,
         max_disparity=params.max_disparity,
         tile=params.tile_size,
         untrained=params.allow_untrained_weights,

@@ -7,6 +7,8 @@ copy values between the two.
 
 from dataclasses import dataclass, fields
 
+from stereo_derain_ros.engine.config import BACKENDS
+
 INPUT_TYPES = ('raw', 'compressed')
 OUTPUT_IMAGE_LEAVES = ('image_rect', 'image_raw')
 
@@ -21,6 +23,7 @@ class NodeParameters:
     allow_untrained_weights: bool = False
     device: str = 'auto'
     precision: str = 'auto'
+    backend: str = 'torch'
     tile_size: int = 0
     max_disparity: int = 0
     input_type: str = 'raw'
@@ -40,6 +43,7 @@ PARAMETER_DESCRIPTIONS = {
     'allow_untrained_weights': 'run a model with random weights when none are found (tests only)',
     'device': "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
     'precision': "'auto', 'fp32', 'fp16' or 'bf16' (half precision on CUDA only)",
+    'backend': "'torch' or 'onnxruntime' (weights may then be an .onnx file, see docs/deploy.md)",
     'tile_size': 'process images in tiles of this many pixels per side; 0 = whole image',
     'max_disparity': "largest disparity (px) the model attends over; 0 = the model's own band",
     'input_type': "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
@@ -63,7 +67,7 @@ READ_ONLY_PARAMETERS = frozenset({
 
 # Changing these rebuilds the engine (validated by building it before accepting the change).
 ENGINE_PARAMETERS = frozenset({
-    'model', 'weights', 'allow_untrained_weights', 'device', 'precision', 'tile_size',
+    'model', 'weights', 'allow_untrained_weights', 'device', 'precision', 'backend', 'tile_size',
     'max_disparity',
 })
 
@@ -87,6 +91,8 @@ def validate_parameters(values: dict[str, object]) -> NodeParameters:
     if params.precision not in ('auto', 'fp32', 'fp16', 'bf16'):
         problems.append(
             f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', got {params.precision!r}")
+    if params.backend not in BACKENDS:
+        problems.append(f'backend must be one of {BACKENDS}, got {params.backend!r}')
     if params.tile_size < 0:
         problems.append(f'tile_size must be 0 (no tiling) or positive, got {params.tile_size}')
     if params.max_disparity < 0:

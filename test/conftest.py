@@ -33,3 +33,15 @@ def rclpy_context():
         yield context
     finally:
         context.try_shutdown()
+
+
+@pytest.fixture(scope='session')
+def small_onnx(tmp_path_factory):
+    """Export the small test bandnet (16 px band) to ONNX once per session; yield the path."""
+    pytest.importorskip('onnxruntime')
+    from small_models import small_bandnet
+
+    from stereo_derain_ros.engine.onnx_export import export_onnx
+
+    path = tmp_path_factory.mktemp('onnx') / 'small_bandnet.onnx'
+    return export_onnx(small_bandnet(), path, max_disparity=16)

@@ -173,6 +173,21 @@ def test_committed_results_and_readme_agree():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
+def test_bench_models_compares_onnxruntime_with_torch(tmp_path):
+    result = stereo_derain('bench', 'models', '--quick', '--sizes', '64x32', '--models',
+                           'bandnet', '--attention', 'banded', '--backends', 'torch,onnxruntime',
+                           '--warmup', '0', '--repeats', '1', '--out-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / 'models.json').read_text())['rows']
+    assert [(row['backend'], row['status']) for row in rows] == [('torch', OK),
+                                                                  ('onnxruntime', OK)]
+    assert rows[1]['providers'] == ['CPUExecutionProvider']
+    assert rows[1]['speedup_vs_torch'] == pytest.approx(
+        rows[0]['median_ms'] / rows[1]['median_ms'])
+    assert '× torch speed' in (tmp_path / 'models.md').read_text()
+
+
 def test_bench_data_times_every_source_renderer_and_the_training_wait(tmp_path):
     run = tmp_path / 'run'
     run.mkdir()

@@ -426,3 +426,21 @@ def test_use_sim_time_drives_the_processing_timer(start_node):
         return rig.count('right_image') > 0
 
     assert rig.wait_for(tick_clock, timeout=15)
+
+
+def test_onnxruntime_backend_derains_like_torch(start_node, small_onnx):
+    from small_models import small_bandnet
+
+    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+    node, rig = start_node(backend='onnxruntime', weights=str(small_onnx))
+    left, right = rainy_pair('rgb8', seed=21)
+    rig.publish_set(left, right, 'rgb8', 50 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1 and rig.count('left_image') == 1)
+    torch_engine = DerainEngine(EngineConfig(device='cpu', warmup_shape=None),
+                                model=small_bandnet())
+    expected = torch_engine.derain(left, right)
+    for topic, reference in zip(('left_image', 'right_image'), expected):
+        output, _ = image_to_numpy(rig.messages(topic)[-1])
+        assert output.shape == reference.shape
+        assert np.abs(output.astype(int) - reference).max() <= 1

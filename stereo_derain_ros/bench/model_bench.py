@@ -7,8 +7,10 @@ take at the device's measured large-matmul throughput: how far a model is from i
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+import tempfile
 
 from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
+from stereo_derain_ros.bench.onnx_row import export_graphs, graph_path
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
 from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
@@ -37,6 +39,7 @@ class ModelBenchConfig:
     memory_limit_gb: float | None = None
     row_timeout_s: float = 600.0
     gpu_available: bool = False
+    backends: list[str] = field(default_factory=lambda: ['torch'])
 
 
 def has_cross_view_attention(name: str) -> bool:
@@ -47,7 +50,10 @@ def has_cross_view_attention(name: str) -> bool:
 
 
 def plan_rows(config: ModelBenchConfig) -> list[dict]:
-    """Return one spec per row: size × model × attention mode × dtype × compile."""
+    """Return one spec per row: size × model × attention mode × dtype × compile × backend.
+
+    onnxruntime rows run the fp32 graph uncompiled only (its own optimiser replaces both).
+    """
     cross_view = {name: has_cross_view_attention(name) for name in config.models}
     rows = []
     for width, height in config.sizes:
@@ -56,13 +62,15 @@ def plan_rows(config: ModelBenchConfig) -> list[dict]:
             for mode in modes:
                 for dtype in config.dtypes:
                     for compiled in config.compile_modes:
-                        rows.append({
+                        rows += [{
                             'model': name, 'attention': mode,
                             'max_disparity': config.max_disparity if mode == 'banded' else None,
                             'width': width, 'height': height, 'device': config.device,
                             'dtype': dtype, 'compile': compiled, 'warmup': config.warmup,
                             'repeats': config.repeats, 'threads': config.threads,
-                        })
+                            'backend': backend,
+                        } for backend in config.backends
+                            if backend == 'torch' or (dtype == 'fp32' and not compiled)]
     return rows
 
 
@@ -90,7 +98,11 @@ def _memory_limit(config: ModelBenchConfig) -> int | None:
 
 def _same_setting(row: dict, other: dict) -> bool:
     keys = ('width', 'height', 'device', 'dtype', 'compile', 'attention')
-    return all(row[key] == other[key] for key in keys)
+    return all(row[key] == other[key] for key in keys) and _backend(row) == _backend(other)
+
+
+def _backend(row: dict) -> str:
+    return row.get('backend', 'torch')
 
 
 def add_derived_columns(rows: list[dict], throughput: dict[str, dict]) -> None:
@@ -105,6 +117,12 @@ def add_derived_columns(rows: list[dict], throughput: dict[str, dict]) -> None:
                           and other['status'] == OK and _same_setting(row, other)), None)
         row['vs_apanet'] = (row['median_ms'] / reference['median_ms']
                             if measured and reference else None)
+        torch_row = next((other for other in rows if other['status'] == OK
+                          and _backend(other) == 'torch' and other['model'] == row['model']
+                          and _same_setting({**row, 'backend': 'torch'}, other)), None)
+        row['speedup_vs_torch'] = (torch_row['median_ms'] / row['median_ms']
+                                   if measured and torch_row and _backend(row) != 'torch'
+                                   else None)
 
 
 def evaluate_targets(rows: list[dict], machine: dict) -> list[dict]:
@@ -122,6 +140,7 @@ def evaluate_targets(rows: list[dict], machine: dict) -> list[dict]:
         targets.append(_target(f'{DEFAULT_MODEL} fp16 1280×720 on H100 ≥ 100 pairs/s',
                                'not measured (needs an H100; this run: '
                                f'{gpu or "CPU only"})', None))
+    targets += onnxruntime_targets(rows)
     kitti = [row for row in rows if row['model'] == REFERENCE_MODEL and row['attention'] ==
              'banded' and (row['width'], row['height']) == (1242, 375)]
     if kitti:
@@ -154,6 +173,19 @@ def evaluate_targets(rows: list[dict], machine: dict) -> list[dict]:
     return targets
 
 
+def onnxruntime_targets(rows: list[dict]) -> list[dict]:
+    """Check that onnxruntime on the CPU runs the default model >= 1.3x faster than torch."""
+    name = f'{DEFAULT_MODEL} onnxruntime CPU ≥ 1.3× faster than torch eager at 640×360'
+    measured = [row for row in rows if row['model'] == DEFAULT_MODEL and row['device'] == 'cpu'
+                and _backend(row) == 'onnxruntime' and (row['width'], row['height']) == (640, 360)
+                and row.get('speedup_vs_torch')]
+    if not measured:
+        return [_target(name, 'not measured (needs --backends torch,onnxruntime at 640x360 on '
+                              'the CPU)', None)]
+    best = max(row['speedup_vs_torch'] for row in measured)
+    return [_target(name, f'{best:.2f}×', best >= 1.3)]
+
+
 def _target(name: str, measured: str, met: bool | None) -> dict:
     return {'target': name, 'measured': measured, 'met': met}
 
@@ -172,16 +204,22 @@ def run_model_bench(config: ModelBenchConfig, machine: dict,
     specs = plan_rows(config)
     throughput = measure_throughput(config)
     rows = []
+    graph_dir = tempfile.TemporaryDirectory(prefix='bench-onnx-')
+    specs = [{**spec, 'graph_dir': graph_dir.name} for spec in specs]
+    export_failures = export_graphs(specs, config.row_timeout_s)
     for spec in specs:
         outcome = run_isolated('stereo_derain_ros.bench.model_row:measure_model_row', spec,
                                _memory_limit(config), config.row_timeout_s)
-        row = {key: value for key, value in spec.items() if key not in ('warmup', 'repeats',
-                                                                         'threads')}
+        row = {key: value for key, value in spec.items()
+               if key not in ('warmup', 'repeats', 'threads', 'graph_dir')}
         row['size'] = f"{spec['width']}x{spec['height']}"
         row.update(outcome)
+        if spec['backend'] == 'onnxruntime' and str(graph_path(spec)) in export_failures:
+            row['error'] = f'export failed: {export_failures[str(graph_path(spec))]}'
         rows.append(row)
         if on_row:
             on_row(row)
+    graph_dir.cleanup()
     add_derived_columns(rows, throughput)
     return {
         'schema_version': 1,
@@ -211,23 +249,25 @@ def _attention_text(row: dict) -> str:
 
 def models_markdown(result: dict) -> str:
     """Render a `bench models` result as markdown: context, main table, targets, gaps."""
-    headers = ['model', 'attention', 'size (W×H)', 'device', 'dtype', 'compile', 'params',
-               'GMAC/pair', 'median ms/pair', 'pairs/s', 'peak memory MB', 'floor ms',
-               'floor / time', '× apanet time']
+    headers = ['model', 'attention', 'size (W×H)', 'backend', 'device', 'dtype', 'compile',
+               'params', 'GMAC/pair', 'median ms/pair', 'pairs/s', 'peak memory MB', 'floor ms',
+               'floor / time', '× apanet time', '× torch speed']
     table = []
     for row in result['rows']:
         measured = row['status'] == OK
         table.append([
-            row['model'], _attention_text(row), row['size'], row['device'], row['dtype'],
+            row['model'], _attention_text(row), row['size'], _backend(row), row['device'],
+            row['dtype'],
             'yes' if row['compile'] else 'no',
             f"{row['params'] / 1e6:.3f} M" if row.get('params') else '—',
             format_number(row['macs'] / 1e9) if row.get('macs') else '—',
             _status_text(row),
             format_number(row['pairs_per_s']) if measured else '—',
-            format_number(row['peak_memory_mb']) if measured else '—',
+            format_number(row['peak_memory_mb']) if row.get('peak_memory_mb') else '—',
             format_number(row['floor_ms']),
             f"{row['floor_fraction']:.0%}" if row.get('floor_fraction') else '—',
             f"{row['vs_apanet']:.2f}×" if row.get('vs_apanet') else '—',
+            f"{row['speedup_vs_torch']:.2f}×" if row.get('speedup_vs_torch') else '—',
         ])
     settings = result['settings']
     threads = settings['threads'] or f"torch default ({result['machine']['torch_threads']})"

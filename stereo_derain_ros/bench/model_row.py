@@ -16,7 +16,7 @@ def padded(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def _count_macs_without_memory(name: str, max_disparity: int | None, height: int,
+def count_macs_without_memory(name: str, max_disparity: int | None, height: int,
                                width: int) -> int | None:
     from stereo_derain_ros.models import count_macs_on_meta
 
@@ -30,8 +30,12 @@ def measure_model_row(spec: dict) -> dict:
     """Time one model on one pair size; return params, MACs, times and peak memory.
 
     spec: model, max_disparity (None = unbanded), width, height, device, dtype, compile,
-    warmup, repeats, threads (None = torch default).
+    warmup, repeats, threads (None = torch default), backend (torch or onnxruntime).
     """
+    if spec.get('backend') == 'onnxruntime':
+        from stereo_derain_ros.bench.onnx_row import measure_onnx_row
+
+        return measure_onnx_row(spec)
     import psutil
     import torch
 
@@ -45,7 +49,7 @@ def measure_model_row(spec: dict) -> dict:
     height = padded(spec['height'], model.pad_multiple)
     width = padded(spec['width'], model.pad_multiple)
     result = {'params': count_parameters(model), 'padded_width': width, 'padded_height': height}
-    result['macs'] = _count_macs_without_memory(spec['model'], spec['max_disparity'], height,
+    result['macs'] = count_macs_without_memory(spec['model'], spec['max_disparity'], height,
                                                 width)
     try:
         if result['macs'] is None:

@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     'bench',
     'demo',
     'derain',
+    'export',
     'bag',
     'replay',
     'make_bag',

@@ -68,6 +68,8 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                         help='comma-separated fp32,fp16,bf16 (default: fp32 on CPU, all on CUDA)')
     parser.add_argument('--compile', choices=('off', 'on', 'both'),
                         help='torch.compile the model (default: off on CPU, both on CUDA)')
+    parser.add_argument('--backends', type=_names, default=['torch'],
+                        help='torch and/or onnxruntime (fp32, uncompiled; default: torch)')
     parser.add_argument('--warmup', type=int, help='untimed runs per row (default 2; quick 1)')
     parser.add_argument('--repeats', type=int, help='timed runs per row (default 5; quick 2)')
     add_engine_arguments(parser, ('device', 'threads'), threads=QUICK_THREADS_HELP)
@@ -227,6 +229,9 @@ def _model_config(args: argparse.Namespace):
     if device == 'cpu' and dtypes != ['fp32']:
         raise CommandError(f'--dtypes {",".join(dtypes)}: half-precision rows run the engine\'s '
                            'CUDA autocast path; on the CPU the engine runs fp32 only')
+    if not args.backends or set(args.backends) - {'torch', 'onnxruntime'}:
+        raise CommandError(f'--backends {",".join(args.backends)}: expected torch, onnxruntime '
+                           'or torch,onnxruntime')
     bad_modes = [mode for mode in args.attention if mode not in ('banded', 'unbanded')]
     if bad_modes or not args.attention:
         raise CommandError('--attention: expected banded, unbanded or banded,unbanded')
@@ -251,7 +256,7 @@ def _model_config(args: argparse.Namespace):
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
         repeats=args.repeats or (2 if args.quick else 5),
         threads=args.threads or (1 if args.quick and device == 'cpu' else None),
-        memory_limit_gb=memory_limit_gb, gpu_available=gpu)
+        memory_limit_gb=memory_limit_gb, gpu_available=gpu, backends=args.backends)
 
 
 def run_models(args: argparse.Namespace) -> int:

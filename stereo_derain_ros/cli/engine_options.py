@@ -12,6 +12,7 @@ from typing import Any
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.engine.config import (
+    BACKENDS,
     DEFAULT_MODEL,
     default_of,
     DEVICE_CHOICES,
@@ -34,7 +35,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
               'help': f"registry model name (default: the checkpoint's model, else "
                       f'{DEFAULT_MODEL})'},
     'weights': {'metavar': 'PATH',
-                'help': 'checkpoint (.safetensors) (default: the packaged weights of the model)'},
+                'help': 'checkpoint (.safetensors), or an .onnx file with --backend onnxruntime '
+                        '(default: the packaged weights of the model)'},
     'untrained': {'action': 'store_true',
                   'help': 'run randomly initialised weights: tests the pipeline, not deraining'},
     'device': {'default': default_of('device'),
@@ -42,6 +44,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     'precision': {'default': default_of('precision'),
                   'help': f'{", ".join(PRECISIONS)}; half precision on CUDA only '
                           '(default: %(default)s)'},
+    'backend': {'default': default_of('backend'),
+                'help': f'{", ".join(BACKENDS)}: the runtime of the network, see docs/deploy.md '
+                        '(default: %(default)s)'},
     'max_disparity': {'type': int, 'metavar': 'PX',
                       'help': "largest disparity in pixels (default: the model's own band)"},
     'tile': {'type': parse_tile, 'metavar': 'N|HxW',

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='instead of downloading, copy CACHE at --max-side with photographs '
                              'as JPEG (e.g. 512 px, about 25 MB, to carry to a GPU machine)')
     parser.add_argument('--jpeg-quality', type=int, default=90,
-                        help='JPEG quality of photographs with --shrink-from')
+                        help='JPEG quality of photographs with --shrink-from '
+                             '(default: %(default)s)')
     parser.add_argument('--list', action='store_true',
                         help='print the manifest of an existing cache instead of collecting')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')

@@ -12,6 +12,7 @@ from typing import Any
 
 DEFAULT_MODEL = 'bandnet'
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
+BACKENDS = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
@@ -44,6 +45,9 @@ class EngineConfig:
 
     `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
     default); on small shared machines one thread is often faster than several.
+
+    `backend` runs the network: 'torch' (eager PyTorch) or 'onnxruntime' (an exported graph;
+    `weights` may then also be an .onnx file from `stereo-derain export`).
     """
 
     model: str | None = None
@@ -63,6 +67,7 @@ class EngineConfig:
     compile: bool = False
     warmup_shape: tuple[int, int] | None = (64, 64)
     threads: int | None = None
+    backend: str = 'torch'
 
     @classmethod
     def from_options(cls, **options: Any) -> 'EngineConfig':
@@ -95,11 +100,16 @@ class EngineConfig:
             return self.model
         if self.weights is None:
             return DEFAULT_MODEL
+        if self.weights.endswith('.onnx'):
+            from stereo_derain_ros.engine.onnx_export import read_metadata
+
+            return read_metadata(self.weights)['model']
         from stereo_derain_ros.engine.checkpoint import load_checkpoint
 
         return load_checkpoint(self.weights)[1]['model']
 
     def __post_init__(self) -> None:
+        check_backend(self.backend, self.weights)
         check_model_name(self.model, allow_none=True)
         check_device(self.device)
         if self.precision not in PRECISIONS:
@@ -168,6 +178,15 @@ def check_device(spec: str) -> str:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_backend(backend: str, weights: str | None) -> None:
+    """Raise ValueError for an unknown backend or an ONNX file given to the torch backend."""
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown backend {backend!r}; expected one of {", ".join(BACKENDS)}')
+    if backend != 'onnxruntime' and str(weights or '').endswith('.onnx'):
+        raise ValueError(f'weights {weights} is an ONNX file; it needs backend '
+                         "'onnxruntime' (CLI --backend onnxruntime)")
 
 
 def _is_tile(value: object) -> bool:

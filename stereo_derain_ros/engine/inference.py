@@ -1,8 +1,8 @@
-"""DerainEngine: numpy stereo pairs in, derained numpy pairs out, on whichever device is asked.
+"""DerainEngine: numpy stereo pairs in, derained numpy pairs out, on whichever backend is asked.
 
-This is the only module that chooses torch devices and precisions. Every CUDA-specific step
-(autocast, channels_last, pinned staging buffers, non-blocking copies, cache release after an
-out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch.
+The engine owns what every backend shares: image layouts, padding to the model's multiple,
+tiling, and the fall-back ladder after an out-of-memory error (tiles first, then the CPU). The
+network itself runs in a backend (`engine.backend`): eager torch or ONNX Runtime.
 """
 
 from collections.abc import Sequence
@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint
-from stereo_derain_ros.engine.config import DEFAULT_MODEL, EngineConfig, tile_shape
-from stereo_derain_ros.engine.devices import resolve_device
+from stereo_derain_ros.engine.backend import create_backend
+from stereo_derain_ros.engine.config import EngineConfig, tile_shape
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
     describe_pair,
@@ -25,23 +24,11 @@ from stereo_derain_ros.engine.layout import (
     pad_to_multiple,
     to_model_tensor,
 )
-from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
 from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
-from stereo_derain_ros.engine.weights import require_packaged_weights
-from stereo_derain_ros.models import build_model, model_config, model_name
 
 LOGGER = logging.getLogger(__name__)
-
-
-def resolve_precision(spec: str, device: torch.device) -> str:
-    """Pick fp32 on CPU and fp16 autocast for auto on CUDA (every CUDA GPU runs it fast)."""
-    if device.type != 'cuda':
-        if spec in AUTOCAST_DTYPES:
-            LOGGER.warning('precision %s applies to CUDA only; running fp32 on %s', spec, device)
-        return 'fp32'
-    return 'fp16' if spec == 'auto' else spec
 
 
 class DerainEngine:
@@ -57,23 +44,16 @@ class DerainEngine:
         self.config = config = config or EngineConfig()
         if model is not None and config.weights is not None:
             raise ValueError('give either a model or config.weights, not both')
-        if model is not None:
-            self._model, self.weights_source = model, 'in-memory model'
-        else:
-            self._model, self.weights_source = _load_model(config)
-        self._model.eval()
-        self.model_name = model_name(self._model)
-        if config.max_disparity is not None:
-            self._model.set_max_disparity(config.max_disparity)
-        self.max_disparity = _band_of(self._model, config.max_disparity)
-        self.pad_multiple = int(getattr(self._model, 'pad_multiple', 1))
-        self._margin = config.tile_margin
-        self._pools = global_pools(self._model)
-        self._tile = None if config.tile is None else self._checked_tile(config.tile)
-        self._staging: dict[str, torch.Tensor] = {}
         if config.threads is not None:
+            # Before the backend starts: onnxruntime takes its thread count from torch's.
             torch.set_num_threads(config.threads)
-        self._move_to(resolve_device(config.device))
+        self._backend = create_backend(config, model)
+        info = self._backend.info
+        self.model_name, self.weights_source = info.name, info.weights_source
+        self.max_disparity, self.pad_multiple = info.max_disparity, info.pad_multiple
+        self._margin = config.tile_margin
+        self._pools = [] if self.model is None else global_pools(self.model)
+        self._tile = None if config.tile is None else self._checked_tile(config.tile)
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
                            'cannot be seen')
@@ -81,16 +61,21 @@ class DerainEngine:
             self._warm_up(tuple(config.warmup_shape))
 
     @property
-    def model(self) -> nn.Module:
-        return self._model
+    def model(self) -> nn.Module | None:
+        """Return the torch model (None when an ONNX file runs without one)."""
+        return self._backend.model
+
+    @property
+    def backend(self) -> str:
+        return self.config.backend
 
     @property
     def device(self) -> torch.device:
-        return self._device
+        return self._backend.device
 
     @property
     def precision(self) -> str:
-        return self._precision
+        return self._backend.precision
 
     @property
     def tile(self) -> tuple[int, int] | None:
@@ -131,8 +116,7 @@ class DerainEngine:
             except torch.OutOfMemoryError as error:
                 if not self.config.auto_fallback:
                     raise
-                if self._cuda:
-                    torch.cuda.empty_cache()
+                self._backend.release_memory()
                 step = self.fall_back()
                 LOGGER.error('out of memory on %s x %s images (%s); %s and retrying',
                              layout.height, layout.width, str(error).splitlines()[0], step)
@@ -146,20 +130,21 @@ class DerainEngine:
         if self._tile is None:
             self._tile = self._checked_tile(self.config.fallback_tile)
             return f'switched to tiles of {self._tile[0]}x{self._tile[1]} px'
-        if self._cuda:
-            self._move_to(torch.device('cpu'))
-            return 'moved the model to the CPU'
+        step = self._backend.move_to_cpu()
+        if step is not None:
+            return step
         raise EngineError('out of memory while tiling on the CPU; nothing left to fall back to '
                           '(use a smaller tile)')
 
     def _derain_arrays(self, lefts: np.ndarray, rights: np.ndarray,
                        layout: ImageLayout) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            left = to_model_tensor(self._upload('left', lefts), layout)
-            right = to_model_tensor(self._upload('right', rights), layout)
+            left, right = (to_model_tensor(self._backend.upload(name, host_tensor(images)), layout)
+                           for name, images in (('left', lefts), ('right', rights)))
             outputs = dict(zip(('left', 'right'), self._run(left, right)))
             left_out, right_out = (
-                host_array(self._download(name, from_model_tensor(images, layout)), layout)
+                host_array(self._backend.download(name, from_model_tensor(images, layout)),
+                           layout)
                 for name, images in outputs.items())
             return left_out, right_out
 
@@ -169,75 +154,25 @@ class DerainEngine:
         left = pad_to_multiple(left, self.pad_multiple)
         right = pad_to_multiple(right, self.pad_multiple)
         if self._tile is None:
-            out_left, out_right = self._forward(left, right)
+            out_left, out_right = self._backend.forward(left, right)
         else:
             out_left, out_right = tiled_forward(
-                self._forward, left, right, tile=self._tile, overlap=self.config.tile_overlap,
-                context=self.max_disparity or 0, margin=self._margin or 0,
-                multiple=self.pad_multiple, tile_batch=self.config.tile_batch, pools=self._pools)
+                self._backend.forward, left, right, tile=self._tile,
+                overlap=self.config.tile_overlap, context=self.max_disparity or 0,
+                margin=self._margin or 0, multiple=self.pad_multiple,
+                tile_batch=self.config.tile_batch, pools=self._pools)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
             raise EngineError('the model produced NaN or infinite values, so there is no image '
                               'to return; expected weights whose outputs stay finite')
         return out_left[..., :height, :width], out_right[..., :height, :width]
 
-    def _forward(self, left: torch.Tensor,
-                 right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._channels_last:
-            left = left.contiguous(memory_format=torch.channels_last)
-            right = right.contiguous(memory_format=torch.channels_last)
-        else:
-            left, right = left.contiguous(), right.contiguous()
-        with autocast(self._device, self._precision):
-            out_left, out_right = self._forward_module(left, right)
-        return out_left.float(), out_right.float()
-
-    def _upload(self, name: str, images: np.ndarray) -> torch.Tensor:
-        """Move raw integer images to the device; on CUDA through a reused pinned buffer."""
-        host = host_tensor(images)
-        if not self._cuda:
-            return host
-        staging = self._staging_buffer(f'in_{name}', host)
-        staging.copy_(host)
-        return staging.to(self._device, non_blocking=True)
-
-    def _download(self, name: str, images: torch.Tensor) -> torch.Tensor:
-        """Bring results to the host; on CUDA through a reused pinned buffer, then copied out."""
-        if not self._cuda:
-            return images
-        staging = self._staging_buffer(f'out_{name}', images)
-        staging.copy_(images, non_blocking=True)
-        torch.cuda.current_stream(self._device).synchronize()
-        return staging.clone()
-
-    def _staging_buffer(self, key: str, like: torch.Tensor) -> torch.Tensor:
-        buffer = self._staging.get(key)
-        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
-            buffer = torch.empty(like.shape, dtype=like.dtype, pin_memory=True)
-            self._staging[key] = buffer
-        return buffer
-
-    def _move_to(self, device: torch.device) -> None:
-        self._device = device
-        self._cuda = device.type == 'cuda'
-        self._precision = resolve_precision(self.config.precision, device)
-        channels_last = self.config.channels_last
-        self._channels_last = self._cuda if channels_last is None else channels_last
-        self._staging.clear()
-        memory_format = torch.channels_last if self._channels_last else torch.contiguous_format
-        self._model.to(device=device, memory_format=memory_format)
-        self._forward_module = self._model
-        if self.config.compile:
-            self._forward_module = torch.compile(self._model)
-        LOGGER.info('model %s on %s, precision %s', self.model_name, device, self._precision)
-
     def _warm_up(self, shape: tuple[int, int]) -> None:
         height, width = (round_up(size, self.pad_multiple) for size in shape)
-        images = torch.full((1, 3, height, width), 0.5, device=self._device)
+        images = torch.full((1, 3, height, width), 0.5, device=self._backend.device)
         with torch.inference_mode():
-            self._forward(images, images)
-        if self._cuda:
-            torch.cuda.synchronize(self._device)
+            self._backend.forward(images, images)
+        self._backend.synchronize()
 
     @property
     def tile_margin(self) -> int | None:
@@ -250,12 +185,16 @@ class DerainEngine:
     def _measured_margin(self, height: int, width: int) -> int:
         """Measure the receptive radius once (see `receptive_field`), when tiling is first needed.
 
-        The probe is no larger than the tile, so that it fits wherever the tile will.
+        The probe is no larger than the tile, so that it fits wherever the tile will. A backend
+        without a torch model cannot be probed: its margin is `tile_margin`, else 0.
         """
+        if self._margin is None and self.model is None:
+            LOGGER.warning('the %s backend cannot measure the receptive field; tiles trust '
+                           'their outputs up to the edges (set tile_margin)', self.backend)
+            self._margin = 0
         if self._margin is None:
             size = max(self.pad_multiple, min(PROBE_SIZE, height, width))
-            self._margin = receptive_radius(self._model, self.pad_multiple, size,
-                                            next(self._model.parameters()).device)
+            self._margin = receptive_radius(self.model, self.pad_multiple, size, self.device)
             LOGGER.info('model %s: receptive radius %d px, the margin of every tile',
                         self.model_name, self._margin)
         return self._margin
@@ -284,28 +223,3 @@ class DerainEngine:
                 context, overlap, 2 * (2 * margin + overlap),
                 2 * (context + 2 * margin + overlap))
         return height, width
-
-
-def _band_of(model: nn.Module, override: int | None) -> int | None:
-    """Return the disparity band in force: the override, else the model's configured one."""
-    if override is not None:
-        return override
-    return model_config(model).get('max_disparity')
-
-
-def _load_model(config: EngineConfig) -> tuple[nn.Module, str]:
-    """Build the model the config asks for and say where its weights came from.
-
-    The source string is what diagnostics and reports show, so that a run on untrained weights
-    can never pass for a run on the packaged ones.
-    """
-    if config.weights is not None:
-        model = build_model_from_checkpoint(config.weights, expected_model=config.model)
-        return model, str(config.weights)
-    name = config.model or DEFAULT_MODEL
-    if config.allow_untrained:
-        LOGGER.warning('running model %s with UNTRAINED weights (testing only)', name)
-        return build_model(name, **config.model_overrides), 'untrained'
-    packaged = require_packaged_weights(name)
-    return build_model_from_checkpoint(packaged, expected_model=name), f'packaged:{packaged.name}'
-

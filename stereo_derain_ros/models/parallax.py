@@ -78,9 +78,12 @@ def full_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: torch
     return _masked_softmax(logits, allowed) @ value
 
 
-def default_chunk(width: int, max_disparity: int) -> int:
-    """Pick the query chunk length S: small enough to waste little of each S + D key window."""
-    return max(1, min(width, max(16, min(64, max_disparity // 2))))
+def default_chunk(max_disparity: int) -> int:
+    """Pick the query chunk length S: small enough to waste little of each S + D key window.
+
+    It does not depend on the row width, so an exported graph serves every width.
+    """
+    return max(16, min(64, max_disparity // 2))
 
 
 def banded_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -95,8 +98,8 @@ def banded_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: tor
     """
     _check(query, key, value, view, max_disparity)
     batch, width, channels = query.shape
-    span = chunk or default_chunk(width, max_disparity)
-    n_chunks = -(-width // span)
+    span = chunk or default_chunk(max_disparity)
+    n_chunks = (width + span - 1) // span  # not -(-w // s): ONNX divides integers toward 0
     tail = n_chunks * span - width
     pad = (max_disparity, tail) if view == 'left' else (0, tail + max_disparity)
     window = span + max_disparity
@@ -124,9 +127,10 @@ def parallax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
                        max_disparity: int | None = None) -> torch.Tensor:
     """Attend from `view`'s queries to the other view's keys/values within the disparity band.
 
-    Uses the banded chunked form when the band is narrower than the row, else the full form.
+    Uses the banded chunked form whenever a band is set, even one wider than the row (where it
+    equals the full form), so that one exported graph serves every width.
     """
-    if max_disparity is None or max_disparity >= query.shape[1] - 1:
+    if max_disparity is None:
         return full_parallax_attention(query, key, value, view)
     return banded_parallax_attention(query, key, value, view, max_disparity)
 
@@ -142,7 +146,7 @@ def parallax_attention_pair(query_left: torch.Tensor, query_right: torch.Tensor,
     serves both directions (as in APANet); banded, each direction computes its own band.
     """
     width = query_left.shape[1]
-    if max_disparity is not None and max_disparity < width - 1:
+    if max_disparity is not None:
         return (banded_parallax_attention(query_left, query_right, value_right, 'left',
                                           max_disparity),
                 banded_parallax_attention(query_right, query_left, value_left, 'right',

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Prepared device checks, run from the repository root when a GPU machine is lent:
+#   PYTHONPATH=. bash tools/gpu_script.sh [SECTION ...]    (default: every section)
+# Results go to $OUT (the device tool's output folder) or /tmp/gpu_out. Each section is one
+# function, so other GPU work (e.g. training) can be added beside these without touching them.
+set -euo pipefail
+export PYTHONPATH=.
+OUT=${OUT:-/tmp/gpu_out}
+PYTHON=${PYTHON:-python3}
+mkdir -p "$OUT"
+
+# Training first (the brief: the lent machine's most valuable use). Carry the photographs with
+#   run(carry=['data/photos_gpu', 'stereo_derain_ros/weights'], command='bash tools/gpu_script.sh')
+# after `stereo-derain photos --cache data/photos_gpu --shrink-from PHOTO_CACHE --max-side 512`
+# (about 26 MB). Pools render on every core, training runs bf16 for at most TRAIN_MINUTES and
+# brings back the run folder (weights, optimiser, curves, recipe) under $OUT/gpu_run; evaluate
+# it here with `stereo-derain eval $FILES/gpu_run/last.safetensors heldout:photos-medium`.
+train_bf16() {
+    local photos=${PHOTOS:-data/photos_gpu}
+    [ -f "$photos/manifest.json" ] || { echo "no photo cache at $photos (carry it)"; return 1; }
+    "$PYTHON" -m stereo_derain_ros train --model bandnet --out "$OUT/gpu_run" \
+        --init stereo_derain_ros/weights/bandnet.safetensors --model-arg pool_window=128 \
+        --steps "${TRAIN_STEPS:-12000}" --batch 32 --crop-schedule 128x256:3000,192x384 \
+        --lr 1e-3 --warmup 200 --data synthetic --pool 3000 --val-samples 24 \
+        --val-every 1000 --checkpoint-every 500 --data-cache /tmp/pools --photos "$photos" \
+        --jobs "$(nproc)" --device cuda --amp --threads 4 \
+        --stop-after-minutes "${TRAIN_MINUTES:-9}" --no-progress
+}
+
+# torch fp32/fp16/bf16, eager and torch.compile, and onnxruntime CUDA rows for the default model
+# at the two sizes of the CPU comparison. Without onnxruntime-gpu on the machine the onnxruntime
+# rows fail with "no CUDA provider", which the results then say.
+precision_and_onnx_rows() {
+    "$PYTHON" -c 'import onnxruntime, torch; print("onnxruntime", onnxruntime.__version__,
+onnxruntime.get_available_providers(), "torch", torch.__version__, torch.cuda.get_device_name())' \
+        | tee "$OUT/providers.txt"
+    "$PYTHON" -m stereo_derain_ros bench models --models bandnet --sizes 640x360,1280x720 \
+        --attention banded --device cuda --dtypes fp32,fp16,bf16 --compile both \
+        --backends torch,onnxruntime --warmup 3 --repeats 20 --out-dir "$OUT/models_gpu"
+}
+
+sections=("$@")
+[ ${#sections[@]} -eq 0 ] && sections=(train_bf16 precision_and_onnx_rows)
+for section in "${sections[@]}"; do
+    echo "== $section"
+    "$section"
+done
