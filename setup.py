@@ -12,7 +12,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
-    package_data={PACKAGE: ['weights/*.safetensors', 'weights/*.json', 'weights/*.md']},
+    package_data={PACKAGE: ['weights/*.safetensors', 'weights/*.json', 'weights/*.md',
+                           'fastdds_large_images.xml']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         (SHARE, ['package.xml']),

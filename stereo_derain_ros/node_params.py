@@ -1,121 +1,186 @@
-"""The node's parameters: names, defaults, documentation and validation, without rclpy.
+"""The node's parameters as one table, without rclpy.
 
-One table drives the node's declarations, `config/stereo_derain.yaml`, docs/node.md and the
-tests that keep the three in step. Sync parameter names follow stereo_image_proc so users can
-copy values between the two.
+Each parameter is one field of `NodeParameters`: its type, default, description, range or
+choices, whether it is read-only and whether changing it rebuilds the engine. The node declares
+its ROS parameters (with `ParameterDescriptor` ranges) from this table, `config/stereo_derain.yaml`
+and docs/node.md are checked against it by the tests, and the launch files forward its names.
+Values that the engine or the synchronizer own are validated by composing their configs
+(`EngineConfig`, `SyncConfig`), never re-checked here. Sync parameter names follow
+stereo_image_proc so users can copy values between the two.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from stereo_derain_ros.engine.config import BACKENDS
+from stereo_derain_ros.engine.config import BACKENDS, EngineConfig, PRECISIONS
+from stereo_derain_ros.stereo_sync import SyncConfig
 
 INPUT_TYPES = ('raw', 'compressed')
 OUTPUT_IMAGE_LEAVES = ('image_rect', 'image_raw')
+# A timer faster than any camera only burns CPU polling an empty synchronizer.
+MAX_RATE_HZ = 200.0
+SPEC = 'parameter'
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One row of the table; `minimum`/`maximum` become the descriptor's range."""
+
+    name: str
+    type: type
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+    rebuilds_engine: bool = False
+
+    def range_text(self) -> str:
+        """Return the allowed values as the docs show them."""
+        if self.choices:
+            return ', '.join(f'`{choice}`' for choice in self.choices)
+        if self.minimum is not None:
+            return f'{self.minimum:g} – {self.maximum:g}'
+        return ''
+
+    def check(self, value: Any) -> str | None:
+        """Return what is wrong with `value`, or None when it is allowed."""
+        if type(value) is not self.type:
+            return f'{self.name} must be a {self.type.__name__}, got {value!r}'
+        if self.choices and value not in self.choices:
+            return f'{self.name} must be one of {", ".join(self.choices)}; got {value!r}'
+        if self.minimum is not None and not self.minimum <= value <= self.maximum:
+            return (f'{self.name} must be between {self.minimum:g} and {self.maximum:g}; '
+                    f'got {value!r}')
+        return None
+
+
+def _parameter(default: Any, description: str, **spec: Any) -> Any:
+    return field(default=default, metadata={SPEC: (description, spec)})
 
 
 @dataclass(frozen=True)
 class NodeParameters:
-    """Every parameter of `stereo_derain_node`, with its default."""
+    """Every parameter of `stereo_derain_node`, with its default and table row."""
 
-    enable: bool = True
-    model: str = 'bandnet'
-    weights: str = ''
-    allow_untrained_weights: bool = False
-    device: str = 'auto'
-    precision: str = 'auto'
-    backend: str = 'torch'
-    tile_size: int = 0
-    max_disparity: int = 0
-    input_type: str = 'raw'
-    rate_hz: float = 0.0
-    queue_size: int = 5
-    approximate_sync: bool = False
-    approximate_sync_tolerance_seconds: float = 0.0
-    camera_info_timeout_seconds: float = 2.0
-    output_namespace: str = 'stereo_derained'
-    output_image_leaf: str = 'image_rect'
+    enable: bool = _parameter(
+        True, 'derain when true; republish the input unchanged when false (changeable live)')
+    model: str = _parameter(
+        '', "registered model name (`stereo-derain models`); empty = the checkpoint's model, "
+        'else the default model', rebuilds_engine=True)
+    weights: str = _parameter(
+        '', 'safetensors checkpoint path; empty = the weights shipped for `model`',
+        rebuilds_engine=True)
+    allow_untrained_weights: bool = _parameter(
+        False, 'run a model with random weights when none are found (tests only)',
+        rebuilds_engine=True)
+    device: str = _parameter(
+        'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'", rebuilds_engine=True)
+    precision: str = _parameter(
+        'auto', 'half precision (fp16, bf16) applies on CUDA only', choices=PRECISIONS,
+        rebuilds_engine=True)
+    backend: str = _parameter(
+        'torch', 'runs the network; with onnxruntime, `weights` may be an .onnx file (see '
+        'docs/deploy.md)', choices=BACKENDS, rebuilds_engine=True)
+    threads: int = _parameter(
+        1, 'torch intra-op CPU threads; 0 = torch default (one per core). 1 measured fastest on '
+        'small shared CPUs (docs/node.md)', minimum=0, maximum=256, rebuilds_engine=True)
+    tile_size: int = _parameter(
+        0, 'process images in tiles of this many pixels per side; 0 = whole image',
+        minimum=0, maximum=16384, rebuilds_engine=True)
+    max_disparity: int = _parameter(
+        0, "largest disparity (px) the model attends over; 0 = the model's own band",
+        minimum=0, maximum=4096, rebuilds_engine=True)
+    input_type: str = _parameter(
+        'raw', "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
+        choices=INPUT_TYPES, read_only=True)
+    rate_hz: float = _parameter(
+        0.0, 'processing timer rate; 0 = process each new set as soon as it is complete',
+        minimum=0.0, maximum=MAX_RATE_HZ, read_only=True)
+    queue_size: int = _parameter(
+        5, 'messages kept per input while waiting for a match (as stereo_image_proc)',
+        minimum=1, maximum=100, read_only=True)
+    approximate_sync: bool = _parameter(
+        False, 'pair stamps approximately instead of exactly (as stereo_image_proc)',
+        read_only=True)
+    approximate_sync_tolerance_seconds: float = _parameter(
+        0.0, 'with approximate_sync: largest stamp spread within a set; 0 = nearest, unbounded',
+        minimum=0.0, maximum=10.0, read_only=True)
+    camera_info_timeout_seconds: float = _parameter(
+        2.0, 'how long a stereo pair waits for its camera_info before it is published without',
+        minimum=0.0, maximum=60.0, read_only=True)
+    output_namespace: str = _parameter(
+        'stereo_derained', 'namespace of the published topics (relative to the node namespace)',
+        read_only=True)
+    output_image_leaf: str = _parameter(
+        'image_rect', 'leaf name of the output images', choices=OUTPUT_IMAGE_LEAVES,
+        read_only=True)
 
 
-PARAMETER_DESCRIPTIONS = {
-    'enable': 'derain when true; republish the input unchanged when false (changeable live)',
-    'model': 'registered model name (see `stereo-derain models`)',
-    'weights': 'safetensors checkpoint path; empty = the weights shipped for `model`',
-    'allow_untrained_weights': 'run a model with random weights when none are found (tests only)',
-    'device': "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
-    'precision': "'auto', 'fp32', 'fp16' or 'bf16' (half precision on CUDA only)",
-    'backend': "'torch' or 'onnxruntime' (weights may then be an .onnx file, see docs/deploy.md)",
-    'tile_size': 'process images in tiles of this many pixels per side; 0 = whole image',
-    'max_disparity': "largest disparity (px) the model attends over; 0 = the model's own band",
-    'input_type': "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
-    'rate_hz': 'processing timer rate; 0 = process each new set as soon as it is complete',
-    'queue_size': 'messages kept per input while waiting for a match (as stereo_image_proc)',
-    'approximate_sync': 'pair stamps approximately instead of exactly (as stereo_image_proc)',
-    'approximate_sync_tolerance_seconds':
-        'with approximate_sync: largest stamp spread within a set; 0 = nearest, unbounded',
-    'camera_info_timeout_seconds':
-        'after this long without camera_info, image pairs are published without it',
-    'output_namespace': 'namespace of the published topics (relative to the node namespace)',
-    'output_image_leaf': "leaf name of the output images: 'image_rect' or 'image_raw'",
-}
+def _spec(item) -> ParameterSpec:
+    description, spec = item.metadata[SPEC]
+    return ParameterSpec(item.name, item.type, item.default, description, **spec)
 
-# Changing these needs new subscriptions, publishers or timers: restart the node instead.
-READ_ONLY_PARAMETERS = frozenset({
-    'input_type', 'rate_hz', 'queue_size', 'approximate_sync',
-    'approximate_sync_tolerance_seconds', 'camera_info_timeout_seconds', 'output_namespace',
-    'output_image_leaf',
-})
 
-# Changing these rebuilds the engine (validated by building it before accepting the change).
-ENGINE_PARAMETERS = frozenset({
-    'model', 'weights', 'allow_untrained_weights', 'device', 'precision', 'backend', 'tile_size',
-    'max_disparity',
-})
+PARAMETERS: tuple[ParameterSpec, ...] = tuple(_spec(item) for item in fields(NodeParameters))
+PARAMETER_TABLE = {spec.name: spec for spec in PARAMETERS}
 
 
 def parameter_defaults() -> dict[str, object]:
     """Return `{name: default}` in declaration order."""
-    defaults = NodeParameters()
-    return {field.name: getattr(defaults, field.name) for field in fields(NodeParameters)}
+    return {spec.name: spec.default for spec in PARAMETERS}
+
+
+def engine_config(params: NodeParameters) -> EngineConfig:
+    """Compose the engine's config through the one contract, which validates every value.
+
+    The parameters' unset spellings ('' and 0) mean the engine's own defaults there.
+    """
+    return EngineConfig.from_options(
+        model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
+        device=params.device, precision=params.precision, backend=params.backend,
+        max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads)
+
+
+def sync_config(params: NodeParameters) -> SyncConfig:
+    """Compose the synchronizer's config (it validates its own values)."""
+    return SyncConfig(
+        queue_size=params.queue_size, approximate_sync=params.approximate_sync,
+        approximate_sync_tolerance_seconds=params.approximate_sync_tolerance_seconds,
+        camera_info_timeout_seconds=params.camera_info_timeout_seconds)
 
 
 def validate_parameters(values: dict[str, object]) -> NodeParameters:
-    """Return the parameters as a dataclass, or raise ValueError naming the bad value."""
-    params = NodeParameters(**values)
-    problems = []
-    if not params.model:
-        problems.append('model must name a registered model, got an empty string')
-    if params.device != 'auto' and params.device != 'cpu' and not (
-            params.device == 'cuda' or (params.device.startswith('cuda:')
-                                        and params.device[5:].isdigit())):
-        problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {params.device!r}")
-    if params.precision not in ('auto', 'fp32', 'fp16', 'bf16'):
-        problems.append(
-            f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', got {params.precision!r}")
-    if params.backend not in BACKENDS:
-        problems.append(f'backend must be one of {BACKENDS}, got {params.backend!r}')
-    if params.tile_size < 0:
-        problems.append(f'tile_size must be 0 (no tiling) or positive, got {params.tile_size}')
-    if params.max_disparity < 0:
-        problems.append(
-            f"max_disparity must be 0 (the model's band) or positive, got {params.max_disparity}")
-    if params.input_type not in INPUT_TYPES:
-        problems.append(f'input_type must be one of {INPUT_TYPES}, got {params.input_type!r}')
-    if params.rate_hz < 0.0:
-        problems.append(f'rate_hz must be >= 0 (0 = as soon as a set is ready), got '
-                        f'{params.rate_hz}')
-    if params.queue_size < 1:
-        problems.append(f'queue_size must be at least 1, got {params.queue_size}')
-    if params.approximate_sync_tolerance_seconds < 0.0:
-        problems.append('approximate_sync_tolerance_seconds must be >= 0, got '
-                        f'{params.approximate_sync_tolerance_seconds}')
-    if params.camera_info_timeout_seconds < 0.0:
-        problems.append('camera_info_timeout_seconds must be >= 0, got '
-                        f'{params.camera_info_timeout_seconds}')
-    if params.output_image_leaf not in OUTPUT_IMAGE_LEAVES:
-        problems.append(f'output_image_leaf must be one of {OUTPUT_IMAGE_LEAVES}, got '
-                        f'{params.output_image_leaf!r}')
-    if not params.output_namespace.strip('/'):
-        problems.append('output_namespace must not be empty: the output would overwrite the input')
+    """Return the parameters as a dataclass, or raise ValueError naming each bad value."""
+    problems = [problem for spec in PARAMETERS if spec.name in values
+                and (problem := spec.check(values[spec.name])) is not None]
+    unknown = sorted(set(values) - set(PARAMETER_TABLE))
+    if unknown:
+        problems.append(f'unknown parameter(s) {", ".join(unknown)}')
     if problems:
         raise ValueError('; '.join(problems))
+    params = NodeParameters(**values)
+    if not params.output_namespace.strip('/'):
+        raise ValueError('output_namespace must not be empty: the output would overwrite the '
+                         'input')
+    engine_config(params)
+    sync_config(params)
     return params
+
+
+def changed(params: NodeParameters, changes: dict[str, object]) -> NodeParameters:
+    """Return `params` with `changes` applied and validated."""
+    return validate_parameters({**asdict(params), **changes})
+
+
+def parameters_markdown() -> str:
+    """Render the table for docs/node.md (a test keeps the docs equal to this)."""
+    rows = ['| name | type | default | range | read-only | rebuilds engine | description |',
+            '|---|---|---|---|---|---|---|']
+    for spec in PARAMETERS:
+        default = repr(spec.default) if spec.type is str else str(spec.default).lower()
+        rows.append(f'| `{spec.name}` | {spec.type.__name__} | `{default}` | {spec.range_text()} '
+                    f'| {"yes" if spec.read_only else ""} '
+                    f'| {"yes" if spec.rebuilds_engine else ""} | {spec.description} |')
+    return '\n'.join(rows)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from stereo_derain_ros.transport import large_image_environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Chosen before rclpy is imported anywhere so that parallel CI runs on one host cannot cross-talk.
@@ -14,6 +16,8 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 101)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('PYTHONUNBUFFERED', '1')
+# Every process of the tests on the package's transport for large images, as the node runs it.
+os.environ.update(large_image_environment())
 
 
 def venv_bin(name: str) -> str:

@@ -93,7 +93,9 @@ def test_demo_command_writes_the_report_on_a_tiny_configuration(tmp_path, capsys
 
     metrics = json.loads((output / 'metrics.json').read_text())
     derained = metrics['timing']['sets_derained']
-    assert derained >= 2 and metrics['timing']['sets_sent'] == 5
+    # paced from the node's own measured time per set, so it keeps up with every set
+    assert 'pace: the node takes' in printed and metrics['timing']['node_seconds_per_set'] > 0
+    assert derained == metrics['timing']['sets_sent'] == 5
     assert metrics['timing']['latency_ms']['mean'] > 0
     assert metrics['timing']['node_diagnostics']['model'] == 'bandnet'
     summary = metrics['summary']
@@ -161,7 +163,7 @@ def test_a_node_that_cannot_start_is_reported_with_its_reason_and_stopped(tmp_pa
     try:
         with running_node(bad, log, env) as process:
             with pytest.raises(DemoError, match='exited with status .* input_type must be one of'):
-                wait_until_ready(process, graph, log, timeout_s=60)
+                wait_until_ready(process, graph, timeout_s=60)
         good = [*bad[:-4], '-p', 'enable:=false']
         with pytest.raises(KeyboardInterrupt):
             with running_node(good, log, env) as process:

@@ -9,10 +9,20 @@ import ast
 from pathlib import Path
 
 import pytest
+from rclpy.parameter import Parameter
 import yaml
 
+from stereo_derain_ros.launch_arguments import (
+    declare_arguments,
+    input_remappings,
+    LAUNCH_ONLY_ARGUMENTS,
+    output_namespace,
+    parameter_arguments,
+    parameter_overrides,
+    reliable_input_overrides,
+)
 from stereo_derain_ros.node import INPUT_TOPICS
-from stereo_derain_ros.node_params import parameter_defaults
+from stereo_derain_ros.node_params import parameter_defaults, parameters_markdown
 
 from conftest import REPO_ROOT
 
@@ -51,15 +61,11 @@ def literal_strings(node: ast.AST) -> list[str]:
 
 
 def declared_arguments(tree: ast.AST) -> set[str]:
-    names = set()
-    for call in calls(tree, 'DeclareLaunchArgument'):
-        first = call.args[0]
-        if isinstance(first, ast.Constant):
-            names.add(first.value)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == \
-                'FORWARDED_ARGUMENTS':
-            names |= set(ast.literal_eval(node.value))
+    """Arguments declared literally, plus those declared from the launch_arguments table."""
+    names = {call.args[0].value for call in calls(tree, 'DeclareLaunchArgument')
+             if isinstance(call.args[0], ast.Constant)}
+    if any(getattr(node, 'id', None) == 'declare_arguments' for node in ast.walk(tree)):
+        names |= {'params_file'} | set(LAUNCH_ONLY_ARGUMENTS) | set(parameter_arguments())
     return names
 
 
@@ -70,22 +76,103 @@ def console_scripts() -> set[str]:
     return {line.split('=')[0].strip() for line in scripts}
 
 
-def test_both_launch_files_exist_and_define_generate_launch_description():
+def test_launch_files_exist_and_define_generate_launch_description():
     assert {p.name for p in LAUNCH_FILES} == {
-        'stereo_derain.launch.py', 'stereo_derain_disparity.launch.py'}
+        'stereo_derain.launch.py', 'stereo_derain_disparity.launch.py',
+        'stereo_derain_two_heads.launch.py'}
     for path in LAUNCH_FILES:
         functions = {n.name for n in parse(path).body if isinstance(n, ast.FunctionDef)}
         assert 'generate_launch_description' in functions, path.name
 
 
-def test_main_launch_file_declares_the_documented_arguments():
-    arguments = declared_arguments(parse(LAUNCH_DIR / 'stereo_derain.launch.py'))
-    assert {'input_namespace', 'output_namespace', 'image_leaf', 'params_file', 'model',
-            'weights', 'device', 'use_sim_time'} <= arguments
-    leaf = next(c for c in calls(parse(LAUNCH_DIR / 'stereo_derain.launch.py'),
-                                 'DeclareLaunchArgument') if c.args[0].value == 'image_leaf')
-    assert set(ast.literal_eval(keyword(leaf, 'choices'))) == {
-        'image_rect', 'image_rect_color', 'image_raw'}
+@pytest.mark.parametrize('name', ['stereo_derain.launch.py', 'stereo_derain_disparity.launch.py'])
+def test_arguments_come_from_the_one_table(name):
+    tree = parse(LAUNCH_DIR / name)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == 'stereo_derain_ros.launch_arguments' for alias in node.names}
+    assert 'declare_arguments' in imported
+    literal = {c.args[0].value for c in calls(tree, 'DeclareLaunchArgument')
+               if isinstance(c.args[0], ast.Constant)}
+    # one default per argument: only arguments of this launch file alone are literal
+    assert literal <= {'params_file', 'stereo_algorithm'}
+    assert {'namespace', 'node_name', 'input_namespace', 'image_leaf', 'reliable_inputs',
+            'use_sim_time'} <= set(LAUNCH_ONLY_ARGUMENTS)
+    assert set(parameter_arguments()) == set(parameter_defaults())
+    declared = declare_arguments(lambda name, **spec: (name, spec['default_value']), 'cfg.yaml')
+    assert len(dict(declared)) == len(declared)
+    assert dict(declared)['params_file'] == 'cfg.yaml' and dict(declared)['precision'] == ''
+
+
+def test_only_given_arguments_override_the_params_file():
+    assert parameter_overrides(dict.fromkeys(parameter_arguments(), '')) == {}
+    given = {'precision': 'fp16', 'tile_size': '512', 'max_disparity': '96', 'threads': '2',
+             'approximate_sync': 'true', 'approximate_sync_tolerance_seconds': '0.01',
+             'model': '', 'use_sim_time': 'True'}
+    assert parameter_overrides(given) == {
+        'precision': 'fp16', 'tile_size': 512, 'max_disparity': 96, 'threads': 2,
+        'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.01,
+        'use_sim_time': True}
+    with pytest.raises(ValueError, match="launch argument tile_size:='big' must be a int"):
+        parameter_overrides({'tile_size': 'big'})
+    with pytest.raises(ValueError, match='must be true or false'):
+        parameter_overrides({'approximate_sync': 'maybe'})
+
+
+def test_remappings_cover_every_node_input():
+    remapped = dict(input_remappings('/front/stereo/', 'image_rect_color'))
+    node_topics = set(INPUT_TOPICS) | {f'{t}/compressed' for t in INPUT_TOPICS if 'image' in t}
+    assert set(remapped) == node_topics
+    assert remapped['left/image_rect'] == '/front/stereo/left/image_rect_color'
+    assert remapped['right/camera_info'] == '/front/stereo/right/camera_info'
+    with pytest.raises(ValueError, match='image_leaf'):
+        input_remappings('/stereo', 'image_color')
+
+
+def test_reliable_inputs_argument_makes_the_node_subscribe_reliably(rclpy_context):
+    from rclpy.qos import ReliabilityPolicy
+
+    from stereo_derain_ros.node import StereoDerainNode
+
+    assert reliable_input_overrides('/cam', 'image_rect', '') == {}
+    overrides = reliable_input_overrides('/cam', 'image_rect', 'true')
+    assert len(overrides) == 4
+    remaps = [item for source, target in input_remappings('/cam', 'image_rect')
+              for item in ('-r', f'{source}:={target}')]
+    node = StereoDerainNode(
+        context=rclpy_context, cli_args=['--ros-args', *remaps],
+        parameter_overrides=[Parameter(name, value=value) for name, value in
+                             {**overrides, 'enable': False}.items()])
+    try:
+        for topic in ('/cam/left/image_rect', '/cam/right/camera_info'):
+            (info,) = node.get_subscriptions_info_by_topic(topic)
+            assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE, topic
+    finally:
+        node.destroy_node()
+
+
+def test_two_heads_example_keeps_nodes_and_outputs_apart():
+    tree = parse(LAUNCH_DIR / 'stereo_derain_two_heads.launch.py')
+    heads = ast.literal_eval(next(
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+        and getattr(n.targets[0], 'id', '') == 'HEADS'))
+    main_arguments = set(LAUNCH_ONLY_ARGUMENTS) | set(parameter_arguments())
+    names, outputs, inputs = set(), set(), set()
+    for arguments in heads.values():
+        assert set(arguments) <= main_arguments
+        names.add(f"/{arguments['namespace']}/{arguments['node_name']}")
+        outputs.add(output_namespace(arguments, str(CONFIG)))
+        inputs.add(arguments['input_namespace'])
+    assert len(names) == len(outputs) == len(inputs) == len(heads) == 2
+    assert outputs == {'/front/stereo_derained', '/rear/stereo_derained'}
+
+
+def test_output_namespace_follows_argument_then_params_file(tmp_path):
+    assert output_namespace({}, str(CONFIG)) == '/stereo_derained'
+    assert output_namespace({'namespace': '/robot'}, str(CONFIG)) == '/robot/stereo_derained'
+    assert output_namespace({'output_namespace': '/clean'}, str(CONFIG)) == '/clean'
+    custom = tmp_path / 'params.yaml'
+    custom.write_text('my_node:\n  ros__parameters:\n    output_namespace: dry\n')
+    assert output_namespace({'node_name': 'my_node'}, str(custom)) == '/dry'
 
 
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
@@ -93,7 +180,7 @@ def test_every_launch_configuration_used_is_declared(path):
     tree = parse(path)
     used = {c.args[0].value for c in calls(tree, 'LaunchConfiguration')
             if isinstance(c.args[0], ast.Constant)}
-    assert used <= declared_arguments(tree)
+    assert used <= declared_arguments(tree) | {'params_file'}
 
 
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
@@ -103,35 +190,19 @@ def test_executables_are_installed_entry_points(path):
         assert keyword(node, 'executable').value in console_scripts()
 
 
-def test_node_parameters_and_remappings_match_the_node():
-    tree = parse(LAUNCH_DIR / 'stereo_derain.launch.py')
-    (node,) = calls(tree, 'Node')
-    assert keyword(node, 'name').value == 'stereo_derain_node'
-    overrides = next(e for e in keyword(node, 'parameters').elts if isinstance(e, ast.Dict))
-    keys = {k.value for k in overrides.keys}
-    assert keys <= set(parameter_defaults()) | {'use_sim_time'}
-    remapped = {pair.elts[0].value for pair in keyword(node, 'remappings').elts}
-    node_topics = set(INPUT_TOPICS) | {f'{t}/compressed' for t in INPUT_TOPICS if 'image' in t}
-    assert remapped == node_topics
-
-
 def test_disparity_launch_includes_both_pipelines_with_valid_arguments():
     tree = parse(LAUNCH_DIR / 'stereo_derain_disparity.launch.py')
-    includes = calls(tree, 'IncludeLaunchDescription')
-    targets = [set(literal_strings(include.args[0])) for include in includes]
-    assert {'stereo_derain_ros', 'stereo_derain.launch.py'} <= targets[0]
-    assert {'stereo_image_proc', 'stereo_image_proc.launch.py'} <= targets[1]
-    forwarded = ast.literal_eval(next(
-        n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-        and getattr(n.targets[0], 'id', '') == 'FORWARDED_ARGUMENTS'))
-    derain_arguments = declared_arguments(parse(LAUNCH_DIR / 'stereo_derain.launch.py'))
-    assert set(forwarded) <= derain_arguments
-    image_proc_arguments = keyword(includes[1], 'launch_arguments').func.value
+    packages = {'stereo_image_proc', 'stereo_derain_ros'}
+    includes = {(packages & set(literal_strings(include.args[0]))).pop(): include
+                for include in calls(tree, 'IncludeLaunchDescription')}
+    assert set(includes) == {'stereo_image_proc', 'stereo_derain_ros'}
+    assert 'stereo_derain.launch.py' in literal_strings(includes['stereo_derain_ros'].args[0])
+    image_proc_arguments = keyword(includes['stereo_image_proc'], 'launch_arguments').func.value
     names = [k.value for k in image_proc_arguments.keys]
     assert set(names) <= STEREO_IMAGE_PROC_ARGUMENTS
     values = dict(zip(names, image_proc_arguments.values))
     assert values['launch_image_proc'].value == 'False'
-    assert 'output_namespace' in literal_strings(values['namespace'])
+    assert calls(values['namespace'], 'output_namespace')
 
 
 def config_parameters() -> dict[str, object]:
@@ -165,3 +236,7 @@ def test_node_accepts_the_config_file_and_declares_exactly_its_parameters(rclpy_
                 assert node.get_parameter(name).value == value
     finally:
         node.destroy_node()
+
+
+def test_docs_show_the_parameter_table():
+    assert parameters_markdown() in (REPO_ROOT / 'docs' / 'node.md').read_text()

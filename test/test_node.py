@@ -114,9 +114,12 @@ def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
 
     node, _ = start_node(enable=False)
     result = node.set_parameters([Parameter('device', value='gpu')])[0]
-    assert not result.successful and "device must be 'auto'" in result.reason
-    result = node.set_parameters([Parameter('tile_size', value=-3)])[0]
-    assert not result.successful and 'tile_size' in result.reason
+    assert not result.successful and "unknown device 'gpu'" in result.reason
+    result = node.set_parameters([Parameter('precision', value='fp8')])[0]
+    assert not result.successful and 'precision must be one of' in result.reason
+    for name, value in (('tile_size', -3), ('threads', 1000), ('max_disparity', 5000)):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and name in result.reason
     result = node.set_parameters([Parameter('queue_size', value=9)])[0]
     assert not result.successful and 'read-only' in result.reason
     result = node.set_parameters_atomically([
@@ -193,7 +196,8 @@ def test_camera_info_never_arriving_still_publishes_images(start_node):
     assert rig.wait_for(publish_images_only, timeout=15)
     assert rig.count('left_info') == rig.count('right_info') == 0
     assert rig.wait_for(
-        lambda: rig.latest_diagnostics().get('message') == 'publishing without camera_info', 5)
+        lambda: rig.latest_diagnostics().get('message', '').startswith(
+            'publishing without camera_info'), 5)
 
 
 def test_stamps_going_backwards_reset_and_processing_resumes(start_node):
@@ -252,10 +256,10 @@ def test_burst_at_three_times_the_processing_rate_drops_oldest_and_stays_bounded
     stamps = [m.header.stamp.sec * SECOND + m.header.stamp.nanosec
               for m in rig.messages('left_image')]
     assert stamps == sorted(stamps)
-    assert rig.wait_for(lambda: int(rig.latest_diagnostics().get('dropped_sets', 0)) >= sent // 2,
-                        5)
+    assert rig.wait_for(
+        lambda: int(rig.latest_diagnostics().get('superseded_sets', 0)) >= sent // 2, 5)
     diagnostics = rig.latest_diagnostics()
-    assert int(diagnostics['dropped_sets']) + published <= sent
+    assert int(diagnostics['superseded_sets']) + published <= sent
 
 
 def test_compressed_input_is_decoded_and_published_raw(start_node):
@@ -289,7 +293,7 @@ def test_diagnostics_report_rates_latencies_and_engine(start_node):
     values = rig.latest_diagnostics()
     for key in ('input_rate_hz', 'output_rate_hz', 'inference_latency_mean_ms',
                 'inference_latency_p95_ms', 'end_to_end_latency_mean_ms',
-                'end_to_end_latency_p95_ms', 'dropped_sets', 'device', 'model', 'weights'):
+                'end_to_end_latency_p95_ms', 'superseded_sets', 'device', 'model', 'weights'):
         assert key in values
     assert values['device'] == 'cpu' and values['model'] == 'bandnet'
     assert values['weights'] == 'untrained'
@@ -359,8 +363,10 @@ def test_missing_or_corrupt_weights_fail_fast_with_a_clear_message(tmp_path, wei
 
 
 @pytest.mark.parametrize('argument, expected', [
-    ('input_type:=h264', "input_type must be one of ('raw', 'compressed'), got 'h264'"),
-    ('tile_size:=large', 'invalid parameter type'),
+    ('input_type:=h264', "input_type must be one of raw, compressed; got 'h264'"),
+    ('tile_size:=large', 'invalid parameter'),
+    ('rate_hz:=1000000000.0', 'rate_hz'),
+    ('queue_size:=0', 'queue_size'),
 ])
 def test_invalid_start_up_parameter_fails_fast(argument, expected):
     result = subprocess.run(node_command('-p', argument, '-p', 'enable:=false'),
@@ -426,6 +432,194 @@ def test_use_sim_time_drives_the_processing_timer(start_node):
         return rig.count('right_image') > 0
 
     assert rig.wait_for(tick_clock, timeout=15)
+
+
+# (seconds after the previous step, publisher, stamp in seconds) for each arrival order.
+ARRIVAL_ORDERS = {
+    'infos before images': [(0.0, 'left_info', 1), (0.0, 'right_info', 1),
+                            (0.3, 'left_image', 1), (0.0, 'right_image', 1)],
+    'infos after images': [(0.0, 'left_image', 1), (0.0, 'right_image', 1),
+                           (0.3, 'right_info', 1), (1.2, 'left_info', 1)],
+    'images of a set 2.5 s apart': [(0.0, 'left_image', 1), (0.0, 'left_info', 1),
+                                    (2.5, 'right_image', 1), (0.3, 'right_info', 1)],
+    '0.4 Hz camera, infos 0.3 s late': [
+        (delay, key, stamp) for stamp in (1, 2)
+        for delay, key in ((0.0 if stamp == 1 else 2.2, 'left_image'), (0.0, 'right_image'),
+                           (0.3, 'left_info'), (0.0, 'right_info'))],
+}
+
+
+@pytest.mark.parametrize('order', ARRIVAL_ORDERS)
+def test_every_set_keeps_its_camera_info_whatever_the_arrival_order(start_node, order):
+    import time
+
+    node, rig = start_node()
+    pair = rainy_pair('mono8', seed=15)
+    messages = {}
+    for delay, key, stamp in ARRIVAL_ORDERS[order]:
+        time.sleep(delay)
+        if stamp not in messages:
+            messages[stamp] = dict(zip(('left_image', 'left_info', 'right_image', 'right_info'),
+                                       rig_messages(pair, stamp * SECOND)))
+        rig.publishers[key].publish(messages[stamp][key])
+    stamps = sorted(messages)
+    assert rig.wait_for(lambda: rig.count('right_info') == len(stamps), 5)
+    for key in ('left_image', 'right_image', 'left_info', 'right_info'):
+        assert [m.header.stamp.sec for m in rig.messages(key)] == stamps, key
+    assert rig.messages('right_info')[0] == messages[stamps[0]]['right_info']
+    assert not rig.latest_diagnostics().get('message', '').startswith('publishing without')
+
+
+def rig_messages(pair, stamp_ns):
+    left, right = pair
+    return (make_image(left, 'mono8', stamp_ns, 'left_optical'),
+            make_info(stamp_ns, 'left_optical'),
+            make_image(right, 'mono8', stamp_ns, 'right_optical'),
+            make_info(stamp_ns, 'right_optical', baseline_px=6.0))
+
+
+def test_camera_info_of_another_size_is_published_with_a_warning(start_node, capfd):
+    node, rig = start_node()
+    left, left_info, right, right_info = rig_messages(rainy_pair('mono8', seed=16), 3 * SECOND)
+    right_info.width, right_info.height = 640, 480
+    rig.publish_messages(left, left_info, right, right_info)
+    assert rig.wait_for(lambda: rig.count('right_info') == 1)
+    assert rig.wait_for(lambda: 'right camera_info is 640x480 but its image is '
+                        f'{WIDTH}x{HEIGHT}' in capfd.readouterr().err, 3)
+
+
+def test_unstamped_input_is_explained(start_node):
+    node, rig = start_node()
+    pair = rainy_pair('mono8', seed=17)
+    rig.publish_set(*pair, 'mono8', 0)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    rig.publish_set(*pair, 'mono8', 0)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('message', '').startswith(
+        'unstamped input: images carry header stamp 0'), 5)
+    assert rig.count('right_image') == 1
+
+
+def test_an_idle_node_says_so_once_in_diagnostics_and_not_as_a_warning(start_node, capfd):
+    node, rig = start_node()
+    rig.publish_set(*rainy_pair('mono8', seed=18), 'mono8', 4 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') == 1)
+    assert rig.wait_for(lambda: rig.latest_diagnostics().get('message', '').startswith(
+        'idle: no input for'), 9)
+    err = capfd.readouterr().err
+    assert err.count('idle: no input for') == 1 and '[WARN]' not in err
+
+
+def test_parameters_are_declared_with_their_ranges_and_read_only_flags(start_node):
+    from rclpy.parameter import Parameter
+
+    from stereo_derain_ros.node_params import PARAMETERS
+
+    node, _ = start_node(enable=False)
+    for spec in PARAMETERS:
+        descriptor = node.describe_parameter(spec.name)
+        assert descriptor.read_only == spec.read_only, spec.name
+        ranges = list(descriptor.integer_range) + list(descriptor.floating_point_range)
+        if spec.minimum is None:
+            assert not ranges, spec.name
+        else:
+            assert (ranges[0].from_value, ranges[0].to_value) == (spec.minimum, spec.maximum)
+    result = node.set_parameters([Parameter('threads', value=2)])[0]
+    assert result.successful, result.reason
+
+
+@pytest.fixture
+def spinning_rig(rclpy_context):
+    """Yield a rig spinning in its own thread, for a node running in another process."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    rig = StereoRig(rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rig.node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield rig
+    executor.shutdown()
+    thread.join(timeout=10)
+    rig.node.destroy_node()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signal_number', [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_long_inference_ends_the_node_within_5_s(spinning_rig, signal_number):
+    import time
+
+    from stereo_derain_ros.node import INPUT_TOPICS
+
+    # 1920x1080 takes bandnet 4-14 s per pair on one busy CPU thread: far longer than the limit.
+    height, width = 1080, 1920
+    reliable = [item for topic in INPUT_TOPICS for item in (
+        '-p', f'qos_overrides./{topic}.subscription.reliability:=reliable')]
+    process = subprocess.Popen(
+        node_command('-p', 'device:=cpu', '-p', 'allow_untrained_weights:=true', *reliable),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    try:
+        spinning_rig.wait_connected(timeout=60)
+        image = np.random.default_rng(19).integers(0, 256, (height, width), dtype=np.uint8)
+        left, left_info, right, right_info = rig_messages((image, image), 5 * SECOND)
+        for info in (left_info, right_info):
+            info.width, info.height = width, height
+        spinning_rig.publish_messages(left, left_info, right, right_info)
+        assert spinning_rig.wait_for(lambda: spinning_rig.latest_diagnostics().get(
+            'received_right_camera_info') == '1', 10), 'the node did not receive the set'
+        time.sleep(0.5)
+        assert spinning_rig.count('right_image') == 0, 'inference ended before the signal'
+        signalled = time.monotonic()
+        process.send_signal(signal_number)
+        output = process.communicate(timeout=30)[0]
+        elapsed = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert elapsed < 5.0, f'took {elapsed:.1f} s to exit: {output}'
+    assert process.returncode == 0, output
+    assert 'never retrieved' not in output and 'Traceback' not in output, output
+    assert spinning_rig.count('right_image') == 0
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_under_a_three_times_overload(spinning_rig, tmp_path):
+    import statistics
+
+    from stereo_derain_ros.bench.dds_rig import (
+        ping,
+        rss_growth_mb,
+        run_at_rate,
+        StampClock,
+        StereoMonitor,
+        StereoPlayer,
+        wait_until_answered,
+    )
+    from stereo_derain_ros.node_process import NodeProcess, ros_command
+    from stereo_derain_ros.transport import large_image_environment
+
+    remaps = {topic: f'/soak_in/{topic}' for topic in
+              ('left/image_rect', 'left/camera_info', 'right/image_rect', 'right/camera_info')}
+    command = ros_command('stereo_derain_ros.node', 'soak_derain_node', remaps, {
+        'device': 'cpu', 'allow_untrained_weights': True, 'output_namespace': '/soak_out'})
+    rng = np.random.default_rng(20)
+    left, right = (rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(2))
+    player = StereoPlayer(spinning_rig.node, '/soak_in', left, right)
+    monitor = StereoMonitor(spinning_rig.node, '/soak_out')
+    stamps = StampClock()
+    env = {**subprocess_env(), **large_image_environment()}
+    with NodeProcess(command, tmp_path / 'node.log', env) as process:
+        assert wait_until_answered(player, monitor, stamps, 90), process.log_tail()
+        seconds = statistics.median(ping(player, monitor, stamps, 2, timeout_s=60)) / 1000.0
+        run = run_at_rate(player, monitor, stamps, 3.0 / seconds, 24.0, 2.0, process.pid,
+                          sample_interval_s=0.25)
+    growth = rss_growth_mb(run.rss_mb, settle_s=6.0)
+    assert run.received < run.sent, 'no overload: the node kept up'
+    # Memory kept after each set raises the troughs between inferences (without the node's heap
+    # trim: +84 MB in such a run). Inference swings the resident size by hundreds of MB, so a
+    # run this short judges the troughs with room for that noise; the ±20 MB target is judged
+    # by the 60 s soak of `bench node`.
+    assert growth['rss_low_growth_mb'] <= 60.0, (growth, run.rss_mb)
 
 
 def test_onnxruntime_backend_derains_like_torch(start_node, small_onnx):

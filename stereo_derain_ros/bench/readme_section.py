@@ -105,17 +105,10 @@ def _speed(ours: dict, reference: dict) -> str:
 
 
 def node_summary(result: dict) -> list[str]:
-    """Return README lines for the node benchmark: peak rate, latency, overhead."""
-    summary = result['summary']
-    bound = '≥ ' if summary.get('peak_is_lower_bound') else ''
-    return [f"**Node** ({summary['model']} at {summary['size']} through DDS, "
-            f'{_machine_line(result)}): peak {bound}{format_number(summary["peak_rate_hz"])} Hz '
-            'with '
-            f"≤ 5 % drops; latency p50 {format_number(summary['latency_p50_ms'])} ms, p95 "
-            f"{format_number(summary['latency_p95_ms'])} ms at {format_number(summary['rate_hz'])}"
-            f" Hz; transport floor (relay) {format_number(summary['transport_floor_ms'])} ms; "
-            f"node overhead {format_number(summary['overhead_ms'])} ms (mean latency − inference "
-            'in the node − floor).', '']
+    """Return README lines for the node benchmark (see `node_report.readme_lines`)."""
+    from stereo_derain_ros.bench.node_report import readme_lines
+
+    return readme_lines(result, _machine_line(result))
 
 
 def bag_summary(result: dict) -> list[str]:

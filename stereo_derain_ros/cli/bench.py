@@ -79,17 +79,6 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_models)
 
 
-def _rates(text: str) -> list[float]:
-    try:
-        rates = [float(item) for item in text.split(',')]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'bad rates {text!r}: expected Hz, e.g. 5,10,30') from None
-    if any(rate <= 0 for rate in rates):
-        raise argparse.ArgumentTypeError(f'bad rates {text!r}: rates must be positive')
-    return rates
-
-
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     """Add the engine options that `bench node` and `bench bag` share."""
     parser.add_argument('--size', type=parse_sizes,
@@ -111,20 +100,25 @@ def _engine_settings(args: argparse.Namespace) -> dict:
 
 def _register_node(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        'node', help='throughput, drops, latency, CPU and memory of the real node over DDS',
-        description='Start stereo_derain_node as its own process and publish stereo sets to it '
-                    'over DDS at a scan of rates: sets received and dropped, latency, CPU and '
-                    'memory, then a memory soak above its processing rate.')
+        'node', help='latency, transport loss, throughput and memory of the real node over DDS',
+        description='Start stereo_derain_node as its own process (default QoS, the shipped Fast '
+                    'DDS profile) and a plain relay, and publish stereo sets to them over DDS: '
+                    'latency, inference and overhead per size (--size takes a comma-separated '
+                    'list; default 640x360,1280x720), images lost in transport at --rate Hz, '
+                    'then a memory soak at 3x the processing rate.')
     _add_output(parser)
     _add_engine_options(parser)
-    parser.add_argument('--rates', type=_rates,
-                        help='comma-separated publish rates in Hz (default: around the engine '
-                             'rate, plus 5,10,30,60 where reachable)')
+    parser.add_argument('--pings', type=int,
+                        help='sets sent one at a time per size for latency (default 10; '
+                             'quick 3)')
+    parser.add_argument('--rate', type=float, default=10.0,
+                        help='publish rate of the transport run at the largest size '
+                             '(default: %(default)s Hz)')
     parser.add_argument('--duration', type=float,
-                        help='seconds per rate, at least 10 sets (default 10; quick 4)')
+                        help='seconds of the transport run (default 60; quick 4)')
     parser.add_argument('--soak', type=float,
                         help='seconds of the memory soak at 3x the processing rate '
-                             '(default 60; quick 20)')
+                             '(default 60; quick 8)')
     parser.set_defaults(run=run_node)
 
 
@@ -281,17 +275,18 @@ def run_models(args: argparse.Namespace) -> int:
 def run_node(args: argparse.Namespace) -> int:
     from stereo_derain_ros.bench.machine import describe_machine
     from stereo_derain_ros.bench.node_bench import (
-        node_markdown,
         NodeBenchConfig,
         NodeBenchError,
         run_node_bench,
     )
+    from stereo_derain_ros.bench.node_report import node_markdown
 
-    (width, height), = args.size or [(320, 180) if args.quick else (1280, 720)]
     config = NodeBenchConfig(
-        width=width, height=height, rates_hz=args.rates,
-        duration_s=args.duration or (4.0 if args.quick else 10.0),
-        soak_s=args.soak or (20.0 if args.quick else 60.0), **_engine_settings(args))
+        sizes=args.size or ([(64, 32)] if args.quick else [(640, 360), (1280, 720)]),
+        pings=args.pings or (3 if args.quick else 10), transport_rate_hz=args.rate,
+        transport_s=args.duration or (4.0 if args.quick else 60.0),
+        soak_s=args.soak or (8.0 if args.quick else 60.0),
+        **{**_engine_settings(args), 'threads': args.threads or 1})
     machine = describe_machine()
     try:
         result = run_node_bench(config, machine, lambda text: print(f'bench node: {text}',

@@ -10,9 +10,9 @@ from stereo_derain_ros.demo import DemoError
 class DemoConfig:
     """Demo settings; the defaults are what `make demo` runs (see docs/demo.md).
 
-    `replay_rate` None picks a rate from a short in-process timing of the engine, so that a
-    2-core CPU keeps up with the replay and no frame is dropped; a number forces it (drops are
-    then counted and reported rather than prevented).
+    `replay_rate` None paces the replay from the node's own measured time per set, so that the
+    node keeps up and no set is superseded; a number forces it (superseded sets are then counted
+    and reported rather than prevented).
     """
 
     output: Path = Path('demo_output')

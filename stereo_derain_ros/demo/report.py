@@ -56,6 +56,13 @@ def _fmt(value, pattern: str = '{:.1f}') -> str:
     return pattern.format(value)
 
 
+def _pace_source(timing: dict) -> str:
+    seconds = timing.get('node_seconds_per_set')
+    if seconds is None:
+        return ' (as asked)'
+    return f' (paced from the node: {seconds:.2f} s per set, sent one at a time)'
+
+
 def timing_markdown(timing: dict) -> str:
     """Return the node's latency and throughput as markdown bullet points."""
     latency = timing['latency_ms']
@@ -63,7 +70,7 @@ def timing_markdown(timing: dict) -> str:
     lines = [
         f'- sets replayed: {timing["sets_sent"]}, derained and recorded: '
         f'{timing["sets_derained"]}, dropped (newest wins): {timing["sets_dropped"]}',
-        f'- replay pace: {timing["replay_rate"]:.3g}x the bag rate, '
+        f'- replay pace: {timing["replay_rate"]:.3g}x the bag rate{_pace_source(timing)}, '
         f'{_fmt(timing["input_rate_hz"], "{:.2f}")} sets/s in; node throughput '
         f'{_fmt(timing["output_rate_hz"], "{:.2f}")} sets/s out',
         f'- latency, input on the wire -> both derained images received: mean '
@@ -75,8 +82,9 @@ def timing_markdown(timing: dict) -> str:
             f'- node /diagnostics (last): inference {diagnostics.get("inference_latency_mean_ms")}'
             f' ms mean ({diagnostics.get("inference_latency_p95_ms")} p95), in-node end to end '
             f'{diagnostics.get("end_to_end_latency_mean_ms")} ms mean, output rate '
-            f'{diagnostics.get("output_rate_hz")} Hz, dropped {diagnostics.get("dropped_sets")}'
-            f', device {diagnostics.get("device")}, precision {diagnostics.get("precision")}')
+            f'{diagnostics.get("output_rate_hz")} Hz, superseded '
+            f'{diagnostics.get("superseded_sets")}, device {diagnostics.get("device")}, '
+            f'precision {diagnostics.get("precision")}')
     lines.append('- node start-up (process start -> topics matched): '
                  f'{timing["node_ready_s"]:.1f} s')
     return '\n'.join(lines) + '\n'

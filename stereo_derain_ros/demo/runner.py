@@ -5,17 +5,10 @@ import json
 from pathlib import Path
 import time
 
-import numpy as np
-
 from stereo_derain_ros.demo import DemoError
 from stereo_derain_ros.demo.config import DemoConfig
 
-STEPS = 5
-# Publish a set only every HEADROOM x the engine's time per pair: the node also decodes, copies
-# and publishes, and the replayer and recorder share the same cores, so on a quiet 2-core machine
-# the node's inference measured about 4x the in-process probe (1.6x dropped 21 of 30 sets).
-HEADROOM = 5.0
-PROBE_RUNS = 3
+STEPS = 4
 
 
 def _rain_bag_config(config: DemoConfig, path: Path):
@@ -47,71 +40,33 @@ def ensure_demo_bag(config: DemoConfig, echo: Callable[[str], None]) -> Path:
     return path
 
 
-def engine_seconds_per_pair(config: DemoConfig, left: np.ndarray, right: np.ndarray) -> float:
-    """Time the node's engine settings on one pair in this process (median of a few runs)."""
-    from stereo_derain_ros.engine import DerainEngine, EngineConfig
-
-    engine = DerainEngine(EngineConfig.from_options(
-        model=config.model, weights=config.weights, untrained=config.untrained,
-        device=config.device, warmup_shape=None))
-    engine.derain(left, right)
-    times = []
-    for _ in range(PROBE_RUNS):
-        started = time.perf_counter()
-        engine.derain(left, right)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
-def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
-    """Run the whole demo and return the path of the report's index.md."""
+def _live(config: DemoConfig, bag: Path, weight_args: dict[str, object],
+          echo: Callable[[str], None]):
+    """Start the node, pace the replay from it, replay the bag and record the output."""
     from tqdm import tqdm
 
-    from stereo_derain_ros.bagio.synthetic import scene_for
-    from stereo_derain_ros.demo.frames import read_demo_frames, read_pairs
-    from stereo_derain_ros.demo.live import record_live_run
+    from stereo_derain_ros.demo.frames import read_pairs
+    from stereo_derain_ros.demo.live import Pacing, record_live_run
     from stereo_derain_ros.demo.node_process import (
+        INPUT_NAMESPACE,
         isolate_ros_environment,
         node_command,
-        weights_arguments,
     )
-    from stereo_derain_ros.demo.report import (
-        summary_markdown,
-        write_images,
-        write_index,
-        write_metrics,
-    )
-    from stereo_derain_ros.demo.scoring import frames_to_score, score_frames, timing_summary
 
-    started = time.monotonic()
-    weight_args, weights_description = weights_arguments(config)
-    if config.untrained:
-        echo('WARNING: running UNTRAINED weights: the report shows the pipeline, not deraining')
-    config.output.mkdir(parents=True, exist_ok=True)
-    step_seconds = {}
-    bag = ensure_demo_bag(config, echo)
-    step_seconds['bag'] = time.monotonic() - started
-
-    mark = time.monotonic()
-    replay_rate = config.replay_rate
-    if replay_rate is None:
-        left, right = next(iter(read_pairs(bag, '/stereo').values()))
-        seconds = engine_seconds_per_pair(config, left, right)
-        replay_rate = min(1.0, 1.0 / (HEADROOM * seconds * config.rate_hz))
-        echo(f'[2/{STEPS}] pace: the engine takes {seconds:.2f} s per pair here; replaying at '
-             f'{replay_rate:.3g}x ({replay_rate * config.rate_hz:.2f} sets/s)')
-    else:
-        seconds = 1.0 / config.rate_hz
-        echo(f'[2/{STEPS}] pace: replaying at {replay_rate:g}x as asked; sets the node cannot '
-             'keep up with are dropped (newest wins) and counted')
-    step_seconds['pace'] = time.monotonic() - mark
-
-    mark = time.monotonic()
     env = isolate_ros_environment()
     command = node_command(config, weight_args)
-    echo(f'[3/{STEPS}] live: starting stereo_derain_node (ROS_DOMAIN_ID '
+    echo(f'[2/{STEPS}] live: starting stereo_derain_node (ROS_DOMAIN_ID '
          f'{env["ROS_DOMAIN_ID"]}, log {config.output / "node.log"}), replaying the bag through '
          'it and recording its output')
+    pacing = None
+    if config.replay_rate is None:
+        first_stamp, pair = next(iter(read_pairs(bag, INPUT_NAMESPACE).items()))
+        pacing = Pacing(pair, config.rate_hz, first_stamp, lambda seconds, rate: echo(
+            f'  pace: the node takes {seconds:.2f} s per set; replaying at {rate:.3g}x '
+            f'({rate * config.rate_hz:.2f} sets/s)'))
+    else:
+        echo(f'  pace: replaying at {config.replay_rate:g}x as asked; sets the node cannot keep '
+             'up with are superseded (newest wins) and counted')
     frame_count = _rain_bag_config(config, bag).frame_count
     with tqdm(total=frame_count, unit='set', desc='replay -> node') as bar:
         def progress(sent: int, derained: int) -> None:
@@ -120,25 +75,52 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
 
         run = record_live_run(
             bag, config.output / 'recorded_output', command, config.output / 'node.log', env,
-            replay_rate, drain_timeout_s=max(5.0, 4.0 * seconds),
+            config.replay_rate, drain_timeout_s=10.0, pacing=pacing,
             ready_timeout_s=config.node_start_timeout_s, progress=progress)
-    step_seconds['live'] = time.monotonic() - mark
     if not run.received:
         raise DemoError(f'the node published nothing for {len(run.sent)} replayed sets; see '
                         f'{config.output / "node.log"}')
+    return run, command
 
-    mark = time.monotonic()
+
+def _score(config: DemoConfig, bag: Path, run, echo: Callable[[str], None]):
+    from stereo_derain_ros.bagio.synthetic import scene_for
+    from stereo_derain_ros.demo.frames import read_demo_frames
+    from stereo_derain_ros.demo.scoring import frames_to_score, score_frames, timing_summary
+
     frames = read_demo_frames(bag, config.output / 'recorded_output')
     scored = frames_to_score(frames, config.scored_frames)
-    echo(f'[4/{STEPS}] scoring {len(scored)} of {len(run.received)} derained sets against the '
+    echo(f'[3/{STEPS}] scoring {len(scored)} of {len(run.received)} derained sets against the '
          'clean reference')
     scene = scene_for(_rain_bag_config(config, bag))
-    result = score_frames(scored, scene.disparity_left, config.sample_frames)
-    timing = timing_summary(run)
-    step_seconds['scoring'] = time.monotonic() - mark
+    return frames, score_frames(scored, scene.disparity_left, config.sample_frames), \
+        timing_summary(run)
 
-    mark = time.monotonic()
-    echo(f'[5/{STEPS}] writing the report to {config.output}')
+
+def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
+    """Run the whole demo and return the path of the report's index.md."""
+    from stereo_derain_ros.demo.node_process import weights_arguments
+    from stereo_derain_ros.demo.report import (
+        summary_markdown,
+        write_images,
+        write_index,
+        write_metrics,
+    )
+
+    started = time.monotonic()
+    weight_args, weights_description = weights_arguments(config)
+    if config.untrained:
+        echo('WARNING: running UNTRAINED weights: the report shows the pipeline, not deraining')
+    config.output.mkdir(parents=True, exist_ok=True)
+    marks = {'start': started}
+    bag = ensure_demo_bag(config, echo)
+    marks['bag'] = time.monotonic()
+    run, command = _live(config, bag, weight_args, echo)
+    marks['live'] = time.monotonic()
+    frames, result, timing = _score(config, bag, run, echo)
+    marks['scoring'] = time.monotonic()
+
+    echo(f'[4/{STEPS}] writing the report to {config.output}')
     details = {
         'input bag': f'{bag.name}: {len(frames)} sets {config.width}x{config.height} at '
                      f'{config.rate_hz:g} Hz, preset {config.preset}, seed {config.seed}',
@@ -150,8 +132,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
     metrics = write_metrics(result, timing, details, config.output,
                             'Ground-truth disparity: the Middlebury scene scaled and cropped as '
                             'the bag was rendered.')
-    step_seconds['report'] = time.monotonic() - mark
-    step_seconds['total'] = time.monotonic() - started
+    marks['report'] = time.monotonic()
+    names = list(marks)
+    step_seconds = {name: marks[name] - marks[previous]
+                    for previous, name in zip(names, names[1:])}
+    step_seconds['total'] = marks['report'] - started
     details['run time'] = f'{step_seconds["total"]:.0f} s'
     index = write_index(config.output, details, images, metrics, summary_markdown(result),
                         timing, config.untrained)

@@ -19,12 +19,13 @@ from stereo_derain_ros.evaluation.runner import (
     identity_derainer,
     RAINY,
 )
+from stereo_derain_ros.node_stats import latency_summary_ms
 
 NODE = 'stereo_derain_node'
 DIAGNOSTIC_KEYS = ('inference_latency_mean_ms', 'inference_latency_p95_ms',
                    'end_to_end_latency_mean_ms', 'end_to_end_latency_p95_ms', 'input_rate_hz',
-                   'output_rate_hz', 'published_sets', 'dropped_sets', 'rejected_sets', 'device',
-                   'model', 'precision')
+                   'output_rate_hz', 'published_sets', 'superseded_sets', 'rejected_sets',
+                   'device', 'model', 'precision')
 
 
 def _key(image: np.ndarray) -> str:
@@ -70,14 +71,6 @@ def score_frames(scored: list[DemoFrame], ground_truth: np.ndarray | None,
                     figure_method=NODE, figure_count=figure_count)
 
 
-def _stats_ms(values_s: list[float]) -> dict[str, float]:
-    if not values_s:
-        return {}
-    values = np.array(values_s) * 1000.0
-    return {'mean': float(values.mean()), 'p50': float(np.percentile(values, 50)),
-            'p95': float(np.percentile(values, 95)), 'max': float(values.max())}
-
-
 def _rate(times: list[float]) -> float:
     times = sorted(times)
     if len(times) < 2 or times[-1] <= times[0]:
@@ -97,8 +90,9 @@ def timing_summary(run: LiveRun) -> dict:
         'replay_rate': run.replay_rate,
         'input_rate_hz': _rate(list(run.sent.values())),
         'output_rate_hz': _rate([run.received[s] for s in run.sent if s in run.received]),
-        'latency_ms': _stats_ms(latencies),
+        'latency_ms': latency_summary_ms(latencies),
         'node_ready_s': run.node_ready_s,
+        'node_seconds_per_set': run.node_seconds_per_set,
         'node_diagnostics': {key: diagnostics[key] for key in DIAGNOSTIC_KEYS
                              if key in diagnostics},
     }
