@@ -146,6 +146,22 @@ def fill_image(message, image: np.ndarray, encoding: str) -> None:
     message.data = data
 
 
+def check_complete_jpeg(data: bytes, what: str) -> None:
+    """Refuse JPEG data that stops before its end-of-image marker (a truncated file or message).
+
+    libjpeg decodes a truncated JPEG anyway, filling the missing rows with grey, and only prints
+    a warning, so the damage would pass for a picture. The end marker (FF D9) cannot occur
+    inside entropy-coded data, so one after the last start-of-scan means the image is complete;
+    thumbnails end before the main scan starts and do not count. Non-JPEG data passes.
+    """
+    if not data.startswith(b'\xff\xd8'):
+        return
+    last_scan = data.rfind(b'\xff\xda')
+    if last_scan < 0 or data.find(b'\xff\xd9', last_scan) < 0:
+        raise ImageCodecError(f'{what} is a truncated JPEG ({len(data)} bytes, no end-of-image '
+                              'marker after its last scan); expected a complete file')
+
+
 def decode_compressed(format_: str, data) -> tuple[np.ndarray, str]:
     """Decode a `sensor_msgs/CompressedImage` payload (jpeg or png) with OpenCV.
 
@@ -166,6 +182,7 @@ def decode_compressed(format_: str, data) -> tuple[np.ndarray, str]:
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageCodecError(f'compressed image ({format_!r}) has no data')
+    check_complete_jpeg(buffer.tobytes(), 'compressed image data')
     image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ImageCodecError(

@@ -33,6 +33,7 @@ class BagSpec:
     compressed_format: str | None = None
     drop_right: tuple[int, ...] = ()
     corrupt_left: tuple[int, ...] = ()
+    narrow_right: tuple[int, ...] = ()
     namespace: str = '/stereo'
 
 
@@ -104,6 +105,9 @@ def write_stereo_bag(path: Path, spec: BagSpec) -> Path:
                     continue
                 frame_id = f'stereo_{side}_optical_frame'
                 image = image_message(index, side_index, frame_id, spec.compressed_format)
+                if side == 'right' and index in spec.narrow_right:
+                    image.data = frame_pixels(index, 1)[:, :WIDTH // 2].reshape(-1)
+                    image.width, image.step = WIDTH // 2, WIDTH // 2 * 3
                 raw = bytes(TYPESTORE.serialize_cdr(image, image_type))
                 if side == 'left' and index in spec.corrupt_left:
                     raw = raw[:40]

@@ -175,12 +175,15 @@ def test_keyboard_interrupt_leaves_no_output_and_the_input_untouched(tmp_path):
     assert tree_digest(tmp_path / 'rainy') == before
 
 
-def test_corrupt_message_mid_bag_fails_cleanly_without_output(tmp_path):
+def test_corrupt_message_mid_bag_is_skipped_and_reported(tmp_path):
     write_stereo_bag(tmp_path / 'rainy', BagSpec(frames=6, corrupt_left=(3,)))
     before = tree_digest(tmp_path / 'rainy')
-    with pytest.raises(BagError, match='/stereo/left/image_rect.*corrupt'):
-        derain_bag(config(tmp_path), invert_batch)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['rainy']
+    summary = derain_bag(config(tmp_path), invert_batch)
+    assert (summary.pairs, summary.unpaired) == (5, [0, 1])
+    assert len(summary.skipped) == 1
+    assert '/stereo/left/image_rect at receive time' in summary.skipped[0]
+    assert len(read_all(tmp_path / 'derained')['/stereo_derained/left/image_rect']) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['derained', 'rainy']
     assert tree_digest(tmp_path / 'rainy') == before
 
 

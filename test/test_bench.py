@@ -27,15 +27,32 @@ def stereo_derain(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
 
 
+def git_status() -> str:
+    return subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'],
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture(scope='module')
-def models_results(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp('bench')
+def models_run() -> tuple[Path, str, str]:
+    """Run `bench models` from the repository root without --out-dir, as a user would."""
+    before = git_status()
     result = stereo_derain('bench', 'models', '--quick', '--sizes', '64x32,128x32',
                            '--models', 'bandnet,bandnet_mono', '--attention', 'banded',
-                           '--warmup', '0', '--repeats', '1', '--threads', '1',
-                           '--out-dir', str(out_dir))
+                           '--warmup', '0', '--repeats', '1', '--threads', '1')
     assert result.returncode == 0, result.stderr
-    return out_dir
+    return REPO_ROOT / 'bench_results', before, git_status()
+
+
+@pytest.fixture(scope='module')
+def models_results(models_run) -> Path:
+    return models_run[0]
+
+
+@pytest.mark.slow
+def test_bench_with_defaults_leaves_the_checkout_unchanged(models_run):
+    out_dir, before, after = models_run
+    assert (out_dir / 'models.json').is_file()
+    assert after == before
 
 
 @pytest.mark.slow

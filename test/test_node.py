@@ -327,8 +327,9 @@ def test_out_of_memory_falls_back_and_reports_an_error(start_node):
         return model
 
     def factory(params):
+        # A 48 px tile has no room for a measured receptive margin: trust tiles to their edges.
         return DerainEngine(EngineConfig(device='cpu', fallback_tile=(48, 48), warmup_shape=None,
-                                         max_disparity=8),
+                                         max_disparity=8, tile_margin=0, tile_overlap=16),
                             model=out_of_memory_on_whole_images())
 
     node, rig = start_node(engine_factory=factory)

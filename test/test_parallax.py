@@ -93,3 +93,12 @@ def test_rows_round_trip():
 def test_bad_view_is_rejected():
     with pytest.raises(ValueError, match='view'):
         parallax_attention(*random_rows(5), 'up')
+
+
+@pytest.mark.parametrize('max_disparity', [None, 4])
+def test_fp16_logits_do_not_overflow(max_disparity):
+    """Unscaled, 64 products of 40 x 40 sum to 102400 > fp16's 65504; scaled first they fit."""
+    rows = torch.full((1, 16, 64), 40.0, dtype=torch.float16)
+    values = torch.rand(1, 16, 8, dtype=torch.float16)
+    to_left, to_right = parallax_attention_pair(rows, rows, values, values, max_disparity)
+    assert torch.isfinite(to_left).all() and torch.isfinite(to_right).all()

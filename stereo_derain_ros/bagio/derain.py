@@ -21,7 +21,11 @@ from typing import Any
 import numpy as np
 
 from stereo_derain_ros.bagio import BagError
-from stereo_derain_ros.bagio.atomic import atomic_bag_directory, check_output_path
+from stereo_derain_ros.bagio.atomic import (
+    atomic_bag_directory,
+    check_output_path,
+    remove_stale_partials,
+)
 from stereo_derain_ros.bagio.pairing import LEFT, RIGHT, StereoPairer
 from stereo_derain_ros.bagio.reading import (
     add_connection_like,
@@ -95,6 +99,7 @@ class BagDerainSummary:
     seconds: float = 0.0
     output_topics: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def pairs_per_second(self) -> float:
@@ -128,6 +133,10 @@ class _StopRequestedError(Exception):
     """Another stage failed or the run was interrupted: leave quietly."""
 
 
+class _UnusableImageError(Exception):
+    """One image message cannot be decoded: it is skipped and reported, the run goes on."""
+
+
 _END = object()
 
 
@@ -143,6 +152,8 @@ def derain_bag(config: BagDerainConfig, derain_batch: DerainBatch,
     check_output_path(config.output, config.overwrite, inputs=(config.input,))
     plan = _make_plan(config)
     summary = BagDerainSummary(output_topics=dict(plan.derived_topics))
+    summary.notes += [f'removed {path}, left by a run that was killed'
+                      for path in remove_stale_partials(config.output)]
     if plan.info_ids[LEFT] is None or plan.info_ids[RIGHT] is None:
         summary.notes.append('no camera_info topic next to the images: none written')
     started = time.monotonic()
@@ -293,7 +304,11 @@ class _Pipeline:
                 if not replace:
                     self._put(self.writes, (connection.id, timestamp, raw))
                     self.summary.messages_copied += 1
-                frame = self._decode(connection, timestamp, raw)
+                try:
+                    frame = self._decode(connection, timestamp, raw)
+                except _UnusableImageError as error:
+                    self._skip([(connection.id, timestamp, raw)], str(error))
+                    continue
                 pairs, unpaired = pairer.add(side, _stamp_ns(frame.message), frame)
                 self._give_up(unpaired, sides)
                 for pair in pairs:
@@ -312,28 +327,39 @@ class _Pipeline:
                 pixels, order = decode_image(message.height, message.width, message.encoding,
                                              message.step, message.is_bigendian, message.data)
         except ImageCodecError as error:
-            raise BagError(f'{connection.topic} at receive time {timestamp} ns: {error}'
-                           ) from None
-        except Exception as error:
-            raise BagError(f'cannot deserialise the {connection.msgtype} message on '
-                           f'{connection.topic} at receive time {timestamp} ns: the bag looks '
-                           f'corrupt ({type(error).__name__}: {error})') from None
+            raise _UnusableImageError(f'{connection.topic} at receive time {timestamp} ns: '
+                                      f'{error}') from None
+        except Exception as error:  # noqa: BLE001 - any deserialisation failure: corrupt CDR
+            raise _UnusableImageError(
+                f'{connection.topic} at receive time {timestamp} ns: cannot deserialise the '
+                f'{connection.msgtype} message ({type(error).__name__}: {error})') from None
         return _Frame(connection.id, timestamp, raw, message, pixels, order)
 
     def _give_up(self, frames: list[_Frame], sides: dict[int, int]) -> None:
         for frame in frames:
             self.summary.unpaired[sides[frame.connection_id]] += 1
-            if self.config.replace:
-                self._put(self.writes, (frame.connection_id, frame.timestamp, frame.raw))
-                self.summary.messages_copied += 1
+            self._keep_unchanged(frame.connection_id, frame.timestamp, frame.raw)
+
+    def _skip(self, messages: list[tuple[int, int, bytes]], reason: str) -> None:
+        """Leave images that cannot be derained as they were, and say why."""
+        self.summary.skipped.append(reason)
+        for message in messages:
+            self._keep_unchanged(*message)
+
+    def _keep_unchanged(self, connection_id: int, timestamp: int, raw: bytes) -> None:
+        """Copy an input image that gets no derained version (already copied unless replace)."""
+        if self.config.replace:
+            self._put(self.writes, (connection_id, timestamp, raw))
+            self.summary.messages_copied += 1
 
     def _add_to_batch(self, batch: list, pair: tuple[_Frame, _Frame]) -> list:
         left, right = pair
-        if left.channel_order != right.channel_order or left.pixels.dtype != right.pixels.dtype:
-            raise BagError(
-                f'left image is {left.channel_order} {left.pixels.dtype} but right image is '
-                f'{right.channel_order} {right.pixels.dtype} at stamp '
-                f'{_stamp_ns(left.message)} ns; expected the same encoding')
+        if _image_kind(left) != _image_kind(right):
+            self._skip([(frame.connection_id, frame.timestamp, frame.raw) for frame in pair],
+                       f'pair at stamp {_stamp_ns(left.message)} ns: left image is '
+                       f'{_image_kind(left)} but right image is {_image_kind(right)}; expected '
+                       'the same size and encoding')
+            return batch
         if batch and _batch_key(batch[0]) != _batch_key(pair):
             self._put(self.batches, batch)
             batch = []
@@ -416,6 +442,11 @@ class _Derained:
 
 def _stamp_ns(message) -> int:
     return message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+
+
+def _image_kind(frame: _Frame) -> str:
+    """Describe what must match between the two views: size, channel order and depth."""
+    return f'{"x".join(map(str, frame.pixels.shape))} {frame.channel_order} {frame.pixels.dtype}'
 
 
 def _batch_key(pair: tuple[_Frame, _Frame]) -> tuple:

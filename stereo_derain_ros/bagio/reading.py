@@ -34,13 +34,26 @@ def open_bag(path: Path) -> Iterator[Reader]:
     reader = Reader(path)
     try:
         reader.open()
-    except Exception as error:
-        raise BagError(
-            f'cannot open bag {path}: it looks corrupt or incomplete ({error})') from None
+    except Exception as error:  # noqa: BLE001 - rosbags raises many kinds for damaged bags
+        raise BagError(f'cannot open bag {path}: it looks corrupt or incomplete '
+                       f'({_describe(error)})') from None
     try:
         yield reader
     finally:
         reader.close()
+
+
+def _describe(error: BaseException) -> str:
+    """Say in one line why a bag did not open; YAML errors become problem + line and column."""
+    cause: BaseException | None = error
+    while cause is not None:
+        mark = getattr(cause, 'problem_mark', None)
+        if mark is not None and getattr(cause, 'problem', None):
+            return (f'metadata.yaml is not valid YAML: {cause.problem} at line {mark.line + 1}, '
+                    f'column {mark.column + 1}')
+        cause = cause.__cause__ or cause.__context__
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0]
 
 
 def image_topics(reader: Reader) -> list[str]:

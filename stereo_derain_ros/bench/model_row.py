@@ -7,7 +7,8 @@ its parameters and MACs; only the timing and the peak memory are lost.
 import resource
 
 from stereo_derain_ros.bench.isolated import is_out_of_memory, OUT_OF_MEMORY
-from stereo_derain_ros.bench.timing import median, time_call, torch_dtype
+from stereo_derain_ros.bench.timing import median, time_call
+from stereo_derain_ros.engine.precision import autocast
 
 
 def padded(size: int, multiple: int) -> int:
@@ -17,15 +18,10 @@ def padded(size: int, multiple: int) -> int:
 
 def count_macs_without_memory(name: str, max_disparity: int | None, height: int,
                                width: int) -> int | None:
-    import torch
-
-    from stereo_derain_ros.models import build_model, count_macs
+    from stereo_derain_ros.models import count_macs_on_meta
 
     try:
-        with torch.device('meta'):
-            model = build_model(name).eval()
-        model.set_max_disparity(max_disparity)
-        return int(count_macs(model, height, width))
+        return int(count_macs_on_meta(name, height, width, max_disparity=max_disparity))
     except Exception:  # noqa: BLE001 - a model the meta device cannot run is counted for real
         return None
 
@@ -58,17 +54,18 @@ def measure_model_row(spec: dict) -> dict:
     try:
         if result['macs'] is None:
             result['macs'] = int(count_macs(model, height, width))
-        model = model.to(device=device, dtype=torch_dtype(spec['dtype']))
-        left = torch.rand(1, 3, height, width, device=device, dtype=torch_dtype(spec['dtype']))
+        model = model.to(device=device)
+        left = torch.rand(1, 3, height, width, device=device)
         right = torch.rand_like(left)
         forward = torch.compile(model) if spec['compile'] else model
+        precision = autocast(device, spec['dtype'])
         if device.startswith('cuda'):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             baseline_bytes = torch.cuda.memory_allocated()
         else:
             baseline_bytes = psutil.Process().memory_info().rss
-        with torch.inference_mode():
+        with torch.inference_mode(), precision:
             durations = time_call(lambda: forward(left, right), device, int(spec['warmup']),
                                   int(spec['repeats']))
     except Exception as error:

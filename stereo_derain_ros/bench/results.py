@@ -8,6 +8,18 @@ import json
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+# Where `bench` commands write unless told otherwise: a git-ignored folder, so that a run never
+# edits the committed results, which the README's performance section is checked against.
+RESULTS_DIR = Path('bench_results')
+# The committed results, rewritten only on request (`--update-docs`).
+DOCS_RESULTS_DIR = Path('docs/benchmarks')
+
+
+def results_dir(out_dir: Path | None, update_docs: bool) -> Path:
+    """Return where results go: `out_dir` if given, the docs if asked, else RESULTS_DIR."""
+    if out_dir is not None:
+        return out_dir
+    return DOCS_RESULTS_DIR if update_docs else RESULTS_DIR
 
 
 def format_number(value: float | int | None, digits: int = 3) -> str:
@@ -48,7 +60,7 @@ def machine_block(machine: dict) -> str:
 
 
 def write_results(result: dict, markdown: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Write `<stem>.json` and `<stem>.md` into `out_dir`; return their paths."""
+    """Write `<stem>.json` and `<stem>.md` into `out_dir` (see `results_dir`); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f'{stem}.json'
     markdown_path = out_dir / f'{stem}.md'

@@ -1,9 +1,16 @@
 """`stereo-derain bag`: derain a recorded stereo bag into a new bag, offline."""
 
 import argparse
+from collections.abc import Iterator
+import contextlib
+import signal
+import sys
+from types import FrameType
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, build_engine
+
+SHOWN_SKIPS = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stereo_derain_ros.bagio import BagError
     from stereo_derain_ros.bagio.derain import BagDerainConfig, check_bag_derain, derain_bag
+    from stereo_derain_ros.engine import EngineError
 
     try:
         config = BagDerainConfig(
@@ -55,14 +63,14 @@ def run(args: argparse.Namespace) -> int:
     except BagError as error:
         raise CommandError(str(error)) from None
     engine = build_engine(args)
-    with tqdm(unit='pair', desc='derain', dynamic_ncols=True) as bar:
+    with tqdm(unit='pair', desc='derain', dynamic_ncols=True) as bar, sigterm_as_interrupt():
         def progress(done: int, expected: int) -> None:
             bar.total = max(expected, done)
             bar.update(done - bar.n)
 
         try:
             summary = derain_bag(config, engine.derain_batch, progress)
-        except BagError as error:
+        except (BagError, EngineError) as error:
             raise CommandError(str(error)) from None
     print(f'wrote {config.output}: {summary.pairs} pairs derained in {summary.seconds:.1f} s '
           f'({summary.pairs_per_second:.2f} pairs/s), {summary.messages_copied} messages copied')
@@ -73,4 +81,24 @@ def run(args: argparse.Namespace) -> int:
               f'{summary.unpaired[1]} right')
     for note in summary.notes:
         print(f'  note: {note}')
+    if summary.skipped:
+        print(f'  skipped {len(summary.skipped)} image(s) or pair(s) that could not be derained, '
+              'left as they were:', file=sys.stderr)
+        for reason in summary.skipped[:SHOWN_SKIPS]:
+            print(f'    {reason}', file=sys.stderr)
+        if len(summary.skipped) > SHOWN_SKIPS:
+            print(f'    ... and {len(summary.skipped) - SHOWN_SKIPS} more', file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (kill, systemd, docker stop) like Ctrl-C, so the partial output is removed."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

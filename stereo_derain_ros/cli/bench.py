@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from stereo_derain_ros.bench.results import DOCS_RESULTS_DIR, RESULTS_DIR, results_dir
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.arguments import parse_sizes
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
@@ -12,8 +13,6 @@ from stereo_derain_ros.engine.config import DEFAULT_MODEL
 BENCH_ENGINE_OPTIONS = ('model', 'weights', 'device', 'precision', 'threads')
 QUICK_THREADS_HELP = ('torch intra-op CPU threads (default: torch default; quick 1, which is '
                       'steadier on shared cores)')
-
-DEFAULT_OUT_DIR = Path('docs/benchmarks')
 
 
 def _names(text: str) -> list[str]:
@@ -37,8 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out-dir', type=Path, default=DEFAULT_OUT_DIR,
-                        help='folder for the JSON and markdown results (default: %(default)s)')
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument('--out-dir', type=Path,
+                        help=f'folder for the JSON and markdown results (default: {RESULTS_DIR}, '
+                             'git-ignored)')
+    output.add_argument('--update-docs', action='store_true',
+                        help=f'write the committed results in {DOCS_RESULTS_DIR} instead (then '
+                             'run `bench report`)')
     parser.add_argument('--quick', action='store_true',
                         help='fewer sizes and repeats: finishes in a few minutes on 2 CPU cores')
 
@@ -178,7 +182,7 @@ def _register_report(commands: argparse._SubParsersAction) -> None:
         'report', help="regenerate the README's performance section from committed results",
         description='Rewrite the performance section of the README between its markers from '
                     'the JSON results, or check (--check) that it is up to date.')
-    parser.add_argument('--results-dir', type=Path, default=DEFAULT_OUT_DIR,
+    parser.add_argument('--results-dir', type=Path, default=DOCS_RESULTS_DIR,
                         help='folder holding models.json, node.json, bag.json '
                              '(default: %(default)s)')
     parser.add_argument('--readme', type=Path, default=Path('README.md'),
@@ -216,6 +220,9 @@ def _model_config(args: argparse.Namespace):
     if any(dtype not in TORCH_DTYPES for dtype in dtypes):
         raise CommandError(f'--dtypes {",".join(dtypes)}: expected some of '
                            f'{", ".join(TORCH_DTYPES)}')
+    if device == 'cpu' and dtypes != ['fp32']:
+        raise CommandError(f'--dtypes {",".join(dtypes)}: half-precision rows run the engine\'s '
+                           'CUDA autocast path; on the CPU the engine runs fp32 only')
     if not args.backends or set(args.backends) - {'torch', 'onnxruntime'}:
         raise CommandError(f'--backends {",".join(args.backends)}: expected torch, onnxruntime '
                            'or torch,onnxruntime')
@@ -319,7 +326,8 @@ def run_bag(args: argparse.Namespace) -> int:
 def _write(args: argparse.Namespace, result: dict, markdown: str, name: str) -> None:
     from stereo_derain_ros.bench.results import write_results
 
-    json_path, markdown_path = write_results(result, markdown, args.out_dir, name)
+    out_dir = results_dir(args.out_dir, args.update_docs)
+    json_path, markdown_path = write_results(result, markdown, out_dir, name)
     print(f'wrote {json_path} and {markdown_path}')
 
 

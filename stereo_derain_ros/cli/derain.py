@@ -26,16 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pairs = _pairs(args)
+    _prepare(args.out_dir)
+    first = _read(pairs[0][0]), _read(pairs[0][1])  # bad input fails before the engine is built
     engine = build_engine(args)
     from tqdm import tqdm
 
+    from stereo_derain_ros.engine import EngineError
+
     single = args.left is not None
-    for left_path, right_path in tqdm(pairs, desc='derain', unit='pair', disable=single):
-        left, right = _read(left_path), _read(right_path)
+    for index, (left_path, right_path) in enumerate(tqdm(pairs, desc='derain', unit='pair',
+                                                         disable=single)):
+        left, right = first if index == 0 else (_read(left_path), _read(right_path))
         try:
             left_out, right_out = _derain(engine, left, right)
-        except ValueError as error:
-            raise CommandError(f'{left_path} / {right_path}: {error}') from error
+        except (EngineError, ValueError) as error:
+            raise CommandError(f'{left_path} / {right_path}: {error}') from None
         if single:
             _write(args.out_dir / 'left.png', left_out)
             _write(args.out_dir / 'right.png', right_out)
@@ -44,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
             _write(args.out_dir / 'right' / right_path.name, right_out)
     print(f'derained {len(pairs)} pair(s) into {args.out_dir}')
     return 0
+
+
+def _prepare(out_dir: Path) -> None:
+    """Create the output folder now, so an unusable one fails before any work is done."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f'cannot create the output folder {out_dir}: {error.strerror}; '
+                           'expected a writable folder path') from None
 
 
 def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -86,11 +100,23 @@ def _derain(engine, left, right):
 
 
 def _read(path: Path):
+    """Decode an image file whole, refusing damaged files that OpenCV would half-decode."""
     import cv2
+    import numpy as np
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    from stereo_derain_ros.image_codec import check_complete_jpeg, ImageCodecError
+
+    try:
+        data = path.read_bytes()
+        check_complete_jpeg(data, f'image {path}')
+    except OSError as error:
+        raise CommandError(f'cannot read image {path}: {error.strerror}') from None
+    except ImageCodecError as error:
+        raise CommandError(str(error)) from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if image is None:
-        raise CommandError(f'cannot read image {path}')
+        raise CommandError(f'cannot read image {path}: not a complete image file in a format '
+                           f'OpenCV decodes ({", ".join(IMAGE_SUFFIXES)})')
     return image
 
 

@@ -29,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
         model_description,
     )
 
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     print(f'{"model":<14} {"params":>9} {f"GMACs@{width}x{height}":>16}  description')
     for name in available_models():
-        model = build_model(name).eval()
+        # The meta device gives shapes without memory: any size is counted in a moment.
+        with torch.device('meta'):
+            model = build_model(name).eval()
         multiple = model.pad_multiple
         padded_w, padded_h = (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
         macs = count_macs(model, padded_h, padded_w)

@@ -22,6 +22,7 @@ from pathlib import Path
 import struct
 import tempfile
 from typing import Any
+import warnings
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -35,6 +36,9 @@ from stereo_derain_ros.models import available_models, build_model, model_config
 FORMAT = 'stereo_derain_ros.checkpoint'
 FORMAT_VERSION = 1
 _HEADER_LIMIT = 100 * 1024 * 1024
+MAX_CONFIG_INT = 4096
+MAX_BLOCKS = 64
+MAX_CONFIG_ITEMS = 8
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
@@ -85,7 +89,10 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
                                 expected_model: str | None = None) -> nn.Module:
     """Rebuild the checkpoint's model with its stored config and weights, in eval mode.
 
-    `expected_model` guards against loading, say, an apanet checkpoint where bandnet was asked.
+    Everything is vetted before the real model is built: the config's sizes are bounded, the
+    model is built and run on the meta device and its tensor shapes compared with the file's,
+    and every weight must be finite. `expected_model` guards against loading, say, an apanet
+    checkpoint where bandnet was asked.
     """
     state_dict, metadata = load_checkpoint(path)
     name = metadata['model']
@@ -96,15 +103,71 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
         raise CheckpointError(
             f'checkpoint {path} holds model {name!r}, which this version does not know; '
             f'known models: {", ".join(available_models())}')
-    try:
-        model = build_model(name, **metadata['config'])
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(
-            f'checkpoint {path} has a config that model {name!r} does not accept: {error}'
-        ) from error
-    _check_fits(path, name, model, state_dict)
+    config = metadata['config']
+    _check_config_bounds(path, config)
+    _check_fits(path, name, _skeleton(path, name, config), state_dict)
+    _check_finite(path, state_dict)
+    model = build_model(name, **config)
     model.load_state_dict(state_dict)
     return model.eval()
+
+
+def _check_config_bounds(path: Path, config: dict[str, Any]) -> None:
+    """Refuse config values no real model has before anything is built from them.
+
+    A few hundred bytes of JSON can ask for millions of blocks; building that, even without
+    memory on the meta device, takes minutes, so sizes are bounded first: whole numbers from 0
+    to MAX_CONFIG_INT (block counts up to MAX_BLOCKS), at most MAX_CONFIG_ITEMS per list.
+    """
+    for key, value in config.items():
+        limit = MAX_BLOCKS if 'blocks' in key else MAX_CONFIG_INT
+        items = value if isinstance(value, list) else [value]
+        if len(items) > MAX_CONFIG_ITEMS or not all(_bounded(item, limit) for item in items):
+            raise CheckpointError(
+                f'checkpoint {path} has config {key}={json.dumps(value)[:80]}; expected whole '
+                f'numbers from 0 to {limit} (lists of up to {MAX_CONFIG_ITEMS}), true/false '
+                'or null')
+
+
+def _bounded(value: Any, limit: int) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    return isinstance(value, int) and 0 <= value <= limit
+
+
+def _skeleton(path: Path, name: str, config: dict[str, Any]) -> nn.Module:
+    """Build the model on the meta device (no memory) and run it once, to vet its config.
+
+    Tensor shapes come out of the meta model for the comparison with the file, and a config
+    that builds but cannot run (a zero scale factor, say) fails here rather than at a frame.
+    """
+    try:
+        with torch.device('meta'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model = build_model(name, **config)
+            side = 2 * int(getattr(model, 'pad_multiple', 1))
+            images = torch.empty(1, 3, side, side)
+            with torch.no_grad():
+                model(images, images)
+    except Exception as error:  # noqa: BLE001 - any failure means the config is unusable
+        raise CheckpointError(
+            f'checkpoint {path} has a config that model {name!r} does not accept: '
+            f'{type(error).__name__}: {_one_line(error)}') from None
+    return model
+
+
+def _check_finite(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    """Refuse NaN or infinite weights: they turn every output into NaN (black images)."""
+    bad = [key for key, tensor in state_dict.items()
+           if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(
+            f'checkpoint {path} has NaN or infinite values in {len(bad)} of '
+            f'{len(state_dict)} tensors ({_first(bad)}); expected finite weights')
+
+
+def _one_line(error: BaseException) -> str:
+    return ' '.join(str(error).split())[:200]
 
 
 def _read_header_metadata(path: Path) -> dict[str, str]:

@@ -39,7 +39,9 @@ class EngineConfig:
 
     `tile` (int or (height, width), None = whole image) bounds memory: tiles are cut at identical
     coordinates in both views and, when a disparity band is in force, each tile carries that many
-    extra columns of context so that every output pixel sees its whole band.
+    extra columns of context so that every output pixel sees its whole band. `tile_margin`
+    (pixels a tile's output is not trusted next to an inner edge) None means the model's
+    receptive radius, measured when tiling starts.
 
     `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
     default); on small shared machines one thread is often faster than several.
@@ -57,6 +59,7 @@ class EngineConfig:
     max_disparity: int | None = None
     tile: int | tuple[int, int] | None = None
     tile_overlap: int = 32
+    tile_margin: int | None = None
     tile_batch: int = 1
     fallback_tile: int | tuple[int, int] = 512
     auto_fallback: bool = True
@@ -135,6 +138,10 @@ class EngineConfig:
                     f'got {value!r}')
         if not isinstance(self.tile_overlap, int) or self.tile_overlap < 0:
             raise ValueError(f'tile_overlap must be a non-negative int, got {self.tile_overlap!r}')
+        if self.tile_margin is not None and (
+                not isinstance(self.tile_margin, int) or self.tile_margin < 0):
+            raise ValueError(
+                f'tile_margin must be a non-negative int or None, got {self.tile_margin!r}')
         if not isinstance(self.tile_batch, int) or self.tile_batch < 1:
             raise ValueError(f'tile_batch must be a positive int, got {self.tile_batch!r}')
         if self.warmup_shape is not None and not _is_tile(tuple(self.warmup_shape)):

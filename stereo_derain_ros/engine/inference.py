@@ -24,7 +24,9 @@ from stereo_derain_ros.engine.layout import (
     pad_to_multiple,
     to_model_tensor,
 )
-from stereo_derain_ros.engine.tiling import round_up, tiled_forward
+from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
+from stereo_derain_ros.engine.shared_pooling import global_pools
+from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class DerainEngine:
         info = self._backend.info
         self.model_name, self.weights_source = info.name, info.weights_source
         self.max_disparity, self.pad_multiple = info.max_disparity, info.pad_multiple
+        self._margin = config.tile_margin
+        self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
@@ -155,7 +159,12 @@ class DerainEngine:
             out_left, out_right = tiled_forward(
                 self._backend.forward, left, right, tile=self._tile,
                 overlap=self.config.tile_overlap, context=self.max_disparity or 0,
-                tile_batch=self.config.tile_batch)
+                margin=self._margin or 0, multiple=self.pad_multiple,
+                tile_batch=self.config.tile_batch, pools=self._pools)
+        if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
+            # Clamping would turn NaN into black images that look like results.
+            raise EngineError('the model produced NaN or infinite values, so there is no image '
+                              'to return; expected weights whose outputs stay finite')
         return out_left[..., :height, :width], out_right[..., :height, :width]
 
     def _warm_up(self, shape: tuple[int, int]) -> None:
@@ -165,14 +174,52 @@ class DerainEngine:
             self._backend.forward(images, images)
         self._backend.synchronize()
 
-    def _checked_tile(self, tile: int | tuple[int, int]) -> tuple[int, int]:
-        """Round a tile up to the model's multiple and check it leaves room past the band."""
-        height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
-        context = self.max_disparity or 0
-        overlap = self.config.tile_overlap
-        if height <= overlap or width <= context + overlap:
-            raise ValueError(
-                f'tile {height}x{width} is too small: it needs a height above the overlap '
-                f'({overlap}) and a width above max_disparity + overlap ({context + overlap})')
-        return height, width
+    @property
+    def tile_margin(self) -> int | None:
+        """Return the pixels a tile's output is not trusted next to an inner edge.
 
+        None until a tile is first asked for (the radius is measured then) unless configured.
+        """
+        return self._margin
+
+    def _measured_margin(self, height: int, width: int) -> int:
+        """Measure the receptive radius once (see `receptive_field`), when tiling is first needed.
+
+        The probe is no larger than the tile, so that it fits wherever the tile will. A backend
+        without a torch model cannot be probed: its margin is `tile_margin`, else 0.
+        """
+        if self._margin is None and self.model is None:
+            LOGGER.warning('the %s backend cannot measure the receptive field; tiles trust '
+                           'their outputs up to the edges (set tile_margin)', self.backend)
+            self._margin = 0
+        if self._margin is None:
+            size = max(self.pad_multiple, min(PROBE_SIZE, height, width))
+            self._margin = receptive_radius(self.model, self.pad_multiple, size, self.device)
+            LOGGER.info('model %s: receptive radius %d px, the margin of every tile',
+                        self.model_name, self._margin)
+        return self._margin
+
+    def _checked_tile(self, tile: int | tuple[int, int]) -> tuple[int, int]:
+        """Round a tile up to the model's multiple and check it leaves room past the margins.
+
+        Refuses a tile with no trusted part; warns when less than half of it is new pixels.
+        """
+        height, width = (round_up(size, self.pad_multiple) for size in tile_shape(tile))
+        context, margin = self.max_disparity or 0, self._measured_margin(height, width)
+        overlap = self.config.tile_overlap
+        strides = (tile_stride(height, overlap, 0, margin, self.pad_multiple),
+                   tile_stride(width, overlap, context, margin, self.pad_multiple))
+        if min(strides) < 1:
+            raise ValueError(
+                f'tile {height}x{width} is too small: it needs a height above 2 x margin + '
+                f'overlap ({2 * margin + overlap}) and a width above max_disparity + 2 x margin '
+                f'+ overlap ({context + 2 * margin + overlap}); margin {margin} px is the '
+                f"model's receptive radius")
+        if strides[0] < height / 2 or strides[1] < width / 2:
+            LOGGER.warning(
+                'tile %dx%d advances only %dx%d px per tile (2 x %d px receptive margin, %d px '
+                'disparity band, %d px blend), so most of the work is done twice or more; '
+                'tiles of at least %dx%d px waste less', height, width, *strides, margin,
+                context, overlap, 2 * (2 * margin + overlap),
+                2 * (context + 2 * margin + overlap))
+        return height, width

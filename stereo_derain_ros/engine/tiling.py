@@ -4,14 +4,19 @@ A left-view pixel at column x looks for its match in right-view columns [x - d, 
 pixel at x looks in left-view columns [x, x + d]. A tile therefore gives a trustworthy left output
 only `context` (= d) columns after its left edge and a trustworthy right output only until
 `context` columns before its right edge, unless that edge is the image border, where the band is
-cut by the camera anyway. Each view gets its own blending weights: zero on the columns without
-their band, a linear ramp over `overlap` pixels where neighbouring tiles meet, one elsewhere.
+cut by the camera anyway. Convolutions add a `margin` (the receptive radius) at every inner
+edge. Each view gets its own blending weights: zero where its output is not trusted, a linear
+ramp over `overlap` pixels where neighbouring tiles meet, one elsewhere. Global pooling layers
+get the whole image's means (`shared_pooling`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from stereo_derain_ros.engine.shared_pooling import SharedPooling
 
 StereoForward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -31,25 +36,39 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def plan_axis(length: int, size: int, overlap: int, context: int) -> TilePlan:
+def tile_stride(size: int, overlap: int, context: int, margin: int, multiple: int) -> int:
+    """Return how far apart tiles of `size` start: past both margins, the band and the blend."""
+    return (size - context - 2 * margin - overlap) // multiple * multiple
+
+
+def plan_axis(length: int, size: int, overlap: int, context: int, margin: int = 0,
+              multiple: int = 1) -> TilePlan:
     """Place tiles of `size` along an axis of `length` so the trusted parts overlap by `overlap`.
 
-    The stride is size - context - overlap; the last tile is pushed back to end at the border.
+    A tile's output is trusted `margin` pixels (the model's receptive radius) away from an edge
+    inside the image, plus `context` more on the side where a view's disparity band leaves the
+    tile. The stride (`tile_stride`) is size - context - 2 margin - overlap, rounded down to
+    `multiple`: tiles must start on the model's grid (pixel-unshuffle and stride-2 phases), or
+    their features are not the whole image's. The last tile is pushed back to end at the border
+    (on the grid too when `length` and `size` are multiples).
     """
     if size >= length:
         ones = torch.ones(length)
         return TilePlan((0,), length, (ones,), (ones,))
-    stride = size - context - overlap
+    stride = tile_stride(size, overlap, context, margin, multiple)
     if stride < 1:
         raise ValueError(
             f'tile size {size} is too small for {overlap} px overlap plus {context} px of '
-            f'disparity context; use tiles larger than {context + overlap}')
+            f'disparity context and 2 x {margin} px of receptive field; use tiles larger than '
+            f'{context + 2 * margin + overlap + multiple - 1}')
     starts = list(range(0, length - size, stride)) + [length - size]
     left_weights, right_weights = [], []
     for start in starts:
         at_start, at_end = start == 0, start + size == length
-        left_weights.append(_ramp_weights(size, overlap, context, 0, at_start, at_end))
-        right_weights.append(_ramp_weights(size, overlap, 0, context, at_start, at_end))
+        left_weights.append(_ramp_weights(size, overlap, context + margin, margin, at_start,
+                                          at_end))
+        right_weights.append(_ramp_weights(size, overlap, margin, context + margin, at_start,
+                                           at_end))
     return TilePlan(tuple(starts), size, tuple(left_weights), tuple(right_weights))
 
 
@@ -69,41 +88,72 @@ def _ramp_weights(size: int, overlap: int, skip_start: int, skip_end: int,
 
 
 def tiled_forward(forward: StereoForward, left: torch.Tensor, right: torch.Tensor, *,
-                  tile: tuple[int, int], overlap: int, context: int,
-                  tile_batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                  tile: tuple[int, int], overlap: int, context: int, margin: int = 0,
+                  multiple: int = 1, tile_batch: int = 1, pools: Sequence[nn.Module] = ()
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `forward` over tiles of N×3×H×W views and blend the results into full images.
 
-    H and W must already suit the model, and `tile` must be a multiple of what the model needs;
+    H, W and `tile` must be multiples of `multiple`, what the model needs;
     tiles of several images in the batch and up to `tile_batch` positions run together.
+    `pools` are the model's global pooling layers: given, a first pass over the tiles
+    estimates the whole image's means and the second, which makes the output, uses them (see
+    `shared_pooling`).
     """
-    count, _, height, width = left.shape
-    rows = plan_axis(height, tile[0], overlap, 0)
-    columns = plan_axis(width, tile[1], overlap, context)
+    plans = (plan_axis(left.shape[-2], tile[0], overlap, 0, margin, multiple),
+             plan_axis(left.shape[-1], tile[1], overlap, context, margin, multiple))
+    windows = [(row, column) for row in range(len(plans[0].starts))
+               for column in range(len(plans[1].starts))]
+    groups = [windows[first:first + tile_batch] for first in range(0, len(windows), tile_batch)]
+    weights = _normalised_weights(plans, windows, left.device)
+    sharing = SharedPooling(list(pools), left.shape[0]) if pools else None
+    if sharing is not None:
+        for group in groups:
+            _run_group(forward, sharing, plans, weights, group, left, right)
+        sharing.finish_pass()
+        sharing.recording = False
     out_left = torch.zeros_like(left, dtype=torch.float32)
     out_right = torch.zeros_like(right, dtype=torch.float32)
-    norm_left = torch.zeros(height, width, device=left.device)
-    norm_right = torch.zeros(height, width, device=left.device)
-    windows = [(row, column) for row in range(len(rows.starts))
-               for column in range(len(columns.starts))]
-    for first in range(0, len(windows), tile_batch):
-        group = windows[first:first + tile_batch]
-        crops = [_window(rows, columns, row, column) for row, column in group]
-        left_in = torch.cat([left[..., ys, xs] for ys, xs in crops])
-        right_in = torch.cat([right[..., ys, xs] for ys, xs in crops])
-        left_out, right_out = forward(left_in, right_in)
-        for index, ((row, column), (ys, xs)) in enumerate(zip(group, crops)):
-            batch = slice(index * count, (index + 1) * count)
-            weight_left = torch.outer(rows.left_weights[row], columns.left_weights[column])
-            weight_right = torch.outer(rows.right_weights[row], columns.right_weights[column])
-            weight_left = weight_left.to(left.device)
-            weight_right = weight_right.to(left.device)
-            out_left[..., ys, xs] += left_out[batch].float() * weight_left
-            out_right[..., ys, xs] += right_out[batch].float() * weight_right
-            norm_left[ys, xs] += weight_left
-            norm_right[ys, xs] += weight_right
-    return out_left / norm_left, out_right / norm_right
+    for group in groups:
+        outputs = _run_group(forward, sharing, plans, weights, group, left, right)
+        for index, window in enumerate(group):
+            ys, xs = _window(plans, window)
+            batch = slice(index * left.shape[0], (index + 1) * left.shape[0])
+            out_left[..., ys, xs] += outputs[0][batch].float() * weights[window][0]
+            out_right[..., ys, xs] += outputs[1][batch].float() * weights[window][1]
+    return out_left, out_right
 
 
-def _window(rows: TilePlan, columns: TilePlan, row: int, column: int) -> tuple[slice, slice]:
-    top, left = rows.starts[row], columns.starts[column]
+def _normalised_weights(plans: tuple[TilePlan, TilePlan], windows: list[tuple[int, int]],
+                        device: torch.device) -> dict[tuple[int, int], torch.Tensor]:
+    """Return each window's (left, right) weights divided so that they sum to one per pixel."""
+    raw = {(row, column): torch.stack([
+        torch.outer(plans[0].left_weights[row], plans[1].left_weights[column]),
+        torch.outer(plans[0].right_weights[row], plans[1].right_weights[column])]).to(device)
+        for row, column in windows}
+    height = plans[0].starts[-1] + plans[0].size
+    width = plans[1].starts[-1] + plans[1].size
+    norm = torch.zeros(2, height, width, device=device)
+    for window, weight in raw.items():
+        ys, xs = _window(plans, window)
+        norm[:, ys, xs] += weight
+    return {window: weight / norm[:, ys, xs]
+            for window, weight in raw.items() for ys, xs in [_window(plans, window)]}
+
+
+def _run_group(forward: StereoForward, sharing: SharedPooling | None,
+               plans: tuple[TilePlan, TilePlan], weights: dict, group: list[tuple[int, int]],
+               left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    crops = [_window(plans, window) for window in group]
+    left_in = torch.cat([left[..., ys, xs] for ys, xs in crops])
+    right_in = torch.cat([right[..., ys, xs] for ys, xs in crops])
+    if sharing is None:
+        return forward(left_in, right_in)
+    per_sample = torch.stack([weights[window] for window in group for _ in range(left.shape[0])],
+                             dim=1)  # views x (tiles x images) x H x W
+    return sharing.run(forward, per_sample, left_in, right_in)
+
+
+def _window(plans: tuple[TilePlan, TilePlan], window: tuple[int, int]) -> tuple[slice, slice]:
+    rows, columns = plans
+    top, left = rows.starts[window[0]], columns.starts[window[1]]
     return slice(top, top + rows.size), slice(left, left + columns.size)

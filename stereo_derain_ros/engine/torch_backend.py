@@ -6,7 +6,6 @@ and chooses precisions. Every CUDA-specific step
 out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch.
 """
 
-import contextlib
 import logging
 
 import torch
@@ -15,15 +14,15 @@ from torch import nn
 from stereo_derain_ros.engine.backend import prepared_model
 from stereo_derain_ros.engine.config import EngineConfig
 from stereo_derain_ros.engine.devices import resolve_device
+from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
 
 LOGGER = logging.getLogger(__name__)
-_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
     """Pick fp32 on CPU and fp16 autocast for auto on CUDA (every CUDA GPU runs it fast)."""
     if device.type != 'cuda':
-        if spec in _AUTOCAST_DTYPES:
+        if spec in AUTOCAST_DTYPES:
             LOGGER.warning('precision %s applies to CUDA only; running fp32 on %s', spec, device)
         return 'fp32'
     return 'fp16' if spec == 'auto' else spec
@@ -53,10 +52,7 @@ class TorchBackend:
             right = right.contiguous(memory_format=torch.channels_last)
         else:
             left, right = left.contiguous(), right.contiguous()
-        autocast = contextlib.nullcontext()
-        if self._cuda and self._precision in _AUTOCAST_DTYPES:
-            autocast = torch.autocast('cuda', dtype=_AUTOCAST_DTYPES[self._precision])
-        with autocast:
+        with autocast(self._device, self._precision):
             out_left, out_right = self._forward_module(left, right)
         return out_left.float(), out_right.float()
 

@@ -57,6 +57,15 @@ def _masked_softmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor
     return torch.softmax(logits.masked_fill(~allowed, torch.finfo(logits.dtype).min), dim=-1)
 
 
+def scale_queries(query: torch.Tensor) -> torch.Tensor:
+    """Divide queries by sqrt(C) before the dot products, not the logits after them.
+
+    In fp16 a C-term dot product of unscaled features can exceed 65504 and become inf before a
+    later scaling could bring it back; scaling the factor first keeps the products in range.
+    """
+    return query * query.shape[-1] ** -0.5
+
+
 def full_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                             view: str, max_disparity: int | None = None) -> torch.Tensor:
     """Attend along rows with an explicit W x W masked logit matrix (memory grows with W^2).
@@ -64,7 +73,7 @@ def full_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: torch
     The straightforward form: used for the unbanded case and as the reference for the banded one.
     """
     _check(query, key, value, view, max_disparity)
-    logits = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
+    logits = scale_queries(query) @ key.transpose(-1, -2)
     allowed = band_mask(query.shape[1], max_disparity, view, query.device)
     return _masked_softmax(logits, allowed) @ value
 
@@ -99,8 +108,8 @@ def banded_parallax_attention(query: torch.Tensor, key: torch.Tensor, value: tor
         padded = F.pad(rows, (0, 0, *pad))
         return padded.unfold(1, window, span)  # B x n x C x (S + D)
 
-    queries = F.pad(query, (0, 0, 0, tail)).reshape(batch, n_chunks, span, channels)
-    logits = queries @ windows(key) * channels ** -0.5  # B x n x S x (S + D)
+    queries = F.pad(scale_queries(query), (0, 0, 0, tail)).reshape(batch, n_chunks, span, channels)
+    logits = queries @ windows(key)  # B x n x S x (S + D)
 
     position = torch.arange(window, device=query.device)
     in_band = (position[None, :] >= torch.arange(span, device=query.device)[:, None]) & (
@@ -144,7 +153,7 @@ def parallax_attention_pair(query_left: torch.Tensor, query_right: torch.Tensor,
                                           max_disparity))
     _check(query_left, query_right, value_right, 'left', max_disparity)
     _check(query_right, query_left, value_left, 'right', max_disparity)
-    logits = query_left @ query_right.transpose(-1, -2) * query_left.shape[-1] ** -0.5
+    logits = scale_queries(query_left) @ query_right.transpose(-1, -2)
     allowed = band_mask(width, None, 'left', query_left.device)
     to_left = _masked_softmax(logits, allowed) @ value_right
     to_right = _masked_softmax(logits.transpose(-1, -2), allowed.transpose(0, 1)) @ value_left
