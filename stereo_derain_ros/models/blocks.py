@@ -45,15 +45,18 @@ class LocalMean(nn.Module):
 
 
 def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Sum over the window around each pixel, clipped at the borders, from cumulative sums.
+
+    With S the cumulative sum padded by a zero in front, the sum over [i - before, i + after]
+    is S[min(i + after + 1, n)] - S[max(i - before, 0)]; replicate-padding S by `before` in
+    front and `after` behind turns both clamps into plain slices.
+    """
     before, after = window // 2, (window - 1) // 2
-    for dim in (2, 3):
-        size = x.shape[dim]
-        padded = F.pad(torch.cumsum(x, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))
-        index = torch.arange(size, device=x.device)
-        upper = (index + after + 1).clamp(max=size)
-        lower = (index - before).clamp(min=0)
-        x = padded.index_select(dim, upper) - padded.index_select(dim, lower)
-    return x
+    height, width = x.shape[2:]
+    sums = F.pad(torch.cumsum(torch.cumsum(x, 2), 3), (1, 0, 1, 0))
+    sums = F.pad(sums, (before, after, before, after), mode='replicate')
+    sums = sums[:, :, window:window + height] - sums[:, :, :height]
+    return sums[:, :, :, window:window + width] - sums[:, :, :, :width]
 
 
 class NAFBlock(nn.Module):
