@@ -248,22 +248,22 @@ def _rain(disparity: float) -> tuple[np.ndarray, ...]:
 def test_rain_is_hidden_behind_nearer_surfaces_and_rain_free_samples_equal_their_target():
     rainy_only = CompositionConfig(rain_free=0.0, light_rain=0.0, mono=0.0, noise=0.0, jpeg=0.0)
     behind = compose_pair(_flat_scene(20.0), _rain(5.0), np.random.default_rng(0), rainy_only)
-    assert np.array_equal(behind.rainy_left, behind.clean_left)
+    assert np.array_equal(behind.rainy[0], behind.clean[0])
     in_front = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(0), rainy_only)
-    assert np.abs(in_front.rainy_left - in_front.clean_left)[:, 10:14].mean() > 0.05
-    assert np.array_equal(in_front.rainy_left[:, 20:], in_front.clean_left[:, 20:])
+    assert np.abs(in_front.rainy[0] - in_front.clean[0])[:, 10:14].mean() > 0.05
+    assert np.array_equal(in_front.rainy[0][:, 20:], in_front.clean[0][:, 20:])
     rain_free = CompositionConfig(rain_free=1.0)
     for seed in range(5):
         pair = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(seed),
                             rain_free)
-        assert np.array_equal(pair.rainy_left, pair.clean_left)
-        assert np.array_equal(pair.rainy_right, pair.clean_right)
+        assert np.array_equal(pair.rainy[0], pair.clean[0])
+        assert np.array_equal(pair.rainy[1], pair.clean[1])
 
 
 def test_monochrome_samples_have_equal_channels_in_input_and_target():
     mono = CompositionConfig(mono=1.0, rain_free=0.0)
     pair = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(1), mono)
-    for image in (pair.rainy_left, pair.clean_right):
+    for image in (pair.rainy[0], pair.clean[1]):
         assert np.allclose(image[..., 0], image[..., 1]) and np.allclose(
             image[..., 1], image[..., 2])
 

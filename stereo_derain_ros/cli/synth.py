@@ -126,7 +126,8 @@ def write_dataset(args: argparse.Namespace, width: int, height: int) -> int:
         write_disparity(split_dir / 'disparity' / f'{name}.{args.disparity_format}',
                         sample.disparity_left)
         records.append({'name': name, 'index': index, 'scene': sample.scene_source,
-                        'mode': sample.mode, 'params': sample.params})
+                        'mode': sample.mode,
+                        'params': sample.params.to_dict() if sample.params else 'broad'})
     split_record = {
         'command': shlex.join(['stereo-derain', *sys.argv[1:]]) if sys.argv else '',
         'layout': 'apanet', 'split': args.split, 'count': args.count,

@@ -37,14 +37,16 @@ class CompositionConfig:
 
 @dataclass
 class ComposedPair:
-    """Float32 H x W x 3 images in [0, 1] and the visible rain opacity (H x W) per view."""
+    """(left, right) float32 H x W x 3 images in [0, 1], and the visible rain opacity (H x W)."""
 
-    rainy_left: np.ndarray
-    rainy_right: np.ndarray
-    clean_left: np.ndarray
-    clean_right: np.ndarray
-    alpha_left: np.ndarray
-    alpha_right: np.ndarray
+    rainy: tuple[np.ndarray, np.ndarray]
+    clean: tuple[np.ndarray, np.ndarray]
+    alpha: tuple[np.ndarray, np.ndarray]
+
+    def images(self) -> dict[str, np.ndarray]:
+        """Return the four images under the dataset contract's names."""
+        return {'rainy_left': self.rainy[0], 'rainy_right': self.rainy[1],
+                'clean_left': self.clean[0], 'clean_right': self.clean[1]}
 
 
 def _camera(images: list[np.ndarray], disparity: list[np.ndarray], rng: np.random.Generator,
@@ -121,7 +123,7 @@ def compose_pair(scene: tuple[np.ndarray, ...], rain: tuple[np.ndarray, ...],
     if draw < config.rain_free:
         clean = [_mono(image) for image in clean] if mono else clean
         none = np.zeros(clean[0].shape[:2], np.float32)
-        return ComposedPair(clean[0], clean[1], clean[0], clean[1], none, none)
+        return ComposedPair((clean[0], clean[1]), (clean[0], clean[1]), (none, none))
     strength = rng.uniform(0.15, 0.4) if draw < config.rain_free + config.light_rain else \
         rng.uniform(0.6, 1.2)
     colour = _rain_colour(clean[0], rng)
@@ -142,4 +144,4 @@ def compose_pair(scene: tuple[np.ndarray, ...], rain: tuple[np.ndarray, ...],
         clean = [_mono(image) for image in clean]
         rainy = [_mono(image) for image in rainy]
     rainy = [_sensor(image, rng, noise, quality) for image in rainy]
-    return ComposedPair(rainy[0], rainy[1], clean[0], clean[1], alphas[0], alphas[1])
+    return ComposedPair((rainy[0], rainy[1]), (clean[0], clean[1]), (alphas[0], alphas[1]))

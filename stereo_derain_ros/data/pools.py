@@ -167,7 +167,7 @@ class ComposedRainSource:
         rain = [rain[0].astype(np.float32) / 255.0, rain[1].astype(np.float32) / 255.0,
                 rain[2].astype(np.float32), rain[3].astype(np.float32)]
         pair = compose_pair(scene, rain, rng, self.config)
-        images = {view: getattr(pair, view) for view in VIEWS}
+        images = pair.images()
         if rng.random() < 0.5:
             images = {'rainy_left': images['rainy_right'][:, ::-1],
                       'rainy_right': images['rainy_left'][:, ::-1],

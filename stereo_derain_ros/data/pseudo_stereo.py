@@ -160,10 +160,13 @@ def paint_scene(background: tuple[np.ndarray, ...], layers: list[Layer],
 
 
 def _background(library: PhotoLibrary, rng: np.random.Generator, width: int, height: int,
-                far_disparity: float) -> tuple[np.ndarray, ...]:
+                far_fraction: float) -> tuple[tuple[np.ndarray, ...], float]:
+    """Return a tilted photo plane at up to far_fraction x width px, and its largest disparity."""
+    far_disparity = float(rng.uniform(1.0, far_fraction * width))
     margin = int(np.ceil(far_disparity + 0.1 * width + 0.1 * height)) + 4
     texture = _cover(library.random_photo(rng), width + margin, height, rng)
-    return tilted_plane(texture, width, rng, far_disparity)
+    background = tilted_plane(texture, width, rng, far_disparity)
+    return background, float(background[2].max())
 
 
 def _disparities(rng: np.random.Generator, count: int, low: float, high: float) -> np.ndarray:
@@ -179,9 +182,7 @@ def _disparities(rng: np.random.Generator, count: int, low: float, high: float) 
 def photo_layer_scene(library: PhotoLibrary, rng: np.random.Generator, width: int,
                       height: int) -> StereoScene:
     """Paint a photograph on a tilted plane and 1-5 nearer layers (cut-outs, shaped crops)."""
-    far = float(rng.uniform(1.0, 0.05 * width))
-    background = _background(library, rng, width, height, far)
-    ceiling = float(background[2].max())
+    background, ceiling = _background(library, rng, width, height, 0.05)
     count = int(rng.integers(1, 6))
     layers = []
     for disparity in _disparities(rng, count, ceiling + 1.0, ceiling + 0.2 * width):
@@ -198,9 +199,7 @@ def photo_layer_scene(library: PhotoLibrary, rng: np.random.Generator, width: in
 def dead_leaves_scene(library: PhotoLibrary, rng: np.random.Generator, width: int,
                       height: int) -> StereoScene:
     """Paint many photo-textured leaves with power-law sizes, each at its own depth."""
-    far = float(rng.uniform(1.0, 0.04 * width))
-    background = _background(library, rng, width, height, far)
-    ceiling = float(background[2].max())
+    background, ceiling = _background(library, rng, width, height, 0.04)
     count = int(rng.integers(20, 80))
     smallest, largest = 6.0, height / 2.5
     # Radius density ~ r^-3 (scale invariance): inverse-CDF sampling between the bounds.

@@ -21,7 +21,7 @@ from stereo_derain_ros.data.scene_sources import draw_scene, SCENE_SOURCES, TRAI
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.rain.layered import render_layered_rain
 from stereo_derain_ros.rain.params import rain_params
-from stereo_derain_ros.rain.render import render_rain
+from stereo_derain_ros.rain.render import RainSample, render_rain
 
 
 @dataclass(frozen=True)
@@ -63,29 +63,12 @@ class SyntheticRainConfig:
         return dict(zip(self.sources, weights))
 
 
-@dataclass(frozen=True)
-class SyntheticSample:
-    """Uint8 RGB views, float alpha (H x W) and disparity (H x W, px) per view."""
-
-    rainy_left: np.ndarray
-    rainy_right: np.ndarray
-    clean_left: np.ndarray
-    clean_right: np.ndarray
-    alpha_left: np.ndarray
-    alpha_right: np.ndarray
-    disparity_left: np.ndarray
-    disparity_right: np.ndarray
-    scene_source: str
-    mode: str
-    params: dict
-
-
 def _uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
-               library: PhotoLibrary | None = None) -> SyntheticSample:
+               library: PhotoLibrary | None = None) -> RainSample:
     """Return the rendered (not yet augmented) sample `index` of the set with `seed`."""
     rng = generator('synth', seed, index)
     library = library or PhotoLibrary.open_or_builtin(
@@ -95,22 +78,18 @@ def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
     if config.presets:
         preset = config.presets[int(rng.integers(len(config.presets)))]
         render = render_rain if renderer == 'particles' else render_layered_rain
-        rendered = render(scene, rain_params(preset), int(rng.integers(2 ** 62)))
-        return SyntheticSample(rendered.rainy_left, rendered.rainy_right, scene.left, scene.right,
-                               rendered.alpha_left, rendered.alpha_right, scene.disparity_left,
-                               scene.disparity_right, scene.source, renderer,
-                               {'preset': preset, **rendered.params.to_dict()})
+        return render(scene, rain_params(preset), int(rng.integers(2 ** 62)))
     rain = RAIN_RENDERERS[renderer](rng, config.crop_width, config.crop_height)
     pair = compose_pair((scene.left, scene.right, scene.disparity_left, scene.disparity_right),
                         (rain.alpha_left, rain.alpha_right, rain.disparity_left,
                          rain.disparity_right), rng, config.composition)
-    return SyntheticSample(_uint8(pair.rainy_left), _uint8(pair.rainy_right),
-                           _uint8(pair.clean_left), _uint8(pair.clean_right), pair.alpha_left,
-                           pair.alpha_right, scene.disparity_left, scene.disparity_right,
-                           scene.source, renderer, {'preset': 'broad'})
+    return RainSample(_uint8(pair.rainy[0]), _uint8(pair.rainy[1]), _uint8(pair.clean[0]),
+                      _uint8(pair.clean[1]), pair.alpha[0], pair.alpha[1], scene.disparity_left,
+                      scene.disparity_right, params=None, mode=renderer,
+                      scene_source=scene.source)
 
 
-def sample_arrays(sample: SyntheticSample, rng: np.random.Generator, flip_swap: bool,
+def sample_arrays(sample: RainSample, rng: np.random.Generator, flip_swap: bool,
                   permute_channels: bool) -> dict[str, np.ndarray]:
     """Return float32 CHW arrays in [0, 1], augmented identically in both views.
 

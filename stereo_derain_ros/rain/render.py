@@ -34,7 +34,7 @@ class RainSample:
     alpha_right: np.ndarray
     disparity_left: np.ndarray
     disparity_right: np.ndarray
-    params: RainParams
+    params: RainParams | None  # None: broad rain composed by the data layer (data/compose.py)
     drops: DropPopulation | None = None
     mode: str = 'particle'
     scene_source: str = ''
