@@ -32,6 +32,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
@@ -596,6 +597,11 @@ def main(args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except rclpy_implementation.RCLError:
+        # A signal can shut the context down between two waits of spin (rclpy then fails to
+        # build its wait set instead of raising ExternalShutdownException): a shutdown too.
+        if rclpy.ok():
+            raise
     idle = node.stop(SHUTDOWN_WAIT_S)
     executor.shutdown(timeout_sec=0.0)
     node.destroy_node()
