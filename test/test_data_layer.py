@@ -4,6 +4,7 @@ import ast
 from dataclasses import replace
 import json
 from pathlib import Path
+import shutil
 import struct
 import zlib
 
@@ -18,8 +19,10 @@ from stereo_derain_ros.data.heldout import heldout_set
 from stereo_derain_ros.data.photos.collect import (
     collect_photos,
     MANIFEST,
+    PhotoCollectionError,
     shrink_cache,
     split_of,
+    unpack_package,
 )
 from stereo_derain_ros.data.photos.debian_copyright import license_of, parse_copyright
 from stereo_derain_ros.data.photos.library import PhotoLibrary, Picture
@@ -314,3 +317,9 @@ def test_training_imports_no_evaluation_module_for_data():
         assert not any(module and module.startswith('stereo_derain_ros.evaluation')
                        and module != 'stereo_derain_ros.evaluation.metrics'
                        for module in modules), path
+
+
+@pytest.mark.skipif(shutil.which('apt-get') is None, reason='needs apt-get (Debian, Ubuntu)')
+def test_a_missing_package_is_named_with_what_to_do(tmp_path):
+    with pytest.raises(PhotoCollectionError, match='no-such-package-stereo-derain.*apt-get'):
+        unpack_package('no-such-package-stereo-derain', tmp_path)

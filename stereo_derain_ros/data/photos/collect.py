@@ -67,8 +67,10 @@ def _run(command: list[str], cwd: Path) -> str:
         raise PhotoCollectionError(f'{command[0]} is not installed; collecting photographs from '
                                    'Debian packages needs apt-get and dpkg-deb') from None
     if result.returncode != 0:
-        raise PhotoCollectionError(f'{" ".join(command)} failed: '
-                                   f'{result.stderr.strip().splitlines()[-1:]}')
+        last = (result.stderr.strip().splitlines() or ['no message'])[-1]
+        hint = ('; run `apt-get update` first (a fresh machine has no package lists)'
+                if 'Unable to locate package' in last else '')
+        raise PhotoCollectionError(f'{" ".join(command)} failed: {last}{hint}')
     return result.stdout
 
 
