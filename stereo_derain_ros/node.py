@@ -1,16 +1,15 @@
 """`stereo_derain_node`: synchronized rainy stereo in, derained stereo and camera_info out.
 
 The node sits between a rectifying driver and stereo_image_proc. Subscription callbacks hand
-messages to the stereo synchronizer; with `rate_hz` 0 the callback that completes a set then
-processes it (one set at a time, newest wins), otherwise a timer takes the newest set. Callbacks
-are reentrant under a MultiThreadedExecutor, so the node keeps receiving while inference runs.
+messages to the stereo synchronizer; the node's own processing thread derains the newest complete
+set (one at a time, newest wins) as soon as it is complete, or at each tick of a timer when
+`rate_hz` is set. Callbacks are reentrant under a MultiThreadedExecutor and never wait for
+inference, so the node keeps receiving while it runs.
 Outputs carry the input headers unchanged and the matching camera_info is republished as
 received, so stereo_image_proc's exact-time sync downstream still pairs them.
 """
 
 from collections.abc import Callable
-import ctypes
-import ctypes.util
 from dataclasses import dataclass
 import logging
 import os
@@ -61,6 +60,8 @@ from stereo_derain_ros.node_stats import (
     Health,
     LatencyWindow,
     NodeActivity,
+    PhaseTimer,
+    PhaseWindows,
     RateMeter,
     WarningThrottle,
 )
@@ -81,7 +82,6 @@ ENGINE_LOGGER = 'stereo_derain_ros.engine'
 INFO_WAIT_POLL_S = 0.05
 # On SIGINT/SIGTERM, how long an inference in flight may finish before the process just exits.
 SHUTDOWN_WAIT_S = 2.0
-M_ARENA_MAX = -8  # glibc mallopt parameter
 LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
           'error': DiagnosticStatus.ERROR}
 
@@ -133,29 +133,6 @@ def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return descriptor
 
 
-class HeapTrimmer:
-    """Hand the memory freed by an inference back to the OS (glibc only; a no-op elsewhere).
-
-    Inference runs on whichever executor thread is free, and glibc gives each thread its own
-    heap that keeps what torch freed: fed 1280x720 at 4 Hz (about 10x its rate) the node's
-    resident size grew by about 630 MB in 30 s although the engine alone stays flat. Limiting
-    glibc to two heaps (set before the executor threads exist) and trimming them after each set
-    keeps the resident size flat.
-    """
-
-    def __init__(self) -> None:
-        name = ctypes.util.find_library('c')
-        libc = ctypes.CDLL(name) if name else None
-        self._trim = getattr(libc, 'malloc_trim', None)
-        mallopt = getattr(libc, 'mallopt', None)
-        if mallopt is not None:
-            mallopt(M_ARENA_MAX, 2)
-
-    def trim(self) -> None:
-        if self._trim is not None:
-            self._trim(0)
-
-
 class EngineLogForwarder(logging.Handler):
     """Route the engine's Python log records (e.g. its out-of-memory fall-backs) to ROS logging.
 
@@ -195,6 +172,7 @@ class StereoDerainNode(Node):
         self._inference = LatencyWindow()
         self._end_to_end = LatencyWindow()
         self._overhead = LatencyWindow()
+        self._phases = PhaseWindows()
         self._published = 0
         self._rejected = 0
         self._last_rejection = ''
@@ -202,7 +180,8 @@ class StereoDerainNode(Node):
         self._stopping = False
         self._processing = threading.Lock()
         self._processing_since: float | None = None
-        self._heap = HeapTrimmer()
+        self._wake = threading.Condition()
+        self._timer_due = False
         self._engine_log = EngineLogForwarder(self.get_logger())
         logging.getLogger(ENGINE_LOGGER).addHandler(self._engine_log)
         self._started_at = time.monotonic()
@@ -211,6 +190,9 @@ class StereoDerainNode(Node):
         self._sync = StereoSynchronizer(sync_config(self._params))
         self._create_topics()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._work, name=f'{NODE_NAME}_processing',
+                                        daemon=True)
+        self._worker.start()
         self.get_logger().info(f'{NODE_NAME} ready: {self._mode_description()}; output namespace '
                                f'{self._params.output_namespace!r}')
 
@@ -262,7 +244,7 @@ class StereoDerainNode(Node):
     def _create_timers(self) -> None:
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self._params.rate_hz > 0.0:
-            self.create_timer(1.0 / self._params.rate_hz, self._process_newest,
+            self.create_timer(1.0 / self._params.rate_hz, self._on_rate_timer,
                               callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(INFO_WAIT_POLL_S, self._expire_info_wait,
                           callback_group=MutuallyExclusiveCallbackGroup(), clock=steady)
@@ -333,8 +315,13 @@ class StereoDerainNode(Node):
 
     def _on_set_completed(self) -> None:
         self._input_sets.tick()
-        if self._params.rate_hz == 0.0:
-            self._process_pending()
+        with self._wake:
+            self._wake.notify()
+
+    def _on_rate_timer(self) -> None:
+        with self._wake:
+            self._timer_due = True
+            self._wake.notify()
 
     def _expire_info_wait(self) -> None:
         if self._sync.expire():
@@ -342,24 +329,27 @@ class StereoDerainNode(Node):
 
     # -- processing -----------------------------------------------------------------------------
 
-    def _process_pending(self) -> None:
-        """Process sets in this thread until none is pending, unless another thread already is.
+    def _work(self) -> None:
+        """Derain sets one at a time on this thread, the only one that runs inference.
 
-        With `rate_hz` 0 the thread that completes a set processes it at once, without a round
-        trip through the executor. A thread that finds processing busy leaves its set pending
-        (newest wins); the busy thread looks again after releasing, so no set is left behind.
+        glibc gives each thread a heap of its own that keeps what torch freed, so inference on
+        whichever executor thread was free grew the node by about 630 MB in 30 s (1280x720 at
+        4 Hz) although the engine alone stays flat; one thread reuses one heap. Trimming the
+        heaps after each set instead (an earlier fix) cost 11 ms per trim at 640x360 and slowed
+        the next inference by a quarter or more, as every page it touched faulted in again.
         """
-        while not self._stopping and self._sync.has_pending():
-            if not self._processing.acquire(blocking=False):
-                return
-            try:
+        while True:
+            with self._wake:
+                self._wake.wait_for(self._ready_to_process)
+                if self._stopping:
+                    return
+                self._timer_due = False
+            with self._processing:
                 self._process_taken()
-            finally:
-                self._processing.release()
 
-    def _process_newest(self) -> None:
-        with self._processing:
-            self._process_taken()
+    def _ready_to_process(self) -> bool:
+        return self._stopping or (self._sync.has_pending() and (
+            self._params.rate_hz == 0.0 or self._timer_due))
 
     def _process_taken(self) -> None:
         if self._stopping:
@@ -367,24 +357,23 @@ class StereoDerainNode(Node):
         stereo_set = self._sync.take()
         if stereo_set is not None:
             self._processing_since = time.monotonic()
+            timer = PhaseTimer(stereo_set.completed_at)
+            timer.mark('wait')
             try:
-                self._process(stereo_set)
+                self._process(stereo_set, timer)
             finally:
                 self._processing_since = None
-                self._heap.trim()
 
-    def _process(self, stereo_set: StereoSet) -> None:
+    def _process(self, stereo_set: StereoSet, timer: PhaseTimer) -> None:
         params = self._params
         try:
             left, right = self._decode_pair(stereo_set.left_image, stereo_set.right_image)
             self._check_infos(stereo_set, left)
-            inference_s = 0.0
+            timer.mark('decode')
             if params.enable:
-                started = time.perf_counter()
                 outputs = self._engine.derain(left.array, right.array,
                                               channel_order=left.channel_order)
-                inference_s = time.perf_counter() - started
-                self._inference.add(inference_s)
+                self._inference.add(timer.mark('inference'))
             elif params.input_type == 'raw':
                 outputs = None
             else:
@@ -401,14 +390,17 @@ class StereoDerainNode(Node):
         images = sources if outputs is None else tuple(
             self._to_message(source.header, array, view.encoding)
             for source, array, view in zip(sources, outputs, (left, right)))
+        timer.mark('encode')
         self._publish(images, (stereo_set.left_info, stereo_set.right_info),
                       color=left.channel_order != 'mono')
+        timer.mark('publish')
         self._published += 1
         self._output_sets.tick()
         self._last_published_at = time.monotonic()
         end_to_end = self._last_published_at - stereo_set.completed_at
         self._end_to_end.add(end_to_end)
-        self._overhead.add(end_to_end - inference_s)
+        self._overhead.add(end_to_end - timer.seconds.get('inference', 0.0))
+        self._phases.add(timer.seconds)
 
     def _reject(self, kind: str, message: str, error: bool = False) -> None:
         self._rejected += 1
@@ -534,9 +526,11 @@ class StereoDerainNode(Node):
             key = name.replace(' ', '_')
             values[f'received_{key}'] = str(received)
             values[f'unmatched_{key}'] = str(unmatched)
-        for key, window in (('inference_latency', self._inference),
-                            ('end_to_end_latency', self._end_to_end),
-                            ('processing_overhead', self._overhead)):
+        windows = {'inference_latency': self._inference, 'end_to_end_latency': self._end_to_end,
+                   'processing_overhead': self._overhead,
+                   **{f'phase_{phase}': window
+                      for phase, window in self._phases.windows().items()}}
+        for key, window in windows.items():
             summary = window.summary_ms()
             for statistic in ('mean', 'p50', 'p95'):
                 value = summary[statistic]
@@ -552,13 +546,16 @@ class StereoDerainNode(Node):
 
     def stop(self, timeout_s: float) -> bool:
         """Publish nothing more; wait up to `timeout_s` for a set in flight; True if none is."""
-        self._stopping = True
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
         idle = self._processing.acquire(timeout=timeout_s)
         if idle:
             self._processing.release()
         return idle
 
     def destroy_node(self) -> None:
+        self.stop(timeout_s=0.0)
         logging.getLogger(ENGINE_LOGGER).removeHandler(self._engine_log)
         super().destroy_node()
 

@@ -86,6 +86,42 @@ class LatencyWindow:
         return latency_summary_ms(samples)
 
 
+# Where a stereo set's time in the node goes, in order. `wait`: set complete -> processing starts
+# (hand-over to the processing thread, or a set still in flight); `decode`: messages -> numpy and
+# checks; `encode`: numpy -> output messages; `publish`: handing the outputs to DDS.
+PHASES = ('wait', 'decode', 'inference', 'encode', 'publish')
+
+
+class PhaseTimer:
+    """Split one set's time in the node into the consecutive PHASES, one `mark` per phase end."""
+
+    def __init__(self, started: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last = started
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, phase: str) -> float:
+        """End `phase` now; return its duration in seconds."""
+        now = self._clock()
+        self.seconds[phase] = now - self._last
+        self._last = now
+        return self.seconds[phase]
+
+
+class PhaseWindows:
+    """Recent durations per phase, summarised like every other latency (`latency_summary_ms`)."""
+
+    def __init__(self, size: int = 200) -> None:
+        self._windows = {phase: LatencyWindow(size) for phase in PHASES}
+
+    def add(self, seconds: dict[str, float]) -> None:
+        for phase, duration in seconds.items():
+            self._windows[phase].add(duration)
+
+    def windows(self) -> dict[str, LatencyWindow]:
+        return dict(self._windows)
+
+
 class WarningThrottle:
     """Say whether a warning of a given kind may be logged now.
 

@@ -148,7 +148,11 @@ def test_bench_node_measures_node_and_relay_over_dds(tmp_path):
     for key in ('relay_floor_p50_ms', 'overhead_p50_ms', 'soak_rss_growth_mb'):
         assert summary[key] is not None, key
     assert [target['met'] is not None for target in node['targets']] == [True] * 5
-    assert 'relay floor p50 ms' in (tmp_path / 'node.md').read_text()
+    phases = summary['sizes'][0]['phases_p50_ms']
+    assert all(phases[name] is not None and phases[name] >= 0 for name in phases), phases
+    assert phases['inference'] == summary['sizes'][0]['inference_p50_ms']
+    markdown = (tmp_path / 'node.md').read_text()
+    assert 'relay floor p50 ms' in markdown and 'publish p50 ms' in markdown
 
 
 @pytest.mark.slow

@@ -41,6 +41,18 @@ def test_round_trip_every_encoding(encoding):
     np.testing.assert_array_equal(decoded, image)
 
 
+@pytest.mark.parametrize('encoding', [name for name, info in sorted(SUPPORTED_ENCODINGS.items())
+                                      if info.channels > 1])
+def test_channel_planes_encode_like_the_interleaved_image(encoding):
+    # Engines return H x W x C views of C x H x W tensors; encoding merges their planes.
+    image = sample(encoding, seed=3)
+    planar = np.ascontiguousarray(image.transpose(2, 0, 1)).transpose(1, 2, 0)
+    assert not planar.flags.c_contiguous
+    assert encode_image(planar, encoding) == encode_image(image, encoding)
+    sliced = np.ascontiguousarray(image[:, ::-1])[:, ::-1]
+    assert encode_image(sliced, encoding) == encode_image(image, encoding)
+
+
 def test_decode_is_a_view_of_the_message_buffer():
     image = sample('rgb8')
     step, data = encode_image(image, 'rgb8')

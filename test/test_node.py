@@ -588,7 +588,7 @@ def test_memory_stays_flat_under_a_three_times_overload(spinning_rig, tmp_path):
 
     from stereo_derain_ros.bench.dds_rig import (
         ping,
-        rss_growth_mb,
+        ProcessSampler,
         run_at_rate,
         StampClock,
         StereoMonitor,
@@ -610,16 +610,18 @@ def test_memory_stays_flat_under_a_three_times_overload(spinning_rig, tmp_path):
     env = {**subprocess_env(), **large_image_environment()}
     with NodeProcess(command, tmp_path / 'node.log', env) as process:
         assert wait_until_answered(player, monitor, stamps, 90), process.log_tail()
-        seconds = statistics.median(ping(player, monitor, stamps, 2, timeout_s=60)) / 1000.0
-        run = run_at_rate(player, monitor, stamps, 3.0 / seconds, 24.0, 2.0, process.pid,
-                          sample_interval_s=0.25)
-    growth = rss_growth_mb(run.rss_mb, settle_s=6.0)
+        with ProcessSampler(process.pid, interval_s=0.05) as warm:
+            seconds = statistics.median(ping(player, monitor, stamps, 1, timeout_s=60)) / 1000.0
+        run = run_at_rate(player, monitor, stamps, 3.0 / seconds, 10.0, 1.0, process.pid,
+                          sample_interval_s=0.1)
     assert run.received < run.sent, 'no overload: the node kept up'
-    # Memory kept after each set raises the troughs between inferences (without the node's heap
-    # trim: +84 MB in such a run). Inference swings the resident size by hundreds of MB, so a
-    # run this short judges the troughs with room for that noise; the ±20 MB target is judged
-    # by the 60 s soak of `bench node`.
-    assert growth['rss_low_growth_mb'] <= 60.0, (growth, run.rss_mb)
+    # Resident size at rest after one set, against the peak under overload. With every inference
+    # on the node's one processing thread (one glibc heap, reused) the peak was 208-238 MB above
+    # rest in 5 runs; with inference on whichever executor thread was free (a heap per thread,
+    # each keeping what torch freed) it was 385-658 MB above rest in 5 runs.
+    rest = min(rss for _, rss in warm.samples)
+    run_peak = max(rss for _, rss in run.rss_mb)
+    assert run_peak - rest <= 300.0, (warm.samples, run.rss_mb)
 
 
 def test_onnxruntime_backend_derains_like_torch(start_node, small_onnx):

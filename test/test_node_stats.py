@@ -8,6 +8,8 @@ from stereo_derain_ros.node_stats import (
     diagnose,
     latency_summary_ms,
     NodeActivity,
+    PhaseTimer,
+    PhaseWindows,
     WarningThrottle,
 )
 from stereo_derain_ros.stereo_sync import SyncCounters
@@ -76,3 +78,19 @@ def test_latency_summary_is_in_milliseconds_and_handles_no_samples():
 def test_diagnosis_names_the_cause(sync, activity, level, start):
     health = diagnose(sync, activity)
     assert health.level == level and health.summary.startswith(start), health.summary
+
+
+def test_phases_split_a_set_into_consecutive_durations():
+    clock = FakeClock()
+    clock.now = 10.5
+    timer = PhaseTimer(started=10.0, clock=clock)
+    assert timer.mark('wait') == 0.5
+    clock.now = 10.75
+    timer.mark('decode')
+    clock.now = 12.75
+    timer.mark('inference')
+    assert timer.seconds == {'wait': 0.5, 'decode': 0.25, 'inference': 2.0}
+    windows = PhaseWindows()
+    windows.add(timer.seconds)
+    summaries = {phase: window.summary_ms() for phase, window in windows.windows().items()}
+    assert summaries['inference']['p50'] == 2000.0 and summaries['publish']['count'] == 0

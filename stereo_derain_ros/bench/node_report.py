@@ -3,13 +3,13 @@
 Latencies are summarised by the package's one `latency_summary_ms`. Node overhead is end to end
 minus the node's own inference minus the relay's floor, all as medians of sets sent one at a
 time (nothing queues); the node's in-node figure (set complete -> published, minus inference,
-per set) is shown beside it.
+per set) is shown beside it, and the node's per-phase medians say where that time goes.
 """
 
 from pathlib import Path
 
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
-from stereo_derain_ros.node_stats import latency_summary_ms
+from stereo_derain_ros.node_stats import latency_summary_ms, PHASES
 
 
 def _p50(latencies_ms: list[float]) -> float | None:
@@ -38,7 +38,10 @@ def size_rows(result: dict) -> list[dict]:
                      'overhead_p50_ms': overhead,
                      'in_node_overhead_p50_ms': _number(node['diagnostics'],
                                                         'processing_overhead_p50_ms'),
-                     'engine_alone_ms': result['engine'][node['size']]['median_ms']})
+                     'engine_alone_ms': result['engine'][node['size']]['median_ms'],
+                     'phases_p50_ms': {phase: _number(node['diagnostics'],
+                                                      f'phase_{phase}_p50_ms')
+                                       for phase in PHASES}})
     return rows
 
 
@@ -76,6 +79,13 @@ def _size_table(summary: dict) -> str:
                                     for row in summary['sizes']])
 
 
+def _phase_table(summary: dict) -> str:
+    headers = ['size', *(f'{phase} p50 ms' for phase in PHASES)]
+    return markdown_table(headers, [
+        [row['size'], *(format_number(row.get('phases_p50_ms', {}).get(phase))
+                        for phase in PHASES)] for row in summary['sizes']])
+
+
 def _run_table(result: dict) -> str:
     headers = ['run', 'rate Hz', 'sent', 'published', 'latency p50 ms', 'p95 ms', 'max ms',
                'CPU % (of one core)', 'RSS max MB']
@@ -111,6 +121,10 @@ def node_markdown(result: dict) -> str:
              _size_table(summary), '',
              'Node overhead = end to end − inference in the node − relay floor (medians); '
              'in-node overhead = per set, set complete → published minus inference.', '',
+             "Where a set's time in the node goes (the node's diagnostics, medians per phase): "
+             'wait = set complete → processing starts, decode = messages → arrays, encode = '
+             'arrays → messages, publish = handing the outputs to DDS.', '',
+             _phase_table(summary), '',
              '## Transport, throughput and memory (largest size)', '', _run_table(result), '',
              f"- Images lost in transport (sent by the player − received by the node, from its "
              f"diagnostics): {summary['lost_in_transport']} of {images_sent}"
