@@ -174,6 +174,7 @@ class StereoDerainNode(Node):
         self._overhead = LatencyWindow()
         self._phases = PhaseWindows()
         self._published = 0
+        self._last_set: tuple[int, float] = (0, 0.0)
         self._rejected = 0
         self._last_rejection = ''
         self._unstamped = False
@@ -395,6 +396,7 @@ class StereoDerainNode(Node):
                       color=left.channel_order != 'mono')
         timer.mark('publish')
         self._published += 1
+        self._last_set = (stereo_set.stamp_ns, timer.seconds.get('inference', 0.0))
         self._output_sets.tick()
         self._last_published_at = time.monotonic()
         end_to_end = self._last_published_at - stereo_set.completed_at
@@ -511,6 +513,8 @@ class StereoDerainNode(Node):
             'input_rate_hz': f'{self._input_sets.rate():.2f}',
             'output_rate_hz': f'{self._output_sets.rate():.2f}',
             'published_sets': str(self._published),
+            'last_set_stamp_ns': str(self._last_set[0]),
+            'last_set_inference_ms': f'{self._last_set[1] * 1000.0:.2f}',
             'superseded_sets': str(counters.superseded),
             'abandoned_pairs': str(counters.abandoned),
             'rejected_sets': str(self._rejected),

@@ -164,6 +164,26 @@ def _wait_until_flowing(rig: _Rig, player: StereoPlayer, process: NodeProcess,
                              f'{process.log_tail()}')
 
 
+def _ping_sets(rig: _Rig, player: StereoPlayer, count: int) -> tuple[list[float], list]:
+    """Send sets one at a time; return their latencies and the node's inference for each (ms).
+
+    Inference varies from set to set by more than the overhead being measured, so overhead is
+    taken per set (its latency minus its own inference, which the node's diagnostics name by
+    stamp) instead of as a difference of medians. An inference not reported is None.
+    """
+    latencies, inferences = [], []
+    for _ in range(count):
+        latency = ping(player, rig.monitor, rig.stamps, 1, timeout_s=120.0)
+        stamp = next(reversed(player.sent))
+        diagnostics = rig.fresh_diagnostics()
+        if not latency:
+            continue
+        latencies.append(latency[0])
+        inferences.append(float(diagnostics['last_set_inference_ms'])
+                          if diagnostics.get('last_set_stamp_ns') == str(stamp) else None)
+    return latencies, inferences
+
+
 def _received(diagnostics: dict[str, str]) -> dict[str, int]:
     return {name: int(diagnostics.get(f'received_{name}', 0)) for name in IMAGE_INPUTS}
 
@@ -200,10 +220,10 @@ def _measure_node(rig: _Rig, config: NodeBenchConfig, size: tuple[int, int], log
     with NodeProcess(command, logs / f'node_{size[0]}x{size[1]}.log', os.environ) as process:
         progress(f'node at {size[0]}x{size[1]}: starting')
         _wait_until_flowing(rig, player, process, config.startup_timeout_s)
-        latencies = ping(player, rig.monitor, rig.stamps, config.pings, timeout_s=120.0)
+        latencies, inferences = _ping_sets(rig, player, config.pings)
         diagnostics = rig.fresh_diagnostics()
         row = {'size': f'{size[0]}x{size[1]}', 'ping_latencies_ms': latencies,
-               'diagnostics': diagnostics}
+               'ping_inference_ms': inferences, 'diagnostics': diagnostics}
         if largest:
             progress(f'node at {size[0]}x{size[1]}: {config.transport_rate_hz:g} Hz for '
                      f'{config.transport_s:.0f} s (transport)')

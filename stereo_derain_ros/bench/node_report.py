@@ -1,9 +1,9 @@
 """`bench node` results: headline summary, markdown page and README lines (reporting side).
 
-Latencies are summarised by the package's one `latency_summary_ms`. Node overhead is end to end
-minus the node's own inference minus the relay's floor, all as medians of sets sent one at a
-time (nothing queues); the node's in-node figure (set complete -> published, minus inference,
-per set) is shown beside it, and the node's per-phase medians say where that time goes.
+Latencies are summarised by the package's one `latency_summary_ms`. Node overhead is, per set
+sent one at a time (nothing queues), end to end minus that set's inference in the node, as a
+median, minus the relay's median floor; the node's in-node figure (set complete -> published,
+minus inference, per set) is shown beside it, and its per-phase medians say where time goes.
 """
 
 from pathlib import Path
@@ -30,9 +30,11 @@ def size_rows(result: dict) -> list[dict]:
         inference = _number(node['diagnostics'], 'inference_latency_p50_ms')
         floor = _p50(relays[node['size']]['ping_latencies_ms']) if node['size'] in relays \
             else None
+        beyond_inference = _p50([total - own for total, own in zip(
+            node['ping_latencies_ms'], node.get('ping_inference_ms', [])) if own is not None])
         overhead = None
-        if None not in (latency, inference, floor):
-            overhead = latency - inference - floor
+        if None not in (beyond_inference, floor):
+            overhead = beyond_inference - floor
         rows.append({'size': node['size'], 'latency_p50_ms': latency,
                      'inference_p50_ms': inference, 'floor_p50_ms': floor,
                      'overhead_p50_ms': overhead,
@@ -119,7 +121,8 @@ def node_markdown(result: dict) -> str:
              "machine's cores.", '',
              f"## Latency (sets sent one at a time, {settings['pings']} per size)", '',
              _size_table(summary), '',
-             'Node overhead = end to end − inference in the node − relay floor (medians); '
+             'Node overhead = per set, end to end − its inference in the node (median over '
+             'the sets) − relay floor (median); '
              'in-node overhead = per set, set complete → published minus inference.', '',
              "Where a set's time in the node goes (the node's diagnostics, medians per phase): "
              'wait = set complete → processing starts, decode = messages → arrays, encode = '
