@@ -107,6 +107,27 @@ class DecodedView:
     encoding: str
 
 
+@dataclass(frozen=True)
+class LastSet:
+    """The newest published set: its stamp, its inference and when it was complete and out.
+
+    The times are CLOCK_MONOTONIC seconds (`time.monotonic`), which other processes on the host
+    read too: `bench node` takes from them how long the inputs took to arrive and the outputs
+    to be received.
+    """
+
+    stamp_ns: int = 0
+    inference_s: float = 0.0
+    completed_at: float = 0.0
+    published_at: float = 0.0
+
+    def values(self) -> dict[str, str]:
+        return {'last_set_stamp_ns': str(self.stamp_ns),
+                'last_set_inference_ms': f'{self.inference_s * 1000.0:.3f}',
+                'last_set_completed_s': f'{self.completed_at:.6f}',
+                'last_set_published_s': f'{self.published_at:.6f}'}
+
+
 def stamp_ns(message: Any) -> int:
     stamp = message.header.stamp
     return stamp.sec * 1_000_000_000 + stamp.nanosec
@@ -174,7 +195,7 @@ class StereoDerainNode(Node):
         self._overhead = LatencyWindow()
         self._phases = PhaseWindows()
         self._published = 0
-        self._last_set: tuple[int, float] = (0, 0.0)
+        self._last_set = LastSet()
         self._rejected = 0
         self._last_rejection = ''
         self._unstamped = False
@@ -396,9 +417,10 @@ class StereoDerainNode(Node):
                       color=left.channel_order != 'mono')
         timer.mark('publish')
         self._published += 1
-        self._last_set = (stereo_set.stamp_ns, timer.seconds.get('inference', 0.0))
         self._output_sets.tick()
         self._last_published_at = time.monotonic()
+        self._last_set = LastSet(stereo_set.stamp_ns, timer.seconds.get('inference', 0.0),
+                                 stereo_set.completed_at, self._last_published_at)
         end_to_end = self._last_published_at - stereo_set.completed_at
         self._end_to_end.add(end_to_end)
         self._overhead.add(end_to_end - timer.seconds.get('inference', 0.0))
@@ -513,8 +535,7 @@ class StereoDerainNode(Node):
             'input_rate_hz': f'{self._input_sets.rate():.2f}',
             'output_rate_hz': f'{self._output_sets.rate():.2f}',
             'published_sets': str(self._published),
-            'last_set_stamp_ns': str(self._last_set[0]),
-            'last_set_inference_ms': f'{self._last_set[1] * 1000.0:.2f}',
+            **self._last_set.values(),
             'superseded_sets': str(counters.superseded),
             'abandoned_pairs': str(counters.abandoned),
             'rejected_sets': str(self._rejected),

@@ -164,24 +164,34 @@ def _wait_until_flowing(rig: _Rig, player: StereoPlayer, process: NodeProcess,
                              f'{process.log_tail()}')
 
 
-def _ping_sets(rig: _Rig, player: StereoPlayer, count: int) -> tuple[list[float], list]:
-    """Send sets one at a time; return their latencies and the node's inference for each (ms).
+def _ping_sets(rig: _Rig, player: StereoPlayer, count: int) -> list[dict]:
+    """Send sets one at a time; per set, its latency and how it splits, all in ms.
 
-    Inference varies from set to set by more than the overhead being measured, so overhead is
-    taken per set (its latency minus its own inference, which the node's diagnostics name by
-    stamp) instead of as a difference of medians. An inference not reported is None.
+    After each set the node's diagnostics name the set they describe by stamp and give its
+    inference and when it was complete and published, on the monotonic clock that the player
+    and monitor read too: `reception` = player sends -> set complete in the node, `in_node` =
+    complete -> published, `delivery` = published -> both outputs at the monitor. Inference
+    varies from set to set by more than the overhead being measured, so overhead is taken per
+    set. A set the diagnostics did not describe keeps only its latency.
     """
-    latencies, inferences = [], []
+    sets = []
+    ping(player, rig.monitor, rig.stamps, 1, timeout_s=120.0)  # a warm-up set may be in flight
     for _ in range(count):
         latency = ping(player, rig.monitor, rig.stamps, 1, timeout_s=120.0)
         stamp = next(reversed(player.sent))
         diagnostics = rig.fresh_diagnostics()
         if not latency:
             continue
-        latencies.append(latency[0])
-        inferences.append(float(diagnostics['last_set_inference_ms'])
-                          if diagnostics.get('last_set_stamp_ns') == str(stamp) else None)
-    return latencies, inferences
+        row = {'latency_ms': latency[0]}
+        if diagnostics.get('last_set_stamp_ns') == str(stamp):
+            completed = float(diagnostics['last_set_completed_s'])
+            published = float(diagnostics['last_set_published_s'])
+            row.update(inference_ms=float(diagnostics['last_set_inference_ms']),
+                       reception_ms=(completed - player.sent[stamp]) * 1000.0,
+                       in_node_ms=(published - completed) * 1000.0,
+                       delivery_ms=(rig.monitor.received[stamp] - published) * 1000.0)
+        sets.append(row)
+    return sets
 
 
 def _received(diagnostics: dict[str, str]) -> dict[str, int]:
@@ -220,10 +230,11 @@ def _measure_node(rig: _Rig, config: NodeBenchConfig, size: tuple[int, int], log
     with NodeProcess(command, logs / f'node_{size[0]}x{size[1]}.log', os.environ) as process:
         progress(f'node at {size[0]}x{size[1]}: starting')
         _wait_until_flowing(rig, player, process, config.startup_timeout_s)
-        latencies, inferences = _ping_sets(rig, player, config.pings)
+        sets = _ping_sets(rig, player, config.pings)
         diagnostics = rig.fresh_diagnostics()
-        row = {'size': f'{size[0]}x{size[1]}', 'ping_latencies_ms': latencies,
-               'ping_inference_ms': inferences, 'diagnostics': diagnostics}
+        row = {'size': f'{size[0]}x{size[1]}',
+               'ping_latencies_ms': [one['latency_ms'] for one in sets], 'ping_sets': sets,
+               'diagnostics': diagnostics}
         if largest:
             progress(f'node at {size[0]}x{size[1]}: {config.transport_rate_hz:g} Hz for '
                      f'{config.transport_s:.0f} s (transport)')

@@ -30,8 +30,8 @@ def size_rows(result: dict) -> list[dict]:
         inference = _number(node['diagnostics'], 'inference_latency_p50_ms')
         floor = _p50(relays[node['size']]['ping_latencies_ms']) if node['size'] in relays \
             else None
-        beyond_inference = _p50([total - own for total, own in zip(
-            node['ping_latencies_ms'], node.get('ping_inference_ms', [])) if own is not None])
+        sets = [one for one in node.get('ping_sets', []) if 'inference_ms' in one]
+        beyond_inference = _p50([one['latency_ms'] - one['inference_ms'] for one in sets])
         overhead = None
         if None not in (beyond_inference, floor):
             overhead = beyond_inference - floor
@@ -43,7 +43,9 @@ def size_rows(result: dict) -> list[dict]:
                      'engine_alone_ms': result['engine'][node['size']]['median_ms'],
                      'phases_p50_ms': {phase: _number(node['diagnostics'],
                                                       f'phase_{phase}_p50_ms')
-                                       for phase in PHASES}})
+                                       for phase in PHASES},
+                     **{f'{part}_p50_ms': _p50([one[f'{part}_ms'] for one in sets])
+                        for part in ('reception', 'delivery')}})
     return rows
 
 
@@ -82,10 +84,12 @@ def _size_table(summary: dict) -> str:
 
 
 def _phase_table(summary: dict) -> str:
-    headers = ['size', *(f'{phase} p50 ms' for phase in PHASES)]
+    headers = ['size', 'reception p50 ms', *(f'{phase} p50 ms' for phase in PHASES),
+               'delivery p50 ms']
     return markdown_table(headers, [
-        [row['size'], *(format_number(row.get('phases_p50_ms', {}).get(phase))
-                        for phase in PHASES)] for row in summary['sizes']])
+        [row['size'], format_number(row.get('reception_p50_ms')),
+         *(format_number(row.get('phases_p50_ms', {}).get(phase)) for phase in PHASES),
+         format_number(row.get('delivery_p50_ms'))] for row in summary['sizes']])
 
 
 def _run_table(result: dict) -> str:
@@ -124,9 +128,12 @@ def node_markdown(result: dict) -> str:
              'Node overhead = per set, end to end − its inference in the node (median over '
              'the sets) − relay floor (median); '
              'in-node overhead = per set, set complete → published minus inference.', '',
-             "Where a set's time in the node goes (the node's diagnostics, medians per phase): "
-             'wait = set complete → processing starts, decode = messages → arrays, encode = '
-             'arrays → messages, publish = handing the outputs to DDS.', '',
+             "Where a set's time goes (medians per part; the node's diagnostics for the "
+             'phases in the node): reception = the player sends → the set is complete in the '
+             'node, wait = complete → processing starts, decode = messages → arrays, encode = '
+             'arrays → messages, publish = handing the outputs to DDS, delivery = published → '
+             'both outputs at the monitor. The relay floor covers reception and delivery '
+             'of a relay.', '',
              _phase_table(summary), '',
              '## Transport, throughput and memory (largest size)', '', _run_table(result), '',
              f"- Images lost in transport (sent by the player − received by the node, from its "
