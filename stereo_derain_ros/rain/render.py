@@ -256,22 +256,3 @@ def _splat_bilinear(u: np.ndarray, v: np.ndarray, mass: np.ndarray, bins: np.nda
     total = np.bincount(indices, weights=weights, minlength=bin_count * height * width)
     return total.reshape(bin_count, height, width).astype(np.float32)
 
-
-def streak_disparity_map(scene: StereoScene, sample: RainSample,
-                         positions: np.ndarray | None = None) -> np.ndarray:
-    """Return, per left pixel, the disparity of the nearest visible streak (NaN where none).
-
-    This is the exact correspondence of the rain layer, which differs from the scene's.
-    """
-    camera = scene_camera(scene)
-    drops = sample.drops
-    positions = drops.positions if positions is None else positions
-    points = streak_points(camera, 'left', positions, drops, sample.params.exposure_s)
-    keep = visible(points, scene.depth('left'))
-    width, height = scene.size
-    flat = np.rint(points.v[keep]).astype(np.int64) * width + np.rint(points.u[keep]).astype(
-        np.int64)
-    result = np.full(height * width, -np.inf)
-    np.maximum.at(result, flat, camera.disparity(points.z[keep]))
-    result[~np.isfinite(result)] = np.nan
-    return result.reshape(height, width).astype(np.float32)
