@@ -67,9 +67,9 @@ def _bag_pass(engine, config: BagBenchConfig, bag: Path, output: Path) -> tuple[
     from stereo_derain_ros.bagio.derain import BagDerainConfig, derain_bag
 
     started = time.perf_counter()
-    summary = derain_bag(BagDerainConfig(input=bag, output=output, left_topic=LEFT_TOPIC,
-                                         right_topic=RIGHT_TOPIC, batch_size=config.batch_size,
-                                         overwrite=True), engine.derain_batch)
+    bag_config = BagDerainConfig(input=bag, output=output, topics=(LEFT_TOPIC, RIGHT_TOPIC),
+                                 batch_size=config.batch_size, overwrite=True)
+    summary = derain_bag(bag_config, engine.derain_batch)
     return time.perf_counter() - started, summary.pairs
 
 
