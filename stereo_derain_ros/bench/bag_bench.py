@@ -13,6 +13,7 @@ import statistics
 import tempfile
 import time
 
+from stereo_derain_ros.bench.engine_settings import BenchEngineSettings
 from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
 
 LEFT_TOPIC = '/stereo/left/image_rect'
@@ -21,20 +22,15 @@ TARGET_RATIO = 0.9
 
 
 @dataclass
-class BagBenchConfig:
-    """What `bench bag` measures; the CLI fills it from its flags."""
+class BagBenchConfig(BenchEngineSettings):
+    """What `bench bag` measures, with the engine it runs; the CLI fills it from its flags."""
 
-    model: str = 'bandnet'
-    weights: str = ''
     width: int = 1280
     height: int = 720
     pairs: int = 20
     batch_size: int = 4
-    device: str = 'auto'
-    precision: str = 'auto'
     repeats: int = 3
     preset: str = 'heavy'
-    threads: int | None = None
 
 
 def read_pairs(bag: Path) -> list[tuple]:
@@ -76,13 +72,9 @@ def _bag_pass(engine, config: BagBenchConfig, bag: Path, output: Path) -> tuple[
 def run_bag_bench(config: BagBenchConfig, machine: dict,
                   progress: Callable[[str], None] = lambda text: None) -> dict:
     """Make a rainy bag, then time the engine alone and the bag tool on it, alternating."""
-    import torch
-
     from stereo_derain_ros.bagio.synthetic import make_rain_bag, RainBagConfig
-    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+    from stereo_derain_ros.engine import DerainEngine
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
     runs = []
     with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-bag-') as folder:
         bag = Path(folder) / 'rain'
@@ -92,9 +84,7 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                                     rate_hz=rate_hz, width=config.width, height=config.height,
                                     preset=config.preset))
         pairs = read_pairs(bag)
-        engine = DerainEngine(EngineConfig.from_options(
-            model=config.model, weights=config.weights, untrained=not config.weights,
-            device=config.device, precision=config.precision))
+        engine = DerainEngine(config.engine_config())
         progress('warming up')
         _engine_pass(engine, pairs[:config.batch_size], config.batch_size)
         for repeat in range(config.repeats):
@@ -107,7 +97,7 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                          'bag_pairs_per_s': bag_pairs / bag_s})
     engine_rate = statistics.median(run['engine_pairs_per_s'] for run in runs)
     bag_rate = statistics.median(run['bag_pairs_per_s'] for run in runs)
-    summary = {'model': config.model, 'size': f'{config.width}x{config.height}',
+    summary = {'model': engine.model_name, 'size': f'{config.width}x{config.height}',
                'pairs': len(pairs), 'batch_size': config.batch_size,
                'device': str(engine.device), 'precision': engine.precision,
                'engine_pairs_per_s': engine_rate, 'bag_pairs_per_s': bag_rate,
