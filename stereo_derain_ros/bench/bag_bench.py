@@ -14,7 +14,12 @@ import tempfile
 import time
 
 from stereo_derain_ros.bench.engine_settings import BenchEngineSettings
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.results import (
+    format_number,
+    markdown_table,
+    report_head,
+    targets_section,
+)
 
 LEFT_TOPIC = '/stereo/left/image_rect'
 RIGHT_TOPIC = '/stereo/right/image_rect'
@@ -113,8 +118,6 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
 
 def bag_markdown(result: dict) -> str:
     """Render a `bench bag` result as markdown."""
-    from stereo_derain_ros.bench.model_bench import targets_table
-
     summary, settings = result['summary'], result['settings']
     table = [[str(index + 1), format_number(run['engine_pairs_per_s']),
               format_number(run['bag_pairs_per_s']),
@@ -122,8 +125,7 @@ def bag_markdown(result: dict) -> str:
              for index, run in enumerate(result['runs'])]
     table.append(['median', format_number(summary['engine_pairs_per_s']),
                   format_number(summary['bag_pairs_per_s']), f"{summary['ratio']:.2f}×"])
-    lines = ['# Bag benchmark (`stereo-derain bench bag`)', '',
-             machine_block(result['machine']), '',
+    lines = [*report_head('Bag benchmark (`stereo-derain bench bag`)', result['machine']),
              f"A {summary['pairs']}-pair {summary['size']} rainy bag from `stereo-derain "
              f"make-bag` (preset {settings['preset']}, MCAP, clean reference topics included) is "
              f"derained by the bag tool (`derain_bag`, batches of {summary['batch_size']}, "
@@ -132,5 +134,5 @@ def bag_markdown(result: dict) -> str:
              'the two alternate, one engine serves both; torch threads: '
              f"{settings['threads'] or 'torch default'}.", '',
              markdown_table(['repeat', 'engine pairs/s', 'bag pairs/s', 'bag ÷ engine'], table),
-             '', '## Targets', '', targets_table(result['targets']), '']
+             '', *targets_section(result['targets'])]
     return '\n'.join(lines)

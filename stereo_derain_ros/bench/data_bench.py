@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.results import format_number, markdown_table, report_head
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.pools import ComposedRainSource, PoolRecipe, render_pool
 from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
@@ -88,7 +88,7 @@ def data_markdown(result: dict) -> str:
     crop_h, crop_w = config['crop']
     rows.append([f'composition: batch {config["batch"]} of {crop_w}x{crop_h}',
                  f'{format_number(result["compose_s_per_batch"] * 1000)} ms per batch'])
-    lines = ['# Data layer', '', machine_block(result['machine']), '',
+    lines = [*report_head('Data layer', result['machine']),
              f'Scenes and rain at {width}x{height} on one thread, median of '
              f'{config["repeats"]}; photos: {config["photos"]}.', '',
              markdown_table(['stage', 'time'], rows)]

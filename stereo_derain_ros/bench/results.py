@@ -59,6 +59,19 @@ def machine_block(machine: dict) -> str:
     return '\n'.join(lines)
 
 
+def report_head(title: str, machine: dict) -> list[str]:
+    """Return the opening lines of a markdown report: its title, then where it was measured."""
+    return [f'# {title}', '', machine_block(machine), '']
+
+
+def targets_section(targets: list[dict]) -> list[str]:
+    """Return a report's targets with their measured values and a met / missed verdict."""
+    verdict = {True: 'met', False: 'missed', None: 'not measured'}
+    table = markdown_table(['target', 'measured', 'verdict'],
+                           [[t['target'], t['measured'], verdict[t['met']]] for t in targets])
+    return ['## Targets', '', table, '']
+
+
 def write_results(result: dict, markdown: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
     """Write `<stem>.json` and `<stem>.md` into `out_dir` (see `results_dir`); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
