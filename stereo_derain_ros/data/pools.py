@@ -87,9 +87,9 @@ def _render_rain(args: tuple[PoolRecipe, int]) -> dict[str, np.ndarray]:
     def disparity(image: np.ndarray) -> np.ndarray:
         return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
-    return {'alpha_left': alpha(rain.alpha_left), 'alpha_right': alpha(rain.alpha_right),
-            'disparity_left': disparity(rain.disparity_left),
-            'disparity_right': disparity(rain.disparity_right)}
+    return {'alpha_left': alpha(rain.alpha[0]), 'alpha_right': alpha(rain.alpha[1]),
+            'disparity_left': disparity(rain.disparity[0]),
+            'disparity_right': disparity(rain.disparity[1])}
 
 
 RENDERERS: dict[str, Callable] = {'scene': _render_scene, 'rain': _render_rain}

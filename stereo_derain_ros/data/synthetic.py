@@ -81,8 +81,7 @@ def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
         return render(scene, rain_params(preset), int(rng.integers(2 ** 62)))
     rain = RAIN_RENDERERS[renderer](rng, config.crop_width, config.crop_height)
     pair = compose_pair((scene.left, scene.right, scene.disparity_left, scene.disparity_right),
-                        (rain.alpha_left, rain.alpha_right, rain.disparity_left,
-                         rain.disparity_right), rng, config.composition)
+                        (*rain.alpha, *rain.disparity), rng, config.composition)
     return RainSample(_uint8(pair.rainy[0]), _uint8(pair.rainy[1]), _uint8(pair.clean[0]),
                       _uint8(pair.clean[1]), pair.alpha[0], pair.alpha[1], scene.disparity_left,
                       scene.disparity_right, params=None, mode=renderer,
