@@ -24,8 +24,13 @@ from stereo_derain_ros.training.curves import read_csv
 
 @dataclass(frozen=True)
 class DataBenchConfig:
-    width: int = 512
-    height: int = 256
+    """What `bench data` measures; `run` is a training run whose data wait is reported too.
+
+    Scenes and rain are rendered at `size` (width, height); composition makes batches of `crop`
+    (height, width) crops.
+    """
+
+    size: tuple[int, int] = (512, 256)
     repeats: int = 6
     batch: int = 8
     crop: tuple[int, int] = (128, 256)
@@ -58,7 +63,7 @@ def training_wait(run: Path) -> dict | None:
 def run_data_bench(config: DataBenchConfig, machine: dict) -> dict:
     """Measure every scene source, every rain renderer and the per-batch composition."""
     library = PhotoLibrary.open_or_builtin(config.photos, 'train')
-    size = (config.width, config.height)
+    size = config.size
     scenes = {name: _median_seconds(
         lambda index, source=source: source(generator('synth', 0, index), *size, library),
         config.repeats) for name, source in SCENE_SOURCES.items()}
