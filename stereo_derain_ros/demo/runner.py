@@ -14,9 +14,7 @@ STEPS = 4
 def _rain_bag_config(config: DemoConfig, path: Path):
     from stereo_derain_ros.bagio.synthetic import RainBagConfig
 
-    return RainBagConfig(output=path, duration_s=config.duration_s, rate_hz=config.rate_hz,
-                         width=config.width, height=config.height, preset=config.preset,
-                         seed=config.seed)
+    return RainBagConfig(output=path, **config.clip())
 
 
 def ensure_demo_bag(config: DemoConfig, echo: Callable[[str], None]) -> Path:
