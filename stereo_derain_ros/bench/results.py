@@ -7,6 +7,8 @@ out of context can still be traced back to how it was measured.
 import json
 from pathlib import Path
 
+from stereo_derain_ros.atomic import write_text_atomic
+
 SCHEMA_VERSION = 1
 # Where `bench` commands write unless told otherwise: a git-ignored folder, so that a run never
 # edits the committed results, which the README's performance section is checked against.
@@ -77,8 +79,8 @@ def write_results(result: dict, markdown: str, out_dir: Path, stem: str) -> tupl
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f'{stem}.json'
     markdown_path = out_dir / f'{stem}.md'
-    json_path.write_text(json.dumps(result, indent=2, sort_keys=False) + '\n')
-    markdown_path.write_text(markdown.rstrip('\n') + '\n')
+    write_text_atomic(json_path, json.dumps(result, indent=2, sort_keys=False) + '\n')
+    write_text_atomic(markdown_path, markdown.rstrip('\n') + '\n')
     return json_path, markdown_path
 
 
