@@ -13,7 +13,7 @@ DEMO_ENGINE_OPTIONS = ('model', 'weights', 'untrained', 'device')
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'demo', help='derain the embedded rainy demo bag through the real node and write a report',
+        'demo', help='render a rainy stereo bag, derain it through the real node, write a report',
         description='Render a rainy stereo bag (cached), start stereo_derain_node as its own '
                     'process, replay the bag through it over DDS, record its output to a bag, '
                     'and write a report: side-by-side frames, a GIF, PSNR/SSIM and SGBM '
