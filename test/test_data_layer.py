@@ -264,11 +264,25 @@ def test_rain_is_hidden_behind_nearer_surfaces_and_rain_free_samples_equal_their
 
 
 def test_monochrome_samples_have_equal_channels_in_input_and_target():
-    mono = CompositionConfig(mono=1.0, rain_free=0.0)
+    mono = CompositionConfig(mono=1.0, rain_free=0.0, noise=1.0)
     pair = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(1), mono)
     for image in (pair.rainy[0], pair.clean[1]):
         assert np.allclose(image[..., 0], image[..., 1]) and np.allclose(
             image[..., 1], image[..., 2])
+
+
+@pytest.mark.parametrize('rain_free', [0.0, 1.0])
+def test_sensor_noise_and_jpeg_are_the_same_draw_on_input_and_target(rain_free):
+    # Only the rain tells input from target: a network trained on these learns not to denoise.
+    sensor = CompositionConfig(rain_free=rain_free, light_rain=0.0, mono=0.0, noise=1.0,
+                               jpeg=1.0)
+    pair = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(2), sensor)
+    flat = _flat_scene(5.0)[0].astype(np.float32) / 255.0
+    assert np.abs(pair.clean[0] - flat).std() > 1e-3
+    # JPEG codes 16-px blocks on their own (chroma is interpolated across the edge): away from
+    # the streak's block input and target agree exactly, noise included.
+    assert np.array_equal(pair.rainy[0][:, 20:], pair.clean[0][:, 20:])
+    assert np.array_equal(pair.rainy[0], pair.clean[0]) == bool(rain_free)
 
 
 # --- pools, seeds and held-out sets -----------------------------------------------------------

@@ -65,10 +65,31 @@ def test_schedules_and_loss_specs():
 
 def test_loss_terms_are_zero_for_a_perfect_output():
     image = torch.rand(1, 3, 24, 24)
-    total, parts = StereoLoss.from_spec('l1=1,charbonnier=1,ssim=1')((image, image),
-                                                                       (image, image))
+    rainy = (image + 0.2).clamp(0, 1)
+    total, parts = StereoLoss.from_spec('l1=1,charbonnier=1,ssim=1,rain_l1=1,lowpass=1')(
+        (image, image), (image, image), (rainy, rainy))
     assert float(total) == pytest.approx(1e-3, abs=1e-4)
     assert parts['l1'] == 0.0 and parts['ssim'] == pytest.approx(0.0, abs=1e-5)
+    assert parts['rain_l1'] == 0.0 and parts['lowpass'] == 0.0
+
+
+def test_rain_l1_counts_a_missed_streak_more_than_plain_l1():
+    clean = torch.full((1, 3, 32, 32), 0.4)
+    rainy = clean.clone()
+    rainy[:, :, :, 10] = 0.9
+    left_rainy = StereoLoss.from_spec('rain_l1=1')((rainy, clean), (clean, clean),
+                                                   (rainy, clean))[0]
+    plain = StereoLoss.from_spec('l1=1')((rainy, clean), (clean, clean), (rainy, clean))[0]
+    assert float(left_rainy) > 5 * float(plain)
+
+
+def test_lowpass_sees_a_brightness_shift_that_averages_out_in_l1():
+    target = torch.rand(1, 3, 32, 32) * 0.5 + 0.25
+    noisy = target + 0.05 * torch.sign(torch.randn_like(target))
+    shifted = target + 0.01
+    lowpass = StereoLoss.from_spec('lowpass=1')
+    assert float(lowpass((shifted, shifted), (target, target), (target, target))[0]) > \
+        float(lowpass((noisy, noisy), (target, target), (target, target))[0])
 
 
 def test_a_few_steps_lower_the_loss(tmp_path):
@@ -88,22 +109,32 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert set(metadata['metrics']) == {'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy'}
 
 
-def test_resume_continues_the_same_schedule(tmp_path):
+@pytest.mark.parametrize('ema', [0.0, 0.9])
+def test_resume_continues_the_same_schedule(tmp_path, ema):
     torch.set_num_threads(1)
     train_pool, val_pool = _pools()
-    whole = train(_config(), Runtime(out=tmp_path / 'whole', progress=False),
+    whole = train(_config(ema=ema), Runtime(out=tmp_path / 'whole', progress=False),
                   train_pool, val_pool)
-    first = train(_config(), Runtime(out=tmp_path / 'parts', progress=False, stop_at_step=6),
-                  train_pool, val_pool)
+    first = train(_config(ema=ema), Runtime(out=tmp_path / 'parts', progress=False,
+                                            stop_at_step=6), train_pool, val_pool)
     assert not first.finished and first.step == 6
     _, metadata = load_checkpoint(tmp_path / 'parts' / 'last.safetensors')
     assert metadata['recipe']['step'] == 6
-    resumed = train(_config(), Runtime(out=tmp_path / 'parts', progress=False),
+    resumed = train(_config(ema=ema), Runtime(out=tmp_path / 'parts', progress=False),
                     train_pool, val_pool, resume=True)
     assert resumed.finished and resumed.step == 12
-    # Same crops, learning rates, batches and optimiser moments: bit-identical weights.
+    # Same crops, learning rates, batches and optimiser moments: bit-identical weights, and the
+    # same averaged weights in the checkpoint.
     for name, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+    saved_whole, _ = load_checkpoint(tmp_path / 'whole' / 'last.safetensors')
+    saved_parts, metadata = load_checkpoint(tmp_path / 'parts' / 'last.safetensors')
+    for name, value in saved_whole.items():
+        assert torch.equal(value, saved_parts[name]), name
+    averaged = not torch.equal(saved_whole['exit.0.weight'],
+                               whole.model.state_dict()['exit.0.weight'])
+    assert averaged == bool(ema)
+    assert ('psnr_raw' in metadata['metrics']) == bool(ema)
     rows = (tmp_path / 'parts' / 'loss.csv').read_text().splitlines()[1:]
     assert [int(row.split(',')[0]) for row in rows] == [3, 6, 9, 12]
     # An optimiser file from another step (a run killed between the two writes) is refused.
@@ -163,3 +194,11 @@ def test_init_starts_from_a_checkpoint_and_keeps_its_recipe(tmp_path):
     with pytest.raises(ValueError, match='holds model'):
         train(_config(model='bandnet_mono', init=checkpoint),
               Runtime(out=tmp_path / 'wrong', progress=False), train_pool, val_pool)
+    # A partial start loads what fits: the mono ablation from stereo weights.
+    mono = train(_config(model='bandnet_mono', steps=1, lr=1e-12, warmup=0, init=checkpoint,
+                         init_partial=True),
+                 Runtime(out=tmp_path / 'mono', progress=False), train_pool, val_pool)
+    mono_state = mono.model.state_dict()
+    assert not any('cross_view' in name for name in mono_state)
+    for name, value in mono_state.items():
+        assert torch.allclose(value, first.model.state_dict()[name], atol=1e-6), name

@@ -13,7 +13,8 @@ mkdir -p "$OUT"
 #   run(carry=['data/photos_gpu', 'stereo_derain_ros/weights'], command='bash tools/gpu_script.sh')
 # after `stereo-derain photos --cache data/photos_gpu --shrink-from PHOTO_CACHE --max-side 512`
 # (about 26 MB). Pools render on every core, training runs bf16 for at most TRAIN_MINUTES and
-# brings back the run folder (weights, optimiser, curves, recipe) under $OUT/gpu_run; evaluate
+# brings back the run folder (weights, optimiser, curves, recipe) under $OUT/gpu_run (the weights
+# are a moving average, so a run stopped before its cosine ends is still usable); evaluate
 # it here with `stereo-derain eval $FILES/gpu_run/last.safetensors heldout:photos-medium`.
 train_bf16() {
     local photos=${PHOTOS:-data/photos_gpu}
@@ -21,7 +22,7 @@ train_bf16() {
     "$PYTHON" -m stereo_derain_ros train --model bandnet --out "$OUT/gpu_run" \
         --init stereo_derain_ros/weights/bandnet.safetensors --model-arg pool_window=128 \
         --steps "${TRAIN_STEPS:-12000}" --batch 32 --crop-schedule 128x256:3000,192x384 \
-        --lr 1e-3 --warmup 200 --data synthetic --pool 3000 --val-samples 24 \
+        --lr 1e-3 --warmup 200 --ema 0.999 --data synthetic --pool 3000 --val-samples 24 \
         --val-every 1000 --checkpoint-every 500 --data-cache /tmp/pools --photos "$photos" \
         --jobs "$(nproc)" --device cuda --amp --threads 4 \
         --stop-after-minutes "${TRAIN_MINUTES:-9}" --no-progress

@@ -50,8 +50,12 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--optimizer', choices=('adamw', 'adam'), default='adamw',
                         help='(default: %(default)s)')
     parser.add_argument('--loss', default='l1=1,ssim=0.2',
-                        help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM) '
-                             '(default: %(default)s)')
+                        help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM), '
+                             'rain_l1 (L1 weighted towards rainy pixels), lowpass (L1 of 8-px '
+                             'means: brightness and colour shifts) (default: %(default)s)')
+    parser.add_argument('--ema', type=float, default=0.0,
+                        help='decay of a moving average of the weights, which the checkpoint '
+                             'then holds, e.g. 0.999 (default: %(default)s, none)')
     parser.add_argument('--data', default='synthetic',
                         help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '
                              'folder (RainKITTI or StereoCityscapes layout, see docs/training.md) '
@@ -71,6 +75,9 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--init', default=None, metavar='CHECKPOINT',
                         help="start from these weights (fine-tuning); the checkpoint's own "
                              'recipe is kept in the new recipe as init_recipe')
+    parser.add_argument('--init-partial', action='store_true',
+                        help='with --init: load only the tensors whose names and shapes fit the '
+                             'model (e.g. bandnet weights into bandnet_mono)')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of data, crops and initial weights (default: %(default)s)')
     parser.add_argument('--amp', action='store_true',
@@ -155,8 +162,9 @@ def _new_config(args: argparse.Namespace):
         lr_min=args.lr_min, warmup=args.warmup, weight_decay=args.weight_decay,
         optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
         val_every=args.val_every, val_samples=args.val_samples,
-        checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp,
-        model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe)
+        checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp, ema=args.ema,
+        model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe,
+        init_partial=args.init_partial)
 
 
 def run(args: argparse.Namespace) -> int:

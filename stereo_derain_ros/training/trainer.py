@@ -5,6 +5,10 @@ Everything that shapes the result (model, data, crops, batch, optimiser, loss, s
 recipe, so a run cut into several chunks trains exactly like one uninterrupted run: the learning
 rate and crop size are functions of the step, the batches depend only on (seed, rank, step), and
 the optimiser moments are restored from `optimizer.safetensors`.
+
+With `ema` > 0 the checkpoint holds an exponential moving average of the weights (what is
+evaluated and shipped: it averages out the last steps' noise) and `raw.safetensors` the weights
+the optimiser works on, which a resume continues from.
 """
 
 from dataclasses import asdict, dataclass, field, fields
@@ -33,10 +37,11 @@ from stereo_derain_ros.training.pool import PairPool
 from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
 
 CHECKPOINT_NAME = 'last.safetensors'
+RAW_WEIGHTS_NAME = 'raw.safetensors'
 OPTIMIZER_NAME = 'optimizer.safetensors'
 LOSS_FIELDS = ['step', 'loss', 'lr', 'crop', 'pairs_per_s', 'data_s', 'l1', 'mse', 'charbonnier',
-               'ssim']
-VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy']
+               'ssim', 'rain_l1', 'lowpass']
+VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy', 'psnr_raw']
 OPTIMIZERS = ('adamw', 'adam')
 
 
@@ -64,12 +69,16 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     amp: bool = False
+    # Decay of the moving average of the weights; 0 trains without one.
+    ema: float = 0.0
     model_args: dict = field(default_factory=dict)
     # [step, old total, new total] for every resume that changed the total number of steps.
     steps_changes: list = field(default_factory=list)
     # Checkpoint whose weights start the run (fine-tuning), and that checkpoint's own recipe.
     init: str | None = None
     init_recipe: dict | None = None
+    # Start from the tensors of `init` whose names and shapes match (another model's weights).
+    init_partial: bool = False
 
     def validate(self) -> None:
         if self.steps <= 0 or self.batch <= 0:
@@ -79,6 +88,8 @@ class TrainConfig:
                              f'{", ".join(OPTIMIZERS)}')
         if not self.lr > 0 or self.lr_min < 0:
             raise ValueError(f'lr must be > 0 and lr_min >= 0, got {self.lr}, {self.lr_min}')
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f'ema must be in [0, 1), got {self.ema}')
         CropSchedule.parse(self.crop_schedule)
         StereoLoss.from_spec(self.loss)
 
@@ -225,6 +236,7 @@ class _RunState:
 
     model: torch.nn.Module
     network: torch.nn.Module
+    average: 'WeightAverage | None'
     optimizer: torch.optim.Optimizer
     device: torch.device
     start_step: int
@@ -252,21 +264,22 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.model_args)
     if config.init and not resume:
-        state_dict, metadata = load_checkpoint(config.init)
-        if metadata['model'] != config.model:
-            raise ValueError(f'--init {config.init} holds model {metadata["model"]!r}, not '
-                             f'{config.model!r}')
-        model.load_state_dict(state_dict)
+        _load_init(model, config)
     optimizer = _make_optimizer(config, model)
     start_step, wall_before = 0, 0.0
+    average_weights = None
     if resume:
         state_dict, metadata = load_checkpoint(out / CHECKPOINT_NAME)
+        if config.ema:
+            average_weights = state_dict
+            state_dict, _ = load_checkpoint(out / RAW_WEIGHTS_NAME)
         model.load_state_dict(state_dict)
         start_step = int(metadata['recipe']['step'])
         wall_before = float(metadata['recipe'].get('wall_s', 0.0))
         model.to(device)
         _load_optimizer(out / OPTIMIZER_NAME, optimizer, start_step)
     model.to(device).train()
+    average = WeightAverage(model, config.ema, average_weights) if config.ema else None
     network = model
     if context.enabled:
         network = torch.nn.parallel.DistributedDataParallel(
@@ -279,7 +292,51 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
         logs = (CsvLog(out / 'loss.csv', LOSS_FIELDS, resumed),
                 CsvLog(out / 'validation.csv', VAL_FIELDS, resumed),
                 _center_windows(val_pool, config.val_crop, multiple))
-    return _RunState(model, network, optimizer, device, start_step, wall_before, *logs)
+    return _RunState(model, network, average, optimizer, device, start_step, wall_before, *logs)
+
+
+def _load_init(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Load `config.init` into `model`; with `init_partial`, only the tensors that fit."""
+    state_dict, metadata = load_checkpoint(config.init)
+    if not config.init_partial:
+        if metadata['model'] != config.model:
+            raise ValueError(f'--init {config.init} holds model {metadata["model"]!r}, not '
+                             f'{config.model!r} (--init-partial loads the tensors that fit)')
+        model.load_state_dict(state_dict)
+        return
+    own = model.state_dict()
+    fitting = {name: tensor for name, tensor in state_dict.items()
+               if name in own and own[name].shape == tensor.shape}
+    if not fitting:
+        raise ValueError(f'--init {config.init} has no tensor that fits {config.model!r}')
+    model.load_state_dict(fitting, strict=False)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, kept in a copy of the model.
+
+    The decay ramps up as min(decay, (1 + step) / (10 + step)), so the first steps of a run are
+    not averaged with the initial weights for thousands of steps.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        if state_dict is not None:
+            self.model.load_state_dict(state_dict)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        for average, current in zip(self.model.state_dict().values(),
+                                    model.state_dict().values()):
+            if average.is_floating_point():
+                average.lerp_(current, 1.0 - decay)
+            else:
+                average.copy_(current)
 
 
 def _optimise(config: TrainConfig, state: _RunState, criterion: StereoLoss,
@@ -287,7 +344,8 @@ def _optimise(config: TrainConfig, state: _RunState, criterion: StereoLoss,
     batch = {view: tensor.to(state.device, non_blocking=True) for view, tensor in batch.items()}
     with _autocast(state.device, config.amp):
         outputs = state.network(batch['rainy_left'], batch['rainy_right'])
-    loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']))
+    loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']),
+                            (batch['rainy_left'], batch['rainy_right']))
     if not torch.isfinite(loss.detach()):
         raise FloatingPointError(f'training loss became {float(loss)}; lower --lr or check the '
                                  'data')
@@ -318,7 +376,11 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
                                    'device': str(state.device),
                                    'world_size': context.world_size,
                                    'threads': torch.get_num_threads()}
-        save_checkpoint(out / CHECKPOINT_NAME, state.model, recipe=recipe, metrics=metrics)
+        if state.average is not None:
+            save_checkpoint(out / RAW_WEIGHTS_NAME, state.model, recipe=recipe)
+        save_checkpoint(out / CHECKPOINT_NAME,
+                        state.average.model if state.average else state.model,
+                        recipe=recipe, metrics=metrics)
         _save_optimizer(out / OPTIMIZER_NAME, state.optimizer, step)
         plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
 
@@ -341,6 +403,8 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
         meter.data_s += time.monotonic() - waited
         loss, parts = _optimise(config, state, criterion, batch)
         done = step + 1
+        if state.average is not None:
+            state.average.update(state.model, step)
         bar.update(1)
         if context.is_main and (done % config.log_every == 0 or done == config.steps):
             row = meter.row(done, loss, lr, crop, parts)
@@ -348,7 +412,7 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
             bar.set_postfix(loss=row['loss'], lr=row['lr'], crop=row['crop'],
                             pairs_s=row['pairs_per_s'], data_s=row['data_s'])
         if context.is_main and (done % config.val_every == 0 or done == config.steps):
-            last_metrics = validate(state.model, state.windows, state.device)
+            last_metrics = _validate_run(state)
             state.val_log.append({'step': done, **{key: f'{value:.5f}'
                                                    for key, value in last_metrics.items()}})
             bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB '
@@ -364,6 +428,14 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
         torch.distributed.barrier()
     return TrainResult(model=state.model, step=step, finished=finished,
                        checkpoint=out / CHECKPOINT_NAME if context.is_main else None)
+
+
+def _validate_run(state: _RunState) -> dict[str, float]:
+    """Validate the weights that are saved; with an average, also report the raw weights."""
+    if state.average is None:
+        return validate(state.model, state.windows, state.device)
+    metrics = validate(state.average.model, state.windows, state.device)
+    return metrics | {'psnr_raw': validate(state.model, state.windows, state.device)['psnr']}
 
 
 class _Meter:
