@@ -1,6 +1,6 @@
 # One environment recipe for the README, the tests and CI: a virtual environment in .venv,
 # created on first use and re-synced only when its inputs change.
-#   make demo   run the package's main job on the embedded default
+#   make demo   run the package's main job: the demo with its default settings
 #   make test   run the whole test suite (what .ci/run calls)
 # CUDA users: make TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'
 PYTHON ?= python3

@@ -60,62 +60,66 @@ def _parameter(default: Any, description: str, **spec: Any) -> Any:
     return field(default=default, metadata={SPEC: (description, spec)})
 
 
+def _engine_parameter(default: Any, description: str, **spec: Any) -> Any:
+    """Declare a parameter of the engine: changing it live rebuilds the engine."""
+    return _parameter(default, description, rebuilds_engine=True, **spec)
+
+
+def _startup_parameter(default: Any, description: str, **spec: Any) -> Any:
+    """Declare a parameter read once at startup (topics, QoS, synchronizer): read-only."""
+    return _parameter(default, description, read_only=True, **spec)
+
+
 @dataclass(frozen=True)
 class NodeParameters:
     """Every parameter of `stereo_derain_node`, with its default and table row."""
 
     enable: bool = _parameter(
         True, 'derain when true; republish the input unchanged when false (changeable live)')
-    model: str = _parameter(
+    model: str = _engine_parameter(
         '', "registered model name (`stereo-derain models`); empty = the checkpoint's model, "
-        'else the default model', rebuilds_engine=True)
-    weights: str = _parameter(
-        '', 'safetensors checkpoint path; empty = the weights shipped for `model`',
-        rebuilds_engine=True)
-    allow_untrained_weights: bool = _parameter(
-        False, 'run a model with random weights when none are found (tests only)',
-        rebuilds_engine=True)
-    device: str = _parameter(
-        'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'", rebuilds_engine=True)
-    precision: str = _parameter(
-        'auto', 'half precision (fp16, bf16) applies on CUDA only', choices=PRECISIONS,
-        rebuilds_engine=True)
-    backend: str = _parameter(
+        'else the default model')
+    weights: str = _engine_parameter(
+        '', 'safetensors checkpoint path; empty = the weights shipped for `model`')
+    allow_untrained_weights: bool = _engine_parameter(
+        False, 'run a model with random weights when none are found (tests only)')
+    device: str = _engine_parameter(
+        'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'")
+    precision: str = _engine_parameter(
+        'auto', 'half precision (fp16, bf16) applies on CUDA only', choices=PRECISIONS)
+    backend: str = _engine_parameter(
         'torch', 'runs the network; with onnxruntime, `weights` may be an .onnx file (see '
-        'docs/deploy.md)', choices=BACKENDS, rebuilds_engine=True)
-    threads: int = _parameter(
+        'docs/deploy.md)', choices=BACKENDS)
+    threads: int = _engine_parameter(
         1, 'torch intra-op CPU threads; 0 = torch default (one per core). 1 measured fastest on '
-        'small shared CPUs (docs/node.md)', minimum=0, maximum=256, rebuilds_engine=True)
-    tile_size: int = _parameter(
+        'small shared CPUs (docs/node.md)', minimum=0, maximum=256)
+    tile_size: int = _engine_parameter(
         0, 'process images in tiles of this many pixels per side; 0 = whole image',
-        minimum=0, maximum=16384, rebuilds_engine=True)
-    max_disparity: int = _parameter(
+        minimum=0, maximum=16384)
+    max_disparity: int = _engine_parameter(
         0, "largest disparity (px) the model attends over; 0 = the model's own band",
-        minimum=0, maximum=4096, rebuilds_engine=True)
-    input_type: str = _parameter(
+        minimum=0, maximum=4096)
+    input_type: str = _startup_parameter(
         'raw', "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
-        choices=INPUT_TYPES, read_only=True)
-    rate_hz: float = _parameter(
+        choices=INPUT_TYPES)
+    rate_hz: float = _startup_parameter(
         0.0, 'processing timer rate; 0 = process each new set as soon as it is complete',
-        minimum=0.0, maximum=MAX_RATE_HZ, read_only=True)
-    queue_size: int = _parameter(
+        minimum=0.0, maximum=MAX_RATE_HZ)
+    queue_size: int = _startup_parameter(
         5, 'messages kept per input while waiting for a match (as stereo_image_proc)',
-        minimum=1, maximum=100, read_only=True)
-    approximate_sync: bool = _parameter(
-        False, 'pair stamps approximately instead of exactly (as stereo_image_proc)',
-        read_only=True)
-    approximate_sync_tolerance_seconds: float = _parameter(
+        minimum=1, maximum=100)
+    approximate_sync: bool = _startup_parameter(
+        False, 'pair stamps approximately instead of exactly (as stereo_image_proc)')
+    approximate_sync_tolerance_seconds: float = _startup_parameter(
         0.0, 'with approximate_sync: largest stamp spread within a set; 0 = nearest, unbounded',
-        minimum=0.0, maximum=10.0, read_only=True)
-    camera_info_timeout_seconds: float = _parameter(
+        minimum=0.0, maximum=10.0)
+    camera_info_timeout_seconds: float = _startup_parameter(
         2.0, 'how long a stereo pair waits for its camera_info before it is published without',
-        minimum=0.0, maximum=60.0, read_only=True)
-    output_namespace: str = _parameter(
-        'stereo_derained', 'namespace of the published topics (relative to the node namespace)',
-        read_only=True)
-    output_image_leaf: str = _parameter(
-        'image_rect', 'leaf name of the output images', choices=OUTPUT_IMAGE_LEAVES,
-        read_only=True)
+        minimum=0.0, maximum=60.0)
+    output_namespace: str = _startup_parameter(
+        'stereo_derained', 'namespace of the published topics (relative to the node namespace)')
+    output_image_leaf: str = _startup_parameter(
+        'image_rect', 'leaf name of the output images', choices=OUTPUT_IMAGE_LEAVES)
 
 
 def _spec(item) -> ParameterSpec:

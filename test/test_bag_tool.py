@@ -33,7 +33,7 @@ def invert_batch(lefts, rights, channel_order):
 
 def config(tmp_path: Path, **overrides) -> BagDerainConfig:
     fields = {'input': tmp_path / 'rainy', 'output': tmp_path / 'derained',
-              'left_topic': LEFT_TOPIC, 'right_topic': RIGHT_TOPIC, 'batch_size': 2}
+              'topics': (LEFT_TOPIC, RIGHT_TOPIC), 'batch_size': 2}
     fields.update(overrides)
     return BagDerainConfig(**fields)
 
@@ -137,8 +137,8 @@ def test_replace_puts_derained_images_on_the_input_topics(tmp_path):
 def test_compressed_topics_are_derained_into_the_same_format(tmp_path):
     spec = BagSpec(frames=3, compressed_format='rgb8; png compressed rgb8')
     write_stereo_bag(tmp_path / 'rainy', spec)
-    derain_bag(config(tmp_path, left_topic='/stereo/left/image_rect/compressed',
-                      right_topic='/stereo/right/image_rect/compressed'), invert_batch)
+    derain_bag(config(tmp_path, topics=('/stereo/left/image_rect/compressed',
+                                        '/stereo/right/image_rect/compressed')), invert_batch)
 
     output = read_all(tmp_path / 'derained')
     assert len(output['/stereo_derained/left/camera_info']) == 3
@@ -190,7 +190,7 @@ def test_corrupt_message_mid_bag_is_skipped_and_reported(tmp_path):
 def test_missing_topic_lists_the_image_topics(tmp_path):
     write_stereo_bag(tmp_path / 'rainy', BagSpec(frames=1))
     with pytest.raises(BagError) as error:
-        derain_bag(config(tmp_path, left_topic='/camera/left/image_raw'), invert_batch)
+        derain_bag(config(tmp_path, topics=('/camera/left/image_raw', RIGHT_TOPIC)), invert_batch)
     message = str(error.value)
     assert '/camera/left/image_raw is not in the bag' in message
     assert '/stereo/left/image_rect (Image, 1 msgs)' in message

@@ -186,9 +186,9 @@ def test_a_layered_rain_plane_is_the_same_streaks_shifted_by_its_disparity():
     for spec in broad_streak_specs(rng, 192):
         rain = render_streak_specs([spec], rng, 192, 96)
         d = spec.disparity_px
-        assert rain.alpha_left.max() > 0.05
-        assert np.array_equal(rain.alpha_left[:, d:], rain.alpha_right[:, :192 - d])
-        assert (rain.disparity_left[rain.alpha_left > 0] == d).all()
+        assert rain.alpha[0].max() > 0.05
+        assert np.array_equal(rain.alpha[0][:, d:], rain.alpha[1][:, :192 - d])
+        assert (rain.disparity[0][rain.alpha[0] > 0] == d).all()
 
 
 def _aligned_correlation(alpha_left: np.ndarray, alpha_right: np.ndarray,
@@ -208,8 +208,8 @@ def _aligned_correlation(alpha_left: np.ndarray, alpha_right: np.ndarray,
 def test_layered_rain_streaks_sit_at_their_own_disparity_in_both_views():
     for seed in (3, 5):
         rain = render_layered(np.random.default_rng(seed), 256, 128)
-        aligned, unaligned = _aligned_correlation(rain.alpha_left, rain.alpha_right,
-                                                  rain.disparity_left)
+        aligned, unaligned = _aligned_correlation(rain.alpha[0], rain.alpha[1],
+                                                  rain.disparity[0])
         assert aligned > 0.8 and aligned > unaligned + 0.2, (seed, aligned, unaligned)
 
 
@@ -230,7 +230,7 @@ def test_particle_rain_disparity_is_that_of_the_drops_painting_each_pixel():
         values = layer.disparity[painted]
         assert (values <= nearest + 1e-3).all() and (values >= farthest - 1e-3).all()
     pooled = render_particles(np.random.default_rng(2), 256, 128)
-    assert pooled.disparity_left.max() > 0 and pooled.alpha_left.max() > 0
+    assert pooled.disparity[0].max() > 0 and pooled.alpha[0].max() > 0
 
 
 # --- composition ------------------------------------------------------------------------------

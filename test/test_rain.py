@@ -15,7 +15,7 @@ from stereo_derain_ros.rain import (
 )
 from stereo_derain_ros.rain.layered import streak_layers
 from stereo_derain_ros.rain.particles import drops_per_cubic_metre
-from stereo_derain_ros.rain.render import streak_disparity_map
+from stereo_derain_ros.rain.render import scene_camera, streak_points, visible
 
 
 def flat_scene(width=96, height=64, disparity=2.0, focal_px=100.0, baseline_m=0.2):
@@ -28,6 +28,25 @@ def flat_scene(width=96, height=64, disparity=2.0, focal_px=100.0, baseline_m=0.
 
 def correlation(a, b):
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def streak_disparity_map(scene, sample):
+    """Return, per left pixel, the disparity of the nearest visible streak (NaN where none).
+
+    This is the exact correspondence of the rain layer, which differs from the scene's; the
+    renderer does not need it, only this measurement of its stereo consistency.
+    """
+    camera = scene_camera(scene)
+    drops = sample.drops
+    points = streak_points(camera, 'left', drops.positions, drops, sample.params.exposure_s)
+    keep = visible(points, scene.depth('left'))
+    width, height = scene.size
+    flat = (np.rint(points.v[keep]).astype(np.int64) * width
+            + np.rint(points.u[keep]).astype(np.int64))
+    result = np.full(height * width, -np.inf)
+    np.maximum.at(result, flat, camera.disparity(points.z[keep]))
+    result[~np.isfinite(result)] = np.nan
+    return result.reshape(height, width).astype(np.float32)
 
 
 def rain_consistency(scene, sample):

@@ -63,10 +63,9 @@ class BagDerainConfig:
 
     input: Path
     output: Path
-    left_topic: str
-    right_topic: str
-    left_info_topic: str | None = None
-    right_info_topic: str | None = None
+    # (left, right), indexed by pairing.LEFT/RIGHT; a None camera_info topic is found by name.
+    topics: tuple[str, str]
+    info_topics: tuple[str | None, str | None] = (None, None)
     output_namespace: str = '/stereo_derained'
     replace: bool = False
     storage: str = 'mcap'
@@ -83,8 +82,8 @@ class BagDerainConfig:
             raise BagError(f'batch size must be at least 1, got {self.batch_size}')
         if self.stamp_tolerance_s < 0:
             raise BagError(f'stamp tolerance must be >= 0 s, got {self.stamp_tolerance_s}')
-        if self.left_topic == self.right_topic:
-            raise BagError(f'left and right topics are the same ({self.left_topic})')
+        if self.topics[LEFT] == self.topics[RIGHT]:
+            raise BagError(f'left and right topics are the same ({self.topics[LEFT]})')
         if not self.replace and not self.output_namespace.strip('/'):
             raise BagError('the output namespace must not be empty (or pass --replace)')
 
@@ -171,8 +170,8 @@ def check_bag_derain(config: BagDerainConfig) -> None:
 
 def _make_plan(config: BagDerainConfig) -> _Plan:
     with open_bag(config.input) as reader:
-        images = (connection_for(reader, config.left_topic, 'left image'),
-                  connection_for(reader, config.right_topic, 'right image'))
+        images = tuple(connection_for(reader, topic, f'{side} image')
+                       for topic, side in zip(config.topics, ('left', 'right')))
         for connection in images:
             if connection.msgtype not in IMAGE_TYPES:
                 raise BagError(f'topic {connection.topic} has type {connection.msgtype}; '
@@ -181,9 +180,8 @@ def _make_plan(config: BagDerainConfig) -> _Plan:
             raise BagError(f'left topic is {images[LEFT].msgtype} but right topic is '
                            f'{images[RIGHT].msgtype}; expected the same type')
         infos = tuple(_info_connection(reader, explicit, image.topic)
-                      for explicit, image in ((config.left_info_topic, images[LEFT]),
-                                              (config.right_info_topic, images[RIGHT])))
-        namespace = common_namespace(config.left_topic, config.right_topic)
+                      for explicit, image in zip(config.info_topics, images))
+        namespace = common_namespace(*config.topics)
         derived = {}
         for side, name in ((LEFT, 'left'), (RIGHT, 'right')):
             image_topic = images[side].topic

@@ -56,11 +56,6 @@ def _describe(error: BaseException) -> str:
     return lines[0]
 
 
-def image_topics(reader: Reader) -> list[str]:
-    """Return the bag's sensor_msgs Image and CompressedImage topics, sorted."""
-    return sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES})
-
-
 def describe_image_topics(reader: Reader) -> str:
     """Return a one-line list of the bag's image topics with their types, for error messages."""
     entries = [f'{c.topic} ({c.msgtype.rsplit("/", 1)[-1]}, {c.msgcount} msgs)'

@@ -14,6 +14,7 @@ import numpy as np
 
 from stereo_derain_ros.bagio import BagError
 from stereo_derain_ros.bagio.atomic import atomic_bag_directory
+from stereo_derain_ros.bagio.clip import RainClip
 from stereo_derain_ros.bagio.reading import typestore
 from stereo_derain_ros.image_codec import encode_image
 from stereo_derain_ros.stamps import split_ns
@@ -27,16 +28,10 @@ START_TIME_NS = 1_700_000_000_000_000_000
 
 
 @dataclass
-class RainBagConfig:
-    """What `make_rain_bag` renders; see `stereo-derain make-bag --help`."""
+class RainBagConfig(RainClip):
+    """What `make_rain_bag` renders (the clip) and where; see `stereo-derain make-bag --help`."""
 
     output: Path
-    duration_s: float = 3.0
-    rate_hz: float = 10.0
-    width: int = 640
-    height: int = 360
-    preset: str = 'medium'
-    seed: int = 0
     scene: str = 'motorcycle'
     clock: bool = False
     storage: str = 'mcap'
@@ -44,19 +39,13 @@ class RainBagConfig:
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
-        if not self.duration_s > 0 or not self.rate_hz > 0:
-            raise BagError(f'duration and rate must be > 0, got {self.duration_s} s at '
-                           f'{self.rate_hz} Hz')
-        if self.width < 8 or self.height < 8:
-            raise BagError(f'size must be at least 8x8, got {self.width}x{self.height}')
+        problem = self.clip_problem()
+        if problem:
+            raise BagError(problem)
         if self.scene not in SCENES:
             raise BagError(f'unknown scene {self.scene!r}; expected one of {", ".join(SCENES)}')
         if self.storage not in ('mcap', 'sqlite3'):
             raise BagError(f'unknown storage {self.storage!r}; expected mcap or sqlite3')
-
-    @property
-    def frame_count(self) -> int:
-        return max(1, round(self.duration_s * self.rate_hz))
 
 
 @dataclass

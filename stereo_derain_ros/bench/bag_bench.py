@@ -13,7 +13,13 @@ import statistics
 import tempfile
 import time
 
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.engine_settings import BenchEngineSettings
+from stereo_derain_ros.bench.results import (
+    format_number,
+    markdown_table,
+    report_head,
+    targets_section,
+)
 
 LEFT_TOPIC = '/stereo/left/image_rect'
 RIGHT_TOPIC = '/stereo/right/image_rect'
@@ -21,20 +27,15 @@ TARGET_RATIO = 0.9
 
 
 @dataclass
-class BagBenchConfig:
-    """What `bench bag` measures; the CLI fills it from its flags."""
+class BagBenchConfig(BenchEngineSettings):
+    """What `bench bag` measures, with the engine it runs; the CLI fills it from its flags."""
 
-    model: str = 'bandnet'
-    weights: str = ''
     width: int = 1280
     height: int = 720
     pairs: int = 20
     batch_size: int = 4
-    device: str = 'auto'
-    precision: str = 'auto'
     repeats: int = 3
     preset: str = 'heavy'
-    threads: int | None = None
 
 
 def read_pairs(bag: Path) -> list[tuple]:
@@ -67,22 +68,18 @@ def _bag_pass(engine, config: BagBenchConfig, bag: Path, output: Path) -> tuple[
     from stereo_derain_ros.bagio.derain import BagDerainConfig, derain_bag
 
     started = time.perf_counter()
-    summary = derain_bag(BagDerainConfig(input=bag, output=output, left_topic=LEFT_TOPIC,
-                                         right_topic=RIGHT_TOPIC, batch_size=config.batch_size,
-                                         overwrite=True), engine.derain_batch)
+    bag_config = BagDerainConfig(input=bag, output=output, topics=(LEFT_TOPIC, RIGHT_TOPIC),
+                                 batch_size=config.batch_size, overwrite=True)
+    summary = derain_bag(bag_config, engine.derain_batch)
     return time.perf_counter() - started, summary.pairs
 
 
 def run_bag_bench(config: BagBenchConfig, machine: dict,
                   progress: Callable[[str], None] = lambda text: None) -> dict:
     """Make a rainy bag, then time the engine alone and the bag tool on it, alternating."""
-    import torch
-
     from stereo_derain_ros.bagio.synthetic import make_rain_bag, RainBagConfig
-    from stereo_derain_ros.engine import DerainEngine, EngineConfig
+    from stereo_derain_ros.engine import DerainEngine
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
     runs = []
     with tempfile.TemporaryDirectory(prefix='stereo-derain-bench-bag-') as folder:
         bag = Path(folder) / 'rain'
@@ -92,9 +89,7 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                                     rate_hz=rate_hz, width=config.width, height=config.height,
                                     preset=config.preset))
         pairs = read_pairs(bag)
-        engine = DerainEngine(EngineConfig.from_options(
-            model=config.model, weights=config.weights, untrained=not config.weights,
-            device=config.device, precision=config.precision))
+        engine = DerainEngine(config.engine_config())
         progress('warming up')
         _engine_pass(engine, pairs[:config.batch_size], config.batch_size)
         for repeat in range(config.repeats):
@@ -107,7 +102,7 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
                          'bag_pairs_per_s': bag_pairs / bag_s})
     engine_rate = statistics.median(run['engine_pairs_per_s'] for run in runs)
     bag_rate = statistics.median(run['bag_pairs_per_s'] for run in runs)
-    summary = {'model': config.model, 'size': f'{config.width}x{config.height}',
+    summary = {'model': engine.model_name, 'size': f'{config.width}x{config.height}',
                'pairs': len(pairs), 'batch_size': config.batch_size,
                'device': str(engine.device), 'precision': engine.precision,
                'engine_pairs_per_s': engine_rate, 'bag_pairs_per_s': bag_rate,
@@ -123,8 +118,6 @@ def run_bag_bench(config: BagBenchConfig, machine: dict,
 
 def bag_markdown(result: dict) -> str:
     """Render a `bench bag` result as markdown."""
-    from stereo_derain_ros.bench.model_bench import targets_table
-
     summary, settings = result['summary'], result['settings']
     table = [[str(index + 1), format_number(run['engine_pairs_per_s']),
               format_number(run['bag_pairs_per_s']),
@@ -132,8 +125,7 @@ def bag_markdown(result: dict) -> str:
              for index, run in enumerate(result['runs'])]
     table.append(['median', format_number(summary['engine_pairs_per_s']),
                   format_number(summary['bag_pairs_per_s']), f"{summary['ratio']:.2f}×"])
-    lines = ['# Bag benchmark (`stereo-derain bench bag`)', '',
-             machine_block(result['machine']), '',
+    lines = [*report_head('Bag benchmark (`stereo-derain bench bag`)', result['machine']),
              f"A {summary['pairs']}-pair {summary['size']} rainy bag from `stereo-derain "
              f"make-bag` (preset {settings['preset']}, MCAP, clean reference topics included) is "
              f"derained by the bag tool (`derain_bag`, batches of {summary['batch_size']}, "
@@ -142,5 +134,5 @@ def bag_markdown(result: dict) -> str:
              'the two alternate, one engine serves both; torch threads: '
              f"{settings['threads'] or 'torch default'}.", '',
              markdown_table(['repeat', 'engine pairs/s', 'bag pairs/s', 'bag ÷ engine'], table),
-             '', '## Targets', '', targets_table(result['targets']), '']
+             '', *targets_section(result['targets'])]
     return '\n'.join(lines)

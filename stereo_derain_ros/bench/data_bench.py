@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.results import format_number, markdown_table, report_head
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.pools import ComposedRainSource, PoolRecipe, render_pool
 from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
@@ -24,8 +24,13 @@ from stereo_derain_ros.training.curves import read_csv
 
 @dataclass(frozen=True)
 class DataBenchConfig:
-    width: int = 512
-    height: int = 256
+    """What `bench data` measures; `run` is a training run whose data wait is reported too.
+
+    Scenes and rain are rendered at `size` (width, height); composition makes batches of `crop`
+    (height, width) crops.
+    """
+
+    size: tuple[int, int] = (512, 256)
     repeats: int = 6
     batch: int = 8
     crop: tuple[int, int] = (128, 256)
@@ -58,7 +63,7 @@ def training_wait(run: Path) -> dict | None:
 def run_data_bench(config: DataBenchConfig, machine: dict) -> dict:
     """Measure every scene source, every rain renderer and the per-batch composition."""
     library = PhotoLibrary.open_or_builtin(config.photos, 'train')
-    size = (config.width, config.height)
+    size = config.size
     scenes = {name: _median_seconds(
         lambda index, source=source: source(generator('synth', 0, index), *size, library),
         config.repeats) for name, source in SCENE_SOURCES.items()}
@@ -88,7 +93,7 @@ def data_markdown(result: dict) -> str:
     crop_h, crop_w = config['crop']
     rows.append([f'composition: batch {config["batch"]} of {crop_w}x{crop_h}',
                  f'{format_number(result["compose_s_per_batch"] * 1000)} ms per batch'])
-    lines = ['# Data layer', '', machine_block(result['machine']), '',
+    lines = [*report_head('Data layer', result['machine']),
              f'Scenes and rain at {width}x{height} on one thread, median of '
              f'{config["repeats"]}; photos: {config["photos"]}.', '',
              markdown_table(['stage', 'time'], rows)]

@@ -11,7 +11,12 @@ import tempfile
 
 from stereo_derain_ros.bench.isolated import OK, OUT_OF_MEMORY, run_isolated
 from stereo_derain_ros.bench.onnx_row import export_graphs, graph_path
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.results import (
+    format_number,
+    markdown_table,
+    report_head,
+    targets_section,
+)
 from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
 REFERENCE_MODEL = 'apanet'
@@ -271,8 +276,7 @@ def models_markdown(result: dict) -> str:
         ])
     settings = result['settings']
     threads = settings['threads'] or f"torch default ({result['machine']['torch_threads']})"
-    lines = ['# Model benchmark (`stereo-derain bench models`)', '',
-             machine_block(result['machine']), '',
+    lines = [*report_head('Model benchmark (`stereo-derain bench models`)', result['machine']),
              f"Timing: {settings['warmup']} warm-up runs, median of {settings['repeats']} "
              f"(CUDA events on GPU, wall clock on CPU), torch threads: {threads}; batch 1 stereo "
              f"pair; sizes padded to each "
@@ -292,17 +296,10 @@ def models_markdown(result: dict) -> str:
     for dtype, measured in result['matmul_throughput'].items():
         lines.append(f"- {settings['device']} {dtype}: {measured['macs_per_s'] / 1e9:.1f} GMAC/s "
                      f"({measured['size']}² matmul)")
-    lines += ['', '## Targets', '', targets_table(result['targets']), '']
+    lines += ['', *targets_section(result['targets'])]
     if result['not_measured']:
         lines += ['## GPU rows', '']
         lines += [f"- cuda {item['dtype']}, torch.compile {'on' if item['compile'] else 'off'}: "
                   f"{item['reason']}" for item in result['not_measured']]
         lines.append('')
     return '\n'.join(lines)
-
-
-def targets_table(targets: list[dict]) -> str:
-    """Render targets with their measured values and a met / missed / not measured verdict."""
-    verdict = {True: 'met', False: 'missed', None: 'not measured'}
-    return markdown_table(['target', 'measured', 'verdict'],
-                          [[t['target'], t['measured'], verdict[t['met']]] for t in targets])

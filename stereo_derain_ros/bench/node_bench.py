@@ -26,6 +26,7 @@ from stereo_derain_ros.bench.dds_rig import (
     StereoPlayer,
     wait_until_answered,
 )
+from stereo_derain_ros.bench.engine_settings import BenchEngineSettings
 from stereo_derain_ros.bench.results import SCHEMA_VERSION
 from stereo_derain_ros.node_process import (
     isolated_ros_environment,
@@ -46,15 +47,12 @@ class NodeBenchError(RuntimeError):
 
 
 @dataclass
-class NodeBenchConfig:
-    """What `bench node` measures; the CLI fills it from its flags."""
+class NodeBenchConfig(BenchEngineSettings):
+    """What `bench node` measures, with the node's engine; the CLI fills it from its flags."""
 
-    model: str = ''
-    weights: str = ''
-    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(640, 360), (1280, 720)])
     device: str = 'cpu'
-    precision: str = 'auto'
     threads: int = 1
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(640, 360), (1280, 720)])
     pings: int = 10
     transport_rate_hz: float = 10.0
     transport_s: float = 60.0

@@ -8,7 +8,12 @@ minus inference, per set) is shown beside it, and its per-phase medians say wher
 
 from pathlib import Path
 
-from stereo_derain_ros.bench.results import format_number, machine_block, markdown_table
+from stereo_derain_ros.bench.results import (
+    format_number,
+    markdown_table,
+    report_head,
+    targets_section,
+)
 from stereo_derain_ros.node_stats import latency_summary_ms, PHASES
 
 
@@ -107,15 +112,12 @@ def _run_table(result: dict) -> str:
 
 def node_markdown(result: dict) -> str:
     """Render a `bench node` result as markdown."""
-    from stereo_derain_ros.bench.model_bench import targets_table
-
     summary, settings = result['summary'], result['settings']
     weights = 'untrained' if not settings['weights'] else 'trained'
     transport = result['node_runs'][-1].get('transport', {})
     images_sent = 2 * (summary['transport_sent'] or 0)
     profile = Path(result['ros']['fastdds_profile']).name or 'none'
-    lines = ['# Node benchmark (`stereo-derain bench node`)', '',
-             machine_block(result['machine']), '',
+    lines = [*report_head('Node benchmark (`stereo-derain bench node`)', result['machine']),
              f"Model `{summary['model']}` ({weights} weights), torch threads in the node: "
              f"{settings['threads']}; rgb8 stereo sets (a pre-loaded rainy pair + camera_info, "
              f"fresh stamps per set) published over DDS ({result['ros']['rmw']}, localhost, "
@@ -145,7 +147,7 @@ def node_markdown(result: dict) -> str:
              f"last quarter − of the first quarter after warm-up "
              f"{format_number(summary['soak_rss_growth_mb'])} MB (lowest: "
              f"{format_number(summary['soak_rss_low_growth_mb'])} MB).",
-             '', '## Targets', '', targets_table(result['targets']), '']
+             '', *targets_section(result['targets'])]
     return '\n'.join(lines)
 
 

@@ -7,6 +7,8 @@ out of context can still be traced back to how it was measured.
 import json
 from pathlib import Path
 
+from stereo_derain_ros.atomic import write_text_atomic
+
 SCHEMA_VERSION = 1
 # Where `bench` commands write unless told otherwise: a git-ignored folder, so that a run never
 # edits the committed results, which the README's performance section is checked against.
@@ -59,13 +61,26 @@ def machine_block(machine: dict) -> str:
     return '\n'.join(lines)
 
 
+def report_head(title: str, machine: dict) -> list[str]:
+    """Return the opening lines of a markdown report: its title, then where it was measured."""
+    return [f'# {title}', '', machine_block(machine), '']
+
+
+def targets_section(targets: list[dict]) -> list[str]:
+    """Return a report's targets with their measured values and a met / missed verdict."""
+    verdict = {True: 'met', False: 'missed', None: 'not measured'}
+    table = markdown_table(['target', 'measured', 'verdict'],
+                           [[t['target'], t['measured'], verdict[t['met']]] for t in targets])
+    return ['## Targets', '', table, '']
+
+
 def write_results(result: dict, markdown: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
     """Write `<stem>.json` and `<stem>.md` into `out_dir` (see `results_dir`); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f'{stem}.json'
     markdown_path = out_dir / f'{stem}.md'
-    json_path.write_text(json.dumps(result, indent=2, sort_keys=False) + '\n')
-    markdown_path.write_text(markdown.rstrip('\n') + '\n')
+    write_text_atomic(json_path, json.dumps(result, indent=2, sort_keys=False) + '\n')
+    write_text_atomic(markdown_path, markdown.rstrip('\n') + '\n')
     return json_path, markdown_path
 
 

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = BagDerainConfig(
-            input=args.input, output=args.output, left_topic=args.left, right_topic=args.right,
-            left_info_topic=args.left_info, right_info_topic=args.right_info,
+            input=args.input, output=args.output, topics=(args.left, args.right),
+            info_topics=(args.left_info, args.right_info),
             output_namespace=args.output_namespace, replace=args.replace, storage=args.storage,
             batch_size=args.batch_size, stamp_tolerance_s=args.stamp_tolerance,
             overwrite=args.overwrite)

@@ -151,8 +151,7 @@ def run_data(args: argparse.Namespace) -> int:
     repeats = args.repeats or (2 if args.quick else 6)
     if repeats < 1:
         raise CommandError(f'--repeats {repeats}: must be at least 1')
-    size = (128, 64) if args.quick else (512, 256)
-    config = DataBenchConfig(width=size[0], height=size[1], repeats=repeats,
+    config = DataBenchConfig(size=(128, 64) if args.quick else (512, 256), repeats=repeats,
                              crop=(32, 64) if args.quick else (128, 256), photos=args.photos,
                              run=args.training_run)
     result = run_data_bench(config, describe_machine())

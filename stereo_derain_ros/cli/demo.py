@@ -3,8 +3,9 @@
 import argparse
 
 from stereo_derain_ros.cli import CommandError
-from stereo_derain_ros.cli.arguments import parse_size
+from stereo_derain_ros.cli.arguments import add_clip_arguments, clip_options
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, engine_config
+from stereo_derain_ros.demo.config import DemoConfig
 
 # The engine options the demo hands to its node process.
 DEMO_ENGINE_OPTIONS = ('model', 'weights', 'untrained', 'device')
@@ -12,7 +13,7 @@ DEMO_ENGINE_OPTIONS = ('model', 'weights', 'untrained', 'device')
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'demo', help='derain the embedded rainy demo bag through the real node and write a report',
+        'demo', help='render a rainy stereo bag, derain it through the real node, write a report',
         description='Render a rainy stereo bag (cached), start stereo_derain_node as its own '
                     'process, replay the bag through it over DDS, record its output to a bag, '
                     'and write a report: side-by-side frames, a GIF, PSNR/SSIM and SGBM '
@@ -20,16 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--output', default='demo_output', metavar='DIR',
                         help='report folder; the rendered bag is cached here (default: '
                              '%(default)s)')
-    parser.add_argument('--size', type=parse_size, default=(480, 270), metavar='WxH',
-                        help='image size (default: 480x270)')
-    parser.add_argument('--duration', type=float, default=3.0, metavar='SECONDS',
-                        help='length of the rainy sequence (default: %(default)s)')
-    parser.add_argument('--rate', type=float, default=10.0, metavar='HZ',
-                        help='frame rate of the rainy sequence (default: %(default)s)')
-    parser.add_argument('--preset', default='heavy',
-                        help='rain preset: light, medium, heavy or torrential (default: '
-                             '%(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='rain seed (default: %(default)s)')
+    add_clip_arguments(parser, DemoConfig())
     parser.add_argument('--replay-rate', type=float, metavar='FACTOR',
                         help='replay speed factor (default: chosen so the node keeps up)')
     parser.add_argument('--frames', type=int, default=3, metavar='N',
@@ -46,16 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def demo_config(args: argparse.Namespace):
     """Return the `DemoConfig` of the command line; the node is told the model it will run."""
     from stereo_derain_ros.demo import DemoError
-    from stereo_derain_ros.demo.config import DemoConfig
     from stereo_derain_ros.engine.errors import CheckpointError
 
     engine = engine_config(args)
     try:
         return DemoConfig(
-            output=args.output, width=args.size[0], height=args.size[1],
-            duration_s=args.duration, rate_hz=args.rate, preset=args.preset, seed=args.seed,
-            model=engine.model_to_run(), weights=engine.weights,
-            untrained=engine.allow_untrained, device=engine.device,
+            output=args.output, **clip_options(args), model=engine.model_to_run(),
+            weights=engine.weights, untrained=engine.allow_untrained, device=engine.device,
             replay_rate=args.replay_rate, sample_frames=args.frames,
             scored_frames=args.score_frames)
     except (CheckpointError, DemoError) as error:

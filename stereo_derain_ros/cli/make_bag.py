@@ -2,8 +2,9 @@
 
 import argparse
 
+from stereo_derain_ros.bagio.clip import RainClip
 from stereo_derain_ros.cli import CommandError
-from stereo_derain_ros.cli.arguments import parse_size
+from stereo_derain_ros.cli.arguments import add_clip_arguments, clip_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,15 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     '/stereo/{left,right}/image_rect + camera_info (a rectified stereo '
                     'calibration), the clean scene on /stereo_clean/..., optionally /clock.')
     parser.add_argument('output', help='output bag directory (must not exist unless --overwrite)')
-    parser.add_argument('--duration', type=float, default=3.0, metavar='SECONDS',
-                        help='length of the sequence (default: %(default)s)')
-    parser.add_argument('--rate', type=float, default=10.0, metavar='HZ',
-                        help='frames per second (default: %(default)s)')
-    parser.add_argument('--size', type=parse_size, default=(640, 360), metavar='WxH',
-                        help='image size (default: 640x360)')
-    parser.add_argument('--preset', default='medium',
-                        help='light, medium, heavy or torrential (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
+    add_clip_arguments(parser, RainClip())
     parser.add_argument('--scene', default='motorcycle', choices=('motorcycle',),
                         help='clean stereo scene (default: %(default)s)')
     parser.add_argument('--clock', action='store_true', help='also write /clock')
@@ -39,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = RainBagConfig(
-            output=args.output, duration_s=args.duration, rate_hz=args.rate, width=args.size[0],
-            height=args.size[1], preset=args.preset, seed=args.seed, scene=args.scene,
-            clock=args.clock, storage=args.storage, overwrite=args.overwrite)
+            output=args.output, **clip_options(args), scene=args.scene, clock=args.clock,
+            storage=args.storage, overwrite=args.overwrite)
         with tqdm(total=config.frame_count, unit='frame', desc='render') as bar:
             calibration = make_rain_bag(config, lambda done, total: bar.update(done - bar.n))
     except BagError as error:

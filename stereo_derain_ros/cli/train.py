@@ -53,9 +53,6 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM), '
                              'rain_l1 (L1 weighted towards rainy pixels), lowpass (L1 of 8-px '
                              'means: brightness and colour shifts) (default: %(default)s)')
-    parser.add_argument('--ema', type=float, default=0.0,
-                        help='decay of a moving average of the weights, which the checkpoint '
-                             'then holds, e.g. 0.999 (default: %(default)s, none)')
     parser.add_argument('--data', default='synthetic',
                         help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '
                              'folder (RainKITTI or StereoCityscapes layout, see docs/training.md) '
@@ -82,6 +79,9 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seed of data, crops and initial weights (default: %(default)s)')
     parser.add_argument('--amp', action='store_true',
                         help='bf16 mixed precision (CUDA only; ignored on CPU)')
+    parser.add_argument('--ema', type=float, default=0.0,
+                        help='decay of a moving average of the weights, which the checkpoint '
+                             'then holds, e.g. 0.999 (default: %(default)s, none)')
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:

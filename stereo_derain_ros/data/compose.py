@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
+
 BLENDS = ('alpha', 'screen', 'additive')
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -102,9 +104,8 @@ def _sensor(images: tuple[np.ndarray, np.ndarray], rng: np.random.Generator,
         if field is not None:
             image = image + field * np.sqrt(np.maximum(image, 0.0))
         if quality:
-            encoded = cv2.imencode('.jpg', np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8),
-                                   [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
-            image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+            encoded = cv2.imencode('.jpg', to_uint8(image), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+            image = to_unit_float(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED))
         sensed.append(np.clip(image, 0.0, 1.0))
     return sensed[0], sensed[1]
 
@@ -123,7 +124,7 @@ def compose_pair(scene: tuple[np.ndarray, ...], rain: tuple[np.ndarray, ...],
     """
     config = config or CompositionConfig()
     disparity = [scene[2], scene[3]]
-    clean = _camera([scene[0].astype(np.float32) / 255.0, scene[1].astype(np.float32) / 255.0],
+    clean = _camera([to_unit_float(scene[0]), to_unit_float(scene[1])],
                     disparity, rng, config)
     mono = rng.random() < config.mono
     draw = rng.random()

@@ -24,6 +24,7 @@ import torch
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.pseudo_stereo import dead_leaves_scene, photo_layer_scene
 from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.pixels import chw_unit_tensor
 from stereo_derain_ros.rain.layered import render_layered_rain
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
@@ -43,17 +44,13 @@ class HeldoutError(ValueError):
     """An unknown held-out set; the message lists the known ones."""
 
 
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-
-
 def sample_dict(sample: RainSample) -> dict[str, torch.Tensor]:
     """Convert a rendered sample into the dataset contract's dict of 3 x H x W float tensors."""
     return {
-        'rainy_left': _tensor(sample.rainy_left),
-        'rainy_right': _tensor(sample.rainy_right),
-        'clean_left': _tensor(sample.clean_left),
-        'clean_right': _tensor(sample.clean_right),
+        'rainy_left': chw_unit_tensor(sample.rainy_left),
+        'rainy_right': chw_unit_tensor(sample.rainy_right),
+        'clean_left': chw_unit_tensor(sample.clean_left),
+        'clean_right': chw_unit_tensor(sample.clean_right),
         'alpha_left': torch.from_numpy(np.ascontiguousarray(sample.alpha_left))[None],
         'alpha_right': torch.from_numpy(np.ascontiguousarray(sample.alpha_right))[None],
         'disparity': torch.from_numpy(np.ascontiguousarray(sample.disparity_left))[None],
@@ -61,7 +58,7 @@ def sample_dict(sample: RainSample) -> dict[str, torch.Tensor]:
 
 
 def _rain_free(scene: StereoScene) -> dict[str, torch.Tensor]:
-    left, right = _tensor(scene.left), _tensor(scene.right)
+    left, right = chw_unit_tensor(scene.left), chw_unit_tensor(scene.right)
     return {'rainy_left': left, 'rainy_right': right, 'clean_left': left.clone(),
             'clean_right': right.clone(),
             'disparity': torch.from_numpy(np.ascontiguousarray(scene.disparity_left))[None]}

@@ -24,11 +24,13 @@ from safetensors.numpy import load_file, save_file
 import torch
 from tqdm import tqdm
 
+from stereo_derain_ros.atomic import atomic_path
 from stereo_derain_ros.data.compose import compose_pair, CompositionConfig
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
 from stereo_derain_ros.data.scene_sources import draw_scene, TRAINING_MIX
 from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
 
 DATA_VERSION = 1
 VIEWS = ('rainy_left', 'rainy_right', 'clean_left', 'clean_right')
@@ -81,15 +83,12 @@ def _render_rain(args: tuple[PoolRecipe, int]) -> dict[str, np.ndarray]:
     renderers = sorted(RAIN_RENDERERS)
     rain = RAIN_RENDERERS[renderers[index % len(renderers)]](rng, recipe.width, recipe.height)
 
-    def alpha(image: np.ndarray) -> np.ndarray:
-        return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
     def disparity(image: np.ndarray) -> np.ndarray:
         return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
-    return {'alpha_left': alpha(rain.alpha_left), 'alpha_right': alpha(rain.alpha_right),
-            'disparity_left': disparity(rain.disparity_left),
-            'disparity_right': disparity(rain.disparity_right)}
+    return {'alpha_left': to_uint8(rain.alpha[0]), 'alpha_right': to_uint8(rain.alpha[1]),
+            'disparity_left': disparity(rain.disparity[0]),
+            'disparity_right': disparity(rain.disparity[1])}
 
 
 RENDERERS: dict[str, Callable] = {'scene': _render_scene, 'rain': _render_rain}
@@ -127,10 +126,8 @@ def cached_pool(recipe: PoolRecipe, library: PhotoLibrary, cache: Path | None, j
     if path.exists():
         return load_file(str(path))
     arrays = render_pool(recipe, library, jobs, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-    save_file(arrays, str(temporary), metadata={'recipe': json.dumps(recipe.__dict__)})
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        save_file(arrays, str(temporary), metadata={'recipe': json.dumps(recipe.__dict__)})
     return arrays
 
 
@@ -164,8 +161,8 @@ class ComposedRainSource:
         scene = [scene[0], scene[1], scene[2].astype(np.float32), scene[3].astype(np.float32)]
         rain = [self.rain[name][rain_index][rain_window] for name in
                 ('alpha_left', 'alpha_right', 'disparity_left', 'disparity_right')]
-        rain = [rain[0].astype(np.float32) / 255.0, rain[1].astype(np.float32) / 255.0,
-                rain[2].astype(np.float32), rain[3].astype(np.float32)]
+        rain = [to_unit_float(rain[0]), to_unit_float(rain[1]), rain[2].astype(np.float32),
+                rain[3].astype(np.float32)]
         pair = compose_pair(scene, rain, rng, self.config)
         images = pair.images()
         if rng.random() < 0.5:

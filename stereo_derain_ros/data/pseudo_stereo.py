@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.rain.scene import StereoScene
 
 SHAPES = ('ellipse', 'rectangle', 'triangle', 'polygon')
@@ -115,8 +116,7 @@ def shape_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         points = np.stack([w / 2 * (1 + radius * np.cos(angles)),
                            h / 2 * (1 + radius * np.sin(angles))], axis=1)
         cv2.fillPoly(mask, [points.astype(np.int32)], 255)
-    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA).astype(
-        np.float32) / 255.0
+    return to_unit_float(cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA))
 
 
 def photo_patch(library: PhotoLibrary, rng: np.random.Generator, height: int,
@@ -124,7 +124,7 @@ def photo_patch(library: PhotoLibrary, rng: np.random.Generator, height: int,
     """Return an RGBA float patch: a photo crop cut to a random shape."""
     crop = _cover(library.random_photo(rng), width, height, rng,
                   zoom=float(np.exp(rng.uniform(0.0, np.log(3.0)))))
-    return np.dstack([crop.astype(np.float32) / 255.0, shape_mask(rng, height, width)])
+    return np.dstack([to_unit_float(crop), shape_mask(rng, height, width)])
 
 
 def cutout_patch(library: PhotoLibrary, rng: np.random.Generator,
@@ -136,7 +136,7 @@ def cutout_patch(library: PhotoLibrary, rng: np.random.Generator,
     scale = target_height / cutout.shape[0]
     size = (max(2, round(cutout.shape[1] * scale)), max(2, round(cutout.shape[0] * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    patch = cv2.resize(cutout, size, interpolation=interpolation).astype(np.float32) / 255.0
+    patch = to_unit_float(cv2.resize(cutout, size, interpolation=interpolation))
     return patch[:, ::-1].copy() if rng.random() < 0.5 else patch
 
 
@@ -144,14 +144,10 @@ def paint_scene(background: tuple[np.ndarray, ...], layers: list[Layer],
                 source: str) -> StereoScene:
     """Paint layers (already sorted far to near) over a background plane into both views."""
     left, right, disparity_left, disparity_right = (array.copy() for array in background)
-    left = left.astype(np.float32) / 255.0
-    right = right.astype(np.float32) / 255.0
+    left, right = to_unit_float(left), to_unit_float(right)
     for layer in layers:
         paint_layer(left, disparity_left, layer, 0.0)
         paint_layer(right, disparity_right, layer, layer.disparity)
-
-    def to_uint8(image: np.ndarray) -> np.ndarray:
-        return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     width = left.shape[1]
     return StereoScene(left=to_uint8(left), right=to_uint8(right),

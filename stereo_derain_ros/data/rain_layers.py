@@ -1,9 +1,9 @@
 """Rain rendered on its own, as stereo layers that any scene of the same size can receive.
 
-A `RainLayers` sample holds, per view, the streaks' opacity and the disparity of the streak that
-dominates each pixel. Composition (data/compose.py) hides a streak wherever the scene's surface
-is nearer (larger disparity) and blends it with a colour and a blend mode drawn per sample, so
-rendering scenes and rain separately multiplies the variety of the pools for free.
+A `RainLayers` sample holds, per view (left, right), the streaks' opacity and the disparity of
+the streak that dominates each pixel. Composition (data/compose.py) hides a streak wherever the
+scene's surface is nearer (larger disparity) and blends it with a colour and a blend mode drawn
+per sample, so rendering scenes and rain separately multiplies the variety of the pools for free.
 
 Both renderers run in every training set, with their parameters drawn widely:
 - `layered`: Rain100-style streak planes, each at one integer disparity (exactly consistent),
@@ -29,13 +29,10 @@ FAR_M = 1e4
 
 @dataclass(frozen=True)
 class RainLayers:
-    """Rain of one sample: per-view opacity (float32 [0, 1]) and rain disparity (px)."""
+    """Rain of one sample as (left, right) pairs: opacity (float32 [0, 1]) and disparity (px)."""
 
-    alpha_left: np.ndarray
-    alpha_right: np.ndarray
-    disparity_left: np.ndarray
-    disparity_right: np.ndarray
-    renderer: str
+    alpha: tuple[np.ndarray, np.ndarray]
+    disparity: tuple[np.ndarray, np.ndarray]
 
 
 def _merge(alphas: list[np.ndarray], disparities: list[float | np.ndarray],
@@ -106,9 +103,9 @@ def render_streak_specs(specs: list[StreakSpec], rng: np.random.Generator, width
         alphas_left.append(canvas[:, :width])
         alphas_right.append(canvas[:, spec.disparity_px:spec.disparity_px + width])
         disparities.append(spec.disparity_px)
-    alpha_left, disparity_left = _merge(alphas_left, disparities, (height, width))
-    alpha_right, disparity_right = _merge(alphas_right, disparities, (height, width))
-    return RainLayers(alpha_left, alpha_right, disparity_left, disparity_right, 'layered')
+    left = _merge(alphas_left, disparities, (height, width))
+    right = _merge(alphas_right, disparities, (height, width))
+    return RainLayers((left[0], right[0]), (left[1], right[1]))
 
 
 def render_particles(rng: np.random.Generator, width: int, height: int) -> RainLayers:
@@ -124,7 +121,7 @@ def render_particles(rng: np.random.Generator, width: int, height: int) -> RainL
                                      with_disparity=True)
         views.append(_merge([layer.alpha for layer in layers],
                             [layer.disparity for layer in layers], (height, width)))
-    return RainLayers(views[0][0], views[1][0], views[0][1], views[1][1], 'particles')
+    return RainLayers((views[0][0], views[1][0]), (views[0][1], views[1][1]))
 
 
 RAIN_RENDERERS: dict[str, Callable[[np.random.Generator, int, int], RainLayers]] = {

@@ -19,6 +19,7 @@ from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.rain_layers import RAIN_RENDERERS
 from stereo_derain_ros.data.scene_sources import draw_scene, SCENE_SOURCES, TRAINING_MIX
 from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.rain.layered import render_layered_rain
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.render import RainSample, render_rain
@@ -63,10 +64,6 @@ class SyntheticRainConfig:
         return dict(zip(self.sources, weights))
 
 
-def _uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
                library: PhotoLibrary | None = None) -> RainSample:
     """Return the rendered (not yet augmented) sample `index` of the set with `seed`."""
@@ -81,10 +78,9 @@ def synthesize(config: SyntheticRainConfig, seed: int, index: int = 0,
         return render(scene, rain_params(preset), int(rng.integers(2 ** 62)))
     rain = RAIN_RENDERERS[renderer](rng, config.crop_width, config.crop_height)
     pair = compose_pair((scene.left, scene.right, scene.disparity_left, scene.disparity_right),
-                        (rain.alpha_left, rain.alpha_right, rain.disparity_left,
-                         rain.disparity_right), rng, config.composition)
-    return RainSample(_uint8(pair.rainy[0]), _uint8(pair.rainy[1]), _uint8(pair.clean[0]),
-                      _uint8(pair.clean[1]), pair.alpha[0], pair.alpha[1], scene.disparity_left,
+                        (*rain.alpha, *rain.disparity), rng, config.composition)
+    return RainSample(to_uint8(pair.rainy[0]), to_uint8(pair.rainy[1]), to_uint8(pair.clean[0]),
+                      to_uint8(pair.clean[1]), pair.alpha[0], pair.alpha[1], scene.disparity_left,
                       scene.disparity_right, params=None, mode=renderer,
                       scene_source=scene.source)
 
@@ -108,7 +104,7 @@ def sample_arrays(sample: RainSample, rng: np.random.Generator, flip_swap: bool,
     result = {}
     for key, value in arrays.items():
         if value.ndim == 3:
-            chw = value[..., permutation].transpose(2, 0, 1).astype(np.float32) / 255.0
+            chw = to_unit_float(value[..., permutation].transpose(2, 0, 1))
         else:
             chw = value[None].astype(np.float32)
         result[key] = np.ascontiguousarray(chw)

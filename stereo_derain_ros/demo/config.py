@@ -2,12 +2,15 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from stereo_derain_ros.bagio.clip import RainClip
 from stereo_derain_ros.demo import DemoError
+from stereo_derain_ros.engine.config import DEFAULT_MODEL
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(RainClip):
     """Demo settings; the defaults are what `make demo` runs (see docs/demo.md).
 
     `replay_rate` None paces the replay from the node's own measured time per set, so that the
@@ -15,14 +18,14 @@ class DemoConfig:
     and reported rather than prevented).
     """
 
+    min_side: ClassVar[int] = 32
+    min_side_reason: ClassVar[str] = ' (SSIM and SGBM need room)'
+
     output: Path = Path('demo_output')
     width: int = 480
     height: int = 270
-    duration_s: float = 3.0
-    rate_hz: float = 10.0
     preset: str = 'heavy'
-    seed: int = 0
-    model: str = 'bandnet'
+    model: str = DEFAULT_MODEL
     weights: Path | None = None
     untrained: bool = False
     device: str = 'auto'
@@ -39,12 +42,9 @@ class DemoConfig:
                 raise DemoError('give either --weights or --untrained, not both')
             if not self.weights.is_file():
                 raise DemoError(f'weights file {self.weights} does not exist')
-        if self.width < 32 or self.height < 32:
-            raise DemoError(f'size must be at least 32x32 (SSIM and SGBM need room), got '
-                            f'{self.width}x{self.height}')
-        if not self.duration_s > 0 or not self.rate_hz > 0:
-            raise DemoError(f'duration and rate must be > 0, got {self.duration_s} s at '
-                            f'{self.rate_hz} Hz')
+        problem = self.clip_problem()
+        if problem:
+            raise DemoError(problem)
         if self.replay_rate is not None and not self.replay_rate > 0:
             raise DemoError(f'replay rate must be > 0, got {self.replay_rate}')
         if self.sample_frames < 1 or self.scored_frames < 1:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from stereo_derain_ros.atomic import write_text_atomic
 from stereo_derain_ros.demo.frames import DemoFrame, sample_indices
 from stereo_derain_ros.demo.scoring import NODE
 from stereo_derain_ros.evaluation.report import markdown_table, write_figure
@@ -105,8 +106,8 @@ def write_metrics(result: EvaluationResult, timing: dict, details: dict, out: Pa
         timing_markdown(timing),
     ]
     paths = {'markdown': out / 'metrics.md', 'json': out / 'metrics.json'}
-    paths['markdown'].write_text('\n'.join(markdown))
-    paths['json'].write_text(json.dumps(
+    write_text_atomic(paths['markdown'], '\n'.join(markdown))
+    write_text_atomic(paths['json'], json.dumps(
         {'details': details, 'summary': result.summary(), 'frames': result.samples,
          'timing': timing},
         indent=1, sort_keys=True, default=str) + '\n')
@@ -137,9 +138,7 @@ def write_index(out: Path, details: dict, images: dict, metrics: dict[str, Path]
     if 'disparity' in metrics:
         lines += [f'SGBM disparity on rainy, derained and clean: {link(metrics["disparity"])}.']
     lines += ['', '## Node latency and throughput', '', timing_markdown(timing)]
-    path = out / 'index.md'
-    path.write_text('\n'.join(lines) + '\n')
-    return path
+    return write_text_atomic(out / 'index.md', '\n'.join(lines) + '\n')
 
 
 def summary_markdown(result: EvaluationResult) -> str:

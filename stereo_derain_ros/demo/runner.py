@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 import time
 
+from stereo_derain_ros.atomic import write_text_atomic
 from stereo_derain_ros.demo import DemoError
 from stereo_derain_ros.demo.config import DemoConfig
 
@@ -14,9 +15,7 @@ STEPS = 4
 def _rain_bag_config(config: DemoConfig, path: Path):
     from stereo_derain_ros.bagio.synthetic import RainBagConfig
 
-    return RainBagConfig(output=path, duration_s=config.duration_s, rate_hz=config.rate_hz,
-                         width=config.width, height=config.height, preset=config.preset,
-                         seed=config.seed)
+    return RainBagConfig(output=path, **config.clip())
 
 
 def ensure_demo_bag(config: DemoConfig, echo: Callable[[str], None]) -> Path:
@@ -142,6 +141,6 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> Path:
                         timing, config.untrained)
     stored = json.loads(metrics['json'].read_text())
     stored['step_seconds'] = step_seconds
-    metrics['json'].write_text(json.dumps(stored, indent=1, sort_keys=True) + '\n')
+    write_text_atomic(metrics['json'], json.dumps(stored, indent=1, sort_keys=True) + '\n')
     echo(f'done in {step_seconds["total"]:.0f} s; report: {index}')
     return index

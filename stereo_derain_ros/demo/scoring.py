@@ -9,7 +9,6 @@ import hashlib
 import math
 
 import numpy as np
-import torch
 
 from stereo_derain_ros.demo.frames import DemoFrame, Pair, sample_indices
 from stereo_derain_ros.demo.live import LiveRun
@@ -20,6 +19,7 @@ from stereo_derain_ros.evaluation.runner import (
     RAINY,
 )
 from stereo_derain_ros.node_stats import latency_summary_ms
+from stereo_derain_ros.pixels import chw_unit_tensor
 
 NODE = 'stereo_derain_node'
 DIAGNOSTIC_KEYS = ('inference_latency_mean_ms', 'inference_latency_p95_ms',
@@ -43,10 +43,6 @@ class RecordedDerainer:
         return self._outputs[_key(left)]
 
 
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-
-
 def frames_to_score(frames: list[DemoFrame], most: int) -> list[DemoFrame]:
     """Return up to `most` derained frames spread over the sequence.
 
@@ -62,8 +58,9 @@ def score_frames(scored: list[DemoFrame], ground_truth: np.ndarray | None,
     """Score derained frames and their rainy inputs against the clean pair."""
     dataset = []
     for frame in scored:
-        sample = {'rainy_left': _tensor(frame.rainy[0]), 'rainy_right': _tensor(frame.rainy[1]),
-                  'clean_left': _tensor(frame.clean[0]), 'clean_right': _tensor(frame.clean[1])}
+        sample = {f'{kind}_{side}': chw_unit_tensor(image)
+                  for kind, pair in (('rainy', frame.rainy), ('clean', frame.clean))
+                  for side, image in zip(('left', 'right'), pair)}
         if ground_truth is not None:
             sample['disparity'] = ground_truth
         dataset.append(sample)

@@ -20,7 +20,6 @@ import json
 import os
 from pathlib import Path
 import struct
-import tempfile
 from typing import Any
 import warnings
 
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from stereo_derain_ros import __version__
+from stereo_derain_ros.atomic import atomic_path
 from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.models import available_models, build_model, model_config, model_name
 
@@ -57,15 +57,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
     }
     tensors = {key: value.detach().to('cpu').contiguous().clone()
                for key, value in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 

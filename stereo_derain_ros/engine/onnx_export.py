@@ -15,13 +15,13 @@ size before it is written.
 import json
 import os
 from pathlib import Path
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from stereo_derain_ros.atomic import atomic_path
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.models import model_config, model_name
 
@@ -46,16 +46,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_disparity: int
     """
     path = Path(path)
     proto = onnx_proto(model, max_disparity=max_disparity, recipe=recipe)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(handle)
-    try:
-        import onnx
+    import onnx
 
-        onnx.save(proto, temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    with atomic_path(path) as temporary:
+        onnx.save(proto, str(temporary))
     return path
 
 

@@ -179,10 +179,7 @@ class APANet(StereoDerainModel):
         return nn.Sequential(nn.Conv2d(channels, 2 * channels, 3, padding=1, bias=False),
                              nn.PixelShuffle(2))
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.check_pair(left, right)
-        images = torch.cat([left, right])
+    def correction(self, images: torch.Tensor) -> torch.Tensor:
         level1 = self.encoder1(self.project_in(images))
         level2 = self.encoder2(self.down1(level1))
         level3 = self.encoder3(self.down2(level2))
@@ -190,5 +187,4 @@ class APANet(StereoDerainModel):
         x = self.decoder3(self.reduce3(torch.cat([self.up3(x), level3], 1)))
         x = self.decoder2(self.reduce2(torch.cat([self.up2(x), level2], 1)))
         x = self.decoder1(torch.cat([self.up1(x), level1], 1))
-        out = self.project_out(x) + images
-        return out[:left.shape[0]], out[left.shape[0]:]
+        return self.project_out(x)

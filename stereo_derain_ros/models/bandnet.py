@@ -136,10 +136,7 @@ class BandNet(StereoDerainModel):
                                   nn.PixelShuffle(config.unshuffle))
         self.set_max_disparity(config.max_disparity)
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.check_pair(left, right)
-        images = torch.cat([left, right])
+    def correction(self, images: torch.Tensor) -> torch.Tensor:
         x = self.entry(images)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
@@ -149,5 +146,4 @@ class BandNet(StereoDerainModel):
         x = self.middle(x)
         for level in reversed(range(len(self.decoders))):
             x = self.decoders[level](self.ups[level](x) + skips[level])
-        out = self.exit(x) + images
-        return out[:left.shape[0]], out[left.shape[0]:]
+        return self.exit(x)

@@ -26,10 +26,23 @@ class StereoDerainModel(nn.Module):
     """Base of all registered models: forward(left, right) -> (left_out, right_out).
 
     Inputs are N x 3 x H x W RGB in [0, 1] with H and W multiples of `pad_multiple`; outputs have
-    the same shape and are not clamped.
+    the same shape and are not clamped. Both views go through the network as one batch,
+    torch.cat([left, right]) (so cross-view modules find the left view in the first half), and
+    the network predicts the correction that is added to its input.
     """
 
     pad_multiple: int = 1
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_pair(left, right)
+        images = torch.cat([left, right])
+        out = self.correction(images) + images
+        return out[:left.shape[0]], out[left.shape[0]:]
+
+    def correction(self, images: torch.Tensor) -> torch.Tensor:
+        """Return what to add to `images` (2N x 3 x H x W: the left views, then the right)."""
+        raise NotImplementedError
 
     def set_max_disparity(self, disparity: int | None) -> None:
         """Limit cross-view attention to disparities <= `disparity` input pixels (None: no limit).

@@ -131,10 +131,7 @@ class StereoIRR(StereoDerainModel):
     def _stage(channels: int, blocks: int) -> nn.Sequential:
         return nn.Sequential(*(BasicBlock(channels) for _ in range(blocks)))
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.check_pair(left, right)
-        images = torch.cat([left, right])
+    def correction(self, images: torch.Tensor) -> torch.Tensor:
         x = self.features(images)
         skips = []
         for encoder, attention, down in zip(self.encoders, self.encoder_attention, self.downs):
@@ -146,5 +143,4 @@ class StereoIRR(StereoDerainModel):
             x = self.decoders[level](self.ups[level](x) + skips[level])
             if level > 0:
                 x = self.decoder_attention[level - 1](x)
-        out = self.residual(x) + images
-        return out[:left.shape[0]], out[left.shape[0]:]
+        return self.residual(x)

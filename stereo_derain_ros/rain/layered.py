@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.rain.effects import add_lens_drops, add_sensor_noise
 from stereo_derain_ros.rain.params import RainParams
 from stereo_derain_ros.rain.particles import terminal_velocity
@@ -122,7 +123,7 @@ def render_layered_rain(scene: StereoScene, params: RainParams, seed: int,
                                           np.random.default_rng(effect_seeds[index]))
         image = add_sensor_noise(image, params.noise_sigma,
                                  np.random.default_rng(effect_seeds[2 + index]))
-        outputs.append((np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8),
+        outputs.append((to_uint8(image),
                         (1.0 - (1.0 - alpha) * (1.0 - lens_mask)).astype(np.float32)))
     return RainSample(rainy_left=outputs[0][0], rainy_right=outputs[1][0],
                       clean_left=scene.left, clean_right=scene.right,

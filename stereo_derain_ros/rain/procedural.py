@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.rain.scene import StereoScene
 from stereo_derain_ros.rain.textures import random_texture
 
@@ -165,7 +166,7 @@ def procedural_scene(seed: int, width: int = 512, height: int = 256,
         centre = np.array([centre_x, 0.0, 0.0])
         for surface in surfaces:
             _cast(surface, rays, centre, focal_px, z_buffer, colour)
-        image = np.clip(colour * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = to_uint8(colour)
         disparity = (focal_px * baseline_m / z_buffer).astype(np.float32)
         views.append((image, disparity))
     return StereoScene(left=views[0][0], right=views[1][0], disparity_left=views[0][1],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.rain.effects import add_lens_drops, add_sensor_noise
 from stereo_derain_ros.rain.params import RainParams
 from stereo_derain_ros.rain.particles import DropPopulation, sample_drops, StereoCamera
@@ -81,7 +82,7 @@ def render_drops(scene: StereoScene, params: RainParams, drops: DropPopulation,
         noise_rng = np.random.default_rng(effect_seeds[2 + index])
         image, lens_mask = add_lens_drops(image, params.lens_drops, lens_rng)
         image = add_sensor_noise(image, params.noise_sigma, noise_rng)
-        outputs[view] = (np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8),
+        outputs[view] = (to_uint8(image),
                          1.0 - (1.0 - alpha) * (1.0 - lens_mask))
     return RainSample(rainy_left=outputs['left'][0], rainy_right=outputs['right'][0],
                       clean_left=scene.left, clean_right=scene.right,
@@ -108,7 +109,7 @@ def rain_radiances(clean: tuple[np.ndarray, np.ndarray],
 def composite(clean: np.ndarray, alpha: np.ndarray, depth: np.ndarray, drop_radiance: np.ndarray,
               airlight: np.ndarray, beta: float) -> np.ndarray:
     """Return float RGB: the background veiled by its own depth, then streaks laid over it."""
-    image = clean.astype(np.float32) / 255.0
+    image = to_unit_float(clean)
     if beta > 0:
         transmission = np.exp(-beta * np.minimum(depth, VEIL_DEPTH_CAP_M))[..., None]
         image = image * transmission + airlight * (1.0 - transmission)
@@ -256,22 +257,3 @@ def _splat_bilinear(u: np.ndarray, v: np.ndarray, mass: np.ndarray, bins: np.nda
     total = np.bincount(indices, weights=weights, minlength=bin_count * height * width)
     return total.reshape(bin_count, height, width).astype(np.float32)
 
-
-def streak_disparity_map(scene: StereoScene, sample: RainSample,
-                         positions: np.ndarray | None = None) -> np.ndarray:
-    """Return, per left pixel, the disparity of the nearest visible streak (NaN where none).
-
-    This is the exact correspondence of the rain layer, which differs from the scene's.
-    """
-    camera = scene_camera(scene)
-    drops = sample.drops
-    positions = drops.positions if positions is None else positions
-    points = streak_points(camera, 'left', positions, drops, sample.params.exposure_s)
-    keep = visible(points, scene.depth('left'))
-    width, height = scene.size
-    flat = np.rint(points.v[keep]).astype(np.int64) * width + np.rint(points.u[keep]).astype(
-        np.int64)
-    result = np.full(height * width, -np.inf)
-    np.maximum.at(result, flat, camera.disparity(points.z[keep]))
-    result[~np.isfinite(result)] = np.nan
-    return result.reshape(height, width).astype(np.float32)

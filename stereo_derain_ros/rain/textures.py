@@ -5,6 +5,8 @@ import functools
 import cv2
 import numpy as np
 
+from stereo_derain_ros.pixels import to_unit_float
+
 TEXTURE_SIZE = 256
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'camera', 'brick', 'grass', 'gravel',
           'hubble_deep_field', 'immunohistochemistry', 'coins', 'moon', 'cat', 'colorwheel')
@@ -43,7 +45,7 @@ def photo_crop(rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     crop = cv2.resize(crop, (TEXTURE_SIZE, TEXTURE_SIZE), interpolation=cv2.INTER_AREA)
-    return crop.astype(np.float32) / 255.0
+    return to_unit_float(crop)
 
 
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

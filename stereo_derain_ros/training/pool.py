@@ -14,11 +14,10 @@ from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
 
+from stereo_derain_ros.atomic import atomic_path
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
+
 VIEWS = ('rainy_left', 'rainy_right', 'clean_left', 'clean_right')
-
-
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
 
 
 @dataclass
@@ -42,17 +41,15 @@ class PairPool:
                 raise ValueError(f'data sample {index} lacks {missing}; expected the keys '
                                  f'{list(VIEWS)}')
             for view in VIEWS:
-                images[view].append(_to_uint8(sample[view]))
+                images[view].append(to_uint8(sample[view]))
         return cls(images)
 
     def save(self, path: Path) -> None:
         """Write the pool as safetensors (uint8), so several runs can share one rendering."""
         tensors = {f'{view}.{index}': image.contiguous()
                    for view, images in self.images.items() for index, image in enumerate(images)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix('.tmp')
-        save_file(tensors, str(temporary))
-        temporary.replace(path)
+        with atomic_path(path) as temporary:
+            save_file(tensors, str(temporary))
 
     @classmethod
     def load(cls, path: Path) -> 'PairPool':
@@ -96,4 +93,4 @@ class PairPool:
                 }
             for view in VIEWS:
                 out[view].append(crops[view])
-        return {view: torch.stack(out[view]).float() / 255.0 for view in VIEWS}
+        return {view: to_unit_float(torch.stack(out[view])) for view in VIEWS}

@@ -364,26 +364,46 @@ def _out_of_budget(runtime: Runtime, started: float, step: int) -> bool:
     return runtime.stop_at_step is not None and step >= runtime.stop_at_step
 
 
+def _save_run(config: TrainConfig, state: _RunState, context: DistributedContext, out: Path,
+              step: int, wall: float, metrics: dict | None) -> None:
+    """Write the checkpoint (the average when there is one), raw weights, optimiser, curves."""
+    recipe = asdict(config) | {'step': step, 'wall_s': round(wall, 1),
+                               'device': str(state.device), 'world_size': context.world_size,
+                               'threads': torch.get_num_threads()}
+    if state.average is not None:
+        save_checkpoint(out / RAW_WEIGHTS_NAME, state.model, recipe=recipe)
+    save_checkpoint(out / CHECKPOINT_NAME, state.average.model if state.average else state.model,
+                    recipe=recipe, metrics=metrics)
+    _save_optimizer(out / OPTIMIZER_NAME, state.optimizer, step)
+    plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
+
+
+def _step(config: TrainConfig, state: _RunState, criterion: StereoLoss, train_pool,
+          crop: tuple[int, int], step: int, rank: int, meter: '_Meter'
+          ) -> tuple[torch.Tensor, dict, float]:
+    """Run optimiser step `step` on a batch of `crop` crops; return loss, its terms and the lr."""
+    lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
+    for group in state.optimizer.param_groups:
+        group['lr'] = lr
+    waited = time.monotonic()
+    batch = train_pool.batch(config.batch, crop, _batch_generator(config.seed, rank, step))
+    meter.data_s += time.monotonic() - waited
+    loss, parts = _optimise(config, state, criterion, batch)
+    if state.average is not None:
+        state.average.update(state.model, step)
+    return loss, parts, lr
+
+
+def _due(every: int, done: int, config: TrainConfig) -> bool:
+    return done % every == 0 or done == config.steps
+
+
 def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
            resume: bool, context: DistributedContext) -> TrainResult:
     state = _prepare(config, runtime, val_pool, resume, context)
     out = Path(runtime.out)
     schedule = CropSchedule.parse(config.crop_schedule)
     criterion = StereoLoss.from_spec(config.loss)
-
-    def save(step: int, wall: float, metrics: dict | None) -> None:
-        recipe = asdict(config) | {'step': step, 'wall_s': round(wall, 1),
-                                   'device': str(state.device),
-                                   'world_size': context.world_size,
-                                   'threads': torch.get_num_threads()}
-        if state.average is not None:
-            save_checkpoint(out / RAW_WEIGHTS_NAME, state.model, recipe=recipe)
-        save_checkpoint(out / CHECKPOINT_NAME,
-                        state.average.model if state.average else state.model,
-                        recipe=recipe, metrics=metrics)
-        _save_optimizer(out / OPTIMIZER_NAME, state.optimizer, step)
-        plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
-
     started = time.monotonic()
     meter = _Meter(config, context)
     last_metrics, step, finished = None, state.start_step, True
@@ -393,37 +413,33 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
         if _out_of_budget(runtime, started, step):
             finished = False
             break
-        lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
-        for group in state.optimizer.param_groups:
-            group['lr'] = lr
         crop = schedule.crop_at(step)
-        waited = time.monotonic()
-        batch = train_pool.batch(config.batch, crop,
-                                 _batch_generator(config.seed, context.rank, step))
-        meter.data_s += time.monotonic() - waited
-        loss, parts = _optimise(config, state, criterion, batch)
+        loss, parts, lr = _step(config, state, criterion, train_pool, crop, step, context.rank,
+                                meter)
         done = step + 1
-        if state.average is not None:
-            state.average.update(state.model, step)
         bar.update(1)
-        if context.is_main and (done % config.log_every == 0 or done == config.steps):
+        if not context.is_main:
+            continue
+        if _due(config.log_every, done, config):
             row = meter.row(done, loss, lr, crop, parts)
             state.loss_log.append(row)
             bar.set_postfix(loss=row['loss'], lr=row['lr'], crop=row['crop'],
                             pairs_s=row['pairs_per_s'], data_s=row['data_s'])
-        if context.is_main and (done % config.val_every == 0 or done == config.steps):
+        if _due(config.val_every, done, config):
             last_metrics = _validate_run(state)
             state.val_log.append({'step': done, **{key: f'{value:.5f}'
                                                    for key, value in last_metrics.items()}})
             bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB '
                       f'(rainy {last_metrics["psnr_rainy"]:.2f}), SSIM {last_metrics["ssim"]:.4f}')
-        if context.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
-            save(done, state.wall_before + time.monotonic() - started, last_metrics)
+        if _due(config.checkpoint_every, done, config):
+            _save_run(config, state, context, out, done,
+                      state.wall_before + time.monotonic() - started, last_metrics)
     else:
         step = config.steps
     bar.close()
     if not finished and context.is_main:
-        save(step, state.wall_before + time.monotonic() - started, last_metrics)
+        _save_run(config, state, context, out, step,
+                  state.wall_before + time.monotonic() - started, last_metrics)
     if context.enabled:
         torch.distributed.barrier()
     return TrainResult(model=state.model, step=step, finished=finished,

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from stereo_derain_ros.atomic import write_text_atomic
 from stereo_derain_ros.data.photos.debian_copyright import license_of, parse_copyright
 from stereo_derain_ros.data.photos.sources import (
     PHOTO_SOURCES,
@@ -164,9 +165,7 @@ def collect_photos(cache: Path, sources: Iterable[str] | None = None,
             records.setdefault(record.sha256, record)
     manifest = {'max_side': max_side, 'heldout_percent': HELDOUT_PERCENT,
                 'pictures': [asdict(record) for record in records.values()]}
-    temporary = cache / (MANIFEST + '.tmp')
-    temporary.write_text(json.dumps(manifest, indent=1))
-    temporary.replace(cache / MANIFEST)
+    write_text_atomic(cache / MANIFEST, json.dumps(manifest, indent=1))
     return list(records.values())
 
 
@@ -192,7 +191,5 @@ def shrink_cache(source: Path, destination: Path, max_side: int,
                                  'height': picture.shape[0]})
     shrunk = manifest | {'max_side': max_side, 'jpeg_quality': jpeg_quality,
                          'shrunk_from': str(source), 'pictures': records}
-    temporary = destination / (MANIFEST + '.tmp')
-    temporary.write_text(json.dumps(shrunk, indent=1))
-    temporary.replace(destination / MANIFEST)
+    write_text_atomic(destination / MANIFEST, json.dumps(shrunk, indent=1))
     return records

@@ -8,18 +8,20 @@ from version 3, as a zstd frame. Only stdlib parsing is needed, so no Qt install
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+import enum
 from pathlib import PurePosixPath
 import struct
 import zlib
 
 MAGIC = b'qres'
-FLAG_COMPRESSED = 0x01
-FLAG_DIRECTORY = 0x02
-FLAG_ZSTD = 0x04
 
 
-class ResourceFormatError(ValueError):
-    """A file that is not a readable Qt resource bundle."""
+class NodeFlags(enum.IntFlag):
+    """The flags field of a tree node: how a file is stored, or that the node is a directory."""
+
+    COMPRESSED = 0x01
+    DIRECTORY = 0x02
+    ZSTD = 0x04
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,11 @@ class ResourceEntry:
 
     path: PurePosixPath
     data_offset: int
-    flags: int
+    flags: NodeFlags
+
+
+class ResourceFormatError(ValueError):
+    """A file that is not a readable Qt resource bundle."""
 
 
 class QtResourceBundle:
@@ -54,9 +60,10 @@ class QtResourceBundle:
         while stack:
             node, parent = stack.pop()
             start = self.tree + node * self.node_size
-            name_offset, flags = struct.unpack_from('>IH', self.blob, start)
+            name_offset, raw_flags = struct.unpack_from('>IH', self.blob, start)
+            flags = NodeFlags(raw_flags)
             path = parent if node == 0 else parent / self._name(name_offset)
-            if flags & FLAG_DIRECTORY:
+            if NodeFlags.DIRECTORY in flags:
                 count, first = struct.unpack_from('>II', self.blob, start + 6)
                 stack.extend((first + index, path) for index in reversed(range(count)))
             else:
@@ -68,9 +75,9 @@ class QtResourceBundle:
         start = self.data + entry.data_offset
         (size,) = struct.unpack_from('>I', self.blob, start)
         payload = self.blob[start + 4:start + 4 + size]
-        if entry.flags & FLAG_ZSTD:
+        if NodeFlags.ZSTD in entry.flags:
             raise ResourceFormatError(f'{self.name}:{entry.path} is zstd-compressed, which this '
                                       'reader does not decode')
-        if entry.flags & FLAG_COMPRESSED:
+        if NodeFlags.COMPRESSED in entry.flags:
             return zlib.decompress(payload[4:])
         return payload
