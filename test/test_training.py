@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from stereo_derain_ros.engine.checkpoint import load_checkpoint
+from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.losses import parse_loss_spec, StereoLoss
@@ -202,3 +202,22 @@ def test_init_starts_from_a_checkpoint_and_keeps_its_recipe(tmp_path):
     assert not any('cross_view' in name for name in mono_state)
     for name, value in mono_state.items():
         assert torch.allclose(value, first.model.state_dict()[name], atol=1e-6), name
+
+
+def test_fine_tuning_from_the_command_line_keeps_the_init_architecture(tmp_path):
+    from stereo_derain_ros.cli import build_parser
+    from stereo_derain_ros.cli.train import _new_config
+
+    model = build_model('bandnet', **TINY, pool_window=16)
+    checkpoint = save_checkpoint(tmp_path / 'init.safetensors', model,
+                                 recipe={'model': 'bandnet', 'steps': 1})
+    parser = build_parser()
+    config = _new_config(parser.parse_args(['train', '--model', 'bandnet', '--out',
+                                            str(tmp_path / 'run'), '--init', str(checkpoint),
+                                            '--model-arg', 'max_disparity=64']))
+    assert config.model_args['pool_window'] == 16 and config.model_args['width'] == TINY['width']
+    assert config.model_args['max_disparity'] == 64
+    mono = _new_config(parser.parse_args(['train', '--model', 'bandnet_mono', '--out',
+                                          str(tmp_path / 'mono'), '--init', str(checkpoint),
+                                          '--init-partial']))
+    assert mono.model_args == {}

@@ -70,8 +70,9 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
                         help='model config override, e.g. width=16 (repeatable)')
     parser.add_argument('--init', default=None, metavar='CHECKPOINT',
-                        help="start from these weights (fine-tuning); the checkpoint's own "
-                             'recipe is kept in the new recipe as init_recipe')
+                        help="start from these weights (fine-tuning) and their model config "
+                             "(--model-arg overrides it); the checkpoint's own recipe is kept "
+                             'in the new recipe as init_recipe')
     parser.add_argument('--init-partial', action='store_true',
                         help='with --init: load only the tensors whose names and shapes fit the '
                              'model (e.g. bandnet weights into bandnet_mono)')
@@ -142,6 +143,20 @@ def _resumed_config(args: argparse.Namespace):
     return config
 
 
+def _inherited_model_args(args: argparse.Namespace) -> dict:
+    """Return the --init checkpoint's model config, which --model-arg then overrides.
+
+    Fine-tuning keeps the architecture it starts from: a config option without weights (such
+    as bandnet's `pool_window`) would otherwise fall back to its default unnoticed.
+    """
+    from stereo_derain_ros.engine.checkpoint import load_checkpoint
+
+    if not args.init or args.init_partial:
+        return {}
+    _, metadata = load_checkpoint(args.init)
+    return dict(metadata.get('config') or {}) if metadata['model'] == args.model else {}
+
+
 def _new_config(args: argparse.Namespace):
     """Return the recipe of a new run from the command line."""
     from stereo_derain_ros.engine.errors import CheckpointError
@@ -154,6 +169,7 @@ def _new_config(args: argparse.Namespace):
                            'or choose another --out')
     try:
         init_recipe = recipe_of_run(Path(args.init)) if args.init else None
+        model_args = _inherited_model_args(args) | _model_args(args.model_arg)
     except CheckpointError as error:
         raise CommandError(f'cannot start from --init: {error}') from None
     return TrainConfig(
@@ -163,7 +179,7 @@ def _new_config(args: argparse.Namespace):
         optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
         val_every=args.val_every, val_samples=args.val_samples,
         checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp, ema=args.ema,
-        model_args=_model_args(args.model_arg), init=args.init, init_recipe=init_recipe,
+        model_args=model_args, init=args.init, init_recipe=init_recipe,
         init_partial=args.init_partial)
 
 
