@@ -31,8 +31,14 @@ def test_tiny_tiles_are_refused_and_wasteful_ones_warned_about(caplog):
 
 
 @pytest.mark.slow
-def test_tiled_matches_untiled_within_one_level_with_the_packaged_weights():
-    """Default overlap, 512 px tiles (the fall-back size), a real rainy frame tiled both ways."""
+def test_tiled_matches_untiled_with_the_packaged_weights():
+    """Default overlap, 512 px tiles (the fall-back size), a real rainy frame tiled both ways.
+
+    With the stage-3 weights every pixel agreed within one grey level. The stage-4 weights
+    change rain more strongly, and about 0.06 % of the pixels (in two spots, where several
+    tiles blend) then differ by up to 3 levels; a larger margin (64-96 px) does not remove
+    them, so the bound is on the share of pixels beyond one level and on the largest step.
+    """
     from stereo_derain_ros.rain.params import rain_params
     from stereo_derain_ros.rain.render import render_rain
     from stereo_derain_ros.rain.scene import motorcycle_scene
@@ -45,4 +51,6 @@ def test_tiled_matches_untiled_within_one_level_with_the_packaged_weights():
     tiled = DerainEngine(EngineConfig(device='cpu', tile=512, warmup_shape=None))
     assert whole.weights_source.startswith('packaged:')
     for tiled_view, whole_view in zip(tiled.derain(left, right), whole.derain(left, right)):
-        assert np.abs(tiled_view.astype(int) - whole_view).max() <= 1
+        difference = np.abs(tiled_view.astype(int) - whole_view)
+        assert difference.max() <= 3
+        assert (difference > 1).mean() < 1e-3
