@@ -3,11 +3,8 @@
 The node sits between a rectifying driver and stereo_image_proc. Subscription callbacks hand
 messages to the stereo synchronizer; the node's own processing thread derains the newest complete
 set (one at a time, newest wins) as soon as it is complete, or at each tick of a timer when
-`rate_hz` is set. Callbacks only hand messages over and never wait for inference, so the node
-keeps receiving while it runs. `main` spins them on a SingleThreadedExecutor: with inference on
-its own thread one executor thread is enough, and rclpy's MultiThreadedExecutor measured 4-5 ms
-more per 1280x720 set in reception (docs/node.md). The callback groups keep the node correct
-under a multi-threaded executor as well.
+`rate_hz` is set. Callbacks are reentrant under a MultiThreadedExecutor and never wait for
+inference, so the node keeps receiving while it runs.
 Outputs carry the input headers unchanged and the matching camera_info is republished as
 received, so stereo_image_proc's exact-time sync downstream still pairs them.
 """
@@ -33,7 +30,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -616,7 +613,7 @@ def main(args: list[str] | None = None) -> int:
     if profile:
         node.get_logger().info(f'Fast DDS transport for large images: {profile} (set '
                                'FASTRTPS_DEFAULT_PROFILES_FILE to use your own profile)')
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
         executor.spin()
