@@ -21,6 +21,7 @@ from stereo_derain_ros.bagio.reading import open_bag
 CLOCK_TOPIC = '/clock'
 CLOCK_PERIOD_S = 0.01
 DELIVERY_TIMEOUT_S = 5.0
+BEST_EFFORT_LINGER_S = 0.5
 
 
 @dataclass
@@ -168,10 +169,13 @@ def _wait_for_subscribers(publishers, timeout_s: float, stop: threading.Event) -
 
 
 def _wait_for_delivery(publishers, stop: threading.Event) -> None:
-    """Let reliable subscribers acknowledge the last messages before the publishers go away.
+    """Let subscribers receive the last messages before the publishers go away.
 
     Destroying a publisher discards what its DDS writer has not delivered yet; a large image is
-    sent in many fragments, so without this the final frame of a replay is often lost.
+    sent in many fragments, so without this the final frame of a replay is often lost. Reliable
+    subscribers acknowledge; best-effort ones (the node's sensor-data inputs) never do, and a
+    replay into the node lost its last stereo set in some test runs, so the publishers also
+    linger BEST_EFFORT_LINGER_S.
     """
     from rclpy.duration import Duration
 
@@ -179,6 +183,7 @@ def _wait_for_delivery(publishers, stop: threading.Event) -> None:
         if stop.is_set():
             return
         publisher.wait_for_all_acked(Duration(seconds=DELIVERY_TIMEOUT_S))
+    stop.wait(BEST_EFFORT_LINGER_S)
 
 
 def _play_once(reader, connections, publishers, clock, rate: float, stop: threading.Event,
