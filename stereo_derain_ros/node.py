@@ -3,8 +3,11 @@
 The node sits between a rectifying driver and stereo_image_proc. Subscription callbacks hand
 messages to the stereo synchronizer; the node's own processing thread derains the newest complete
 set (one at a time, newest wins) as soon as it is complete, or at each tick of a timer when
-`rate_hz` is set. Callbacks are reentrant under a MultiThreadedExecutor and never wait for
-inference, so the node keeps receiving while it runs.
+`rate_hz` is set. Callbacks only hand messages over and never wait for inference, so the node
+keeps receiving while it runs. `main` spins them on a SingleThreadedExecutor: with inference on
+its own thread one executor thread is enough, and rclpy's MultiThreadedExecutor measured 4-5 ms
+more per 1280x720 set in reception (docs/node.md). The callback groups keep the node correct
+under a multi-threaded executor as well.
 Outputs carry the input headers unchanged and the matching camera_info is republished as
 received, so stereo_image_proc's exact-time sync downstream still pairs them.
 """
@@ -30,7 +33,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -413,8 +416,13 @@ class StereoDerainNode(Node):
             self._to_message(source.header, array, view.encoding)
             for source, array, view in zip(sources, outputs, (left, right)))
         timer.mark('encode')
-        self._publish(images, (stereo_set.left_info, stereo_set.right_info),
-                      color=left.channel_order != 'mono')
+        try:
+            self._publish(images, (stereo_set.left_info, stereo_set.right_info),
+                          color=left.channel_order != 'mono')
+        except rclpy_implementation.RCLError:
+            if rclpy.ok(context=self.context):
+                raise
+            return  # SIGINT/SIGTERM shut the context down while this set was derained
         timer.mark('publish')
         self._published += 1
         self._output_sets.tick()
@@ -594,6 +602,42 @@ def describe_mismatch(left: DecodedView, right: DecodedView) -> str:
             'expected the same size and encoding on both sides')
 
 
+def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
+    """Spin `executor` on a thread of its own until the context shuts down or SIGINT arrives.
+
+    Python runs signal handlers on the main thread only. When the main thread itself spins, a
+    SIGINT handled while rclpy converts a message being taken ends spin with a RuntimeError from
+    pybind11 instead of a shutdown (seen with the single-threaded executor); here the signal only
+    interrupts the main thread's wait, and rclpy's own handler shuts the context down, which
+    ends spin.
+    """
+    failures: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        except rclpy_implementation.RCLError as error:
+            # A signal can shut the context down between two waits of spin (rclpy then fails to
+            # build its wait set instead of raising ExternalShutdownException): a shutdown too.
+            if rclpy.ok():
+                failures.append(error)
+        except BaseException as error:  # noqa: BLE001 - re-raised on the main thread below
+            failures.append(error)
+
+    thread = threading.Thread(target=spin, name=f'{NODE_NAME}_executor', daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        # rclpy's own SIGINT handler shuts the context down, concurrently; shutting it down
+        # here as well races with it (rcl: "shutdown already called") and aborts the process.
+        thread.join(timeout=SHUTDOWN_WAIT_S)
+    if failures:
+        raise failures[0]
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; exit non-zero when it cannot start.
 
@@ -613,17 +657,9 @@ def main(args: list[str] | None = None) -> int:
     if profile:
         node.get_logger().info(f'Fast DDS transport for large images: {profile} (set '
                                'FASTRTPS_DEFAULT_PROFILES_FILE to use your own profile)')
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except rclpy_implementation.RCLError:
-        # A signal can shut the context down between two waits of spin (rclpy then fails to
-        # build its wait set instead of raising ExternalShutdownException): a shutdown too.
-        if rclpy.ok():
-            raise
+    spin_until_shutdown(executor)
     idle = node.stop(SHUTDOWN_WAIT_S)
     executor.shutdown(timeout_sec=0.0)
     node.destroy_node()
