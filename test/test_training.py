@@ -14,7 +14,13 @@ from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.losses import parse_loss_spec, StereoLoss
 from stereo_derain_ros.training.pool import PairPool
 from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
-from stereo_derain_ros.training.trainer import Runtime, train, TrainConfig
+from stereo_derain_ros.training.trainer import (
+    Runtime,
+    train,
+    TrainConfig,
+    VAL_PSNR_CAP_DB,
+    validate,
+)
 
 TINY = {'width': 8, 'encoder_blocks': [1, 1], 'middle_blocks': 1, 'decoder_blocks': [1, 1]}
 
@@ -90,6 +96,27 @@ def test_lowpass_sees_a_brightness_shift_that_averages_out_in_l1():
     lowpass = StereoLoss.from_spec('lowpass=1')
     assert float(lowpass((shifted, shifted), (target, target), (target, target))[0]) > \
         float(lowpass((noisy, noisy), (target, target), (target, target))[0])
+
+
+class PassThrough(torch.nn.Module):
+    """A derainer that returns its inputs: its validation scores are the rainy input's."""
+
+    def forward(self, left, right):
+        return left, right
+
+
+def test_validation_caps_psnr_so_rain_free_pairs_do_not_swamp_the_mean():
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 32, 48, generator=generator)
+    rainy = clean.clone()
+    rainy[0] = (rainy[0] + 0.1 * torch.rand(3, 32, 48, generator=generator)).clamp(0, 1)
+    windows = {'rainy_left': rainy, 'rainy_right': rainy.clone(),
+               'clean_left': clean, 'clean_right': clean.clone()}
+    scores = validate(PassThrough(), windows, torch.device('cpu'))
+    rainy_pair_db = 10 * torch.log10(1 / (rainy[0] - clean[0]).pow(2).mean()).item()
+    # one rainy pair and one rain-free pair, capped: the mean of the two, not ~100 dB
+    assert scores['psnr_rainy'] == pytest.approx((rainy_pair_db + VAL_PSNR_CAP_DB) / 2, abs=1e-3)
+    assert scores['psnr'] == pytest.approx(scores['psnr_rainy'])
 
 
 def test_a_few_steps_lower_the_loss(tmp_path):
