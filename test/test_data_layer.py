@@ -271,6 +271,23 @@ def test_monochrome_samples_have_equal_channels_in_input_and_target():
             image[..., 1], image[..., 2])
 
 
+def test_scene_lines_sit_at_the_scene_depth_in_both_views_and_in_input_and_target():
+    # A streak that moves with the scene between the views is scene: it stays in the target.
+    lines_only = CompositionConfig(rain_free=1.0, mono=0.0, noise=0.0, jpeg=0.0, defocus=0.0,
+                                   haze=0.0, scene_lines=1.0)
+    for seed in range(4):
+        pair = compose_pair(_flat_scene(6.0), _rain(20.0), np.random.default_rng(seed),
+                            lines_only)
+        left, right = pair.clean
+        assert np.ptp(left, axis=(0, 1)).max() > 0.05, f'seed {seed}: no line painted'
+        assert np.abs(right[:, :-6] - left[:, 6:]).max() < 1e-4
+        assert np.array_equal(pair.rainy[0], left) and np.array_equal(pair.rainy[1], right)
+    unlined = compose_pair(_flat_scene(6.0), _rain(20.0), np.random.default_rng(0),
+                           CompositionConfig(rain_free=1.0, defocus=0.0, haze=0.0, noise=0.0,
+                                             jpeg=0.0, scene_lines=0.0))
+    assert np.ptp(unlined.clean[0], axis=(0, 1)).max() < 1e-6
+
+
 @pytest.mark.parametrize('rain_free', [0.0, 1.0])
 def test_sensor_noise_and_jpeg_are_the_same_draw_on_input_and_target(rain_free):
     # Only the rain tells input from target: a network trained on these learns not to denoise.
