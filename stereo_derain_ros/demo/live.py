@@ -52,12 +52,10 @@ class LiveRun:
 
     replay_rate: float | None
     node_ready_s: float = 0.0
-    replay_s: float = 0.0
     node_seconds_per_set: float | None = None
     sent: dict[int, float] = field(default_factory=dict)
     received: dict[int, float] = field(default_factory=dict)
     diagnostics: list[dict[str, str]] = field(default_factory=list)
-    recorded_messages: int = 0
 
 
 def probe_node(recorder: OutputRecorder, pacing: Pacing) -> float:
@@ -126,7 +124,6 @@ def record_live_run(bag: Path, recorded: Path, node_command: list[str], node_log
             run.received = {stamp: at for stamp, at in recorder.arrivals.items()
                             if stamp in run.sent}
             run.diagnostics = list(recorder.diagnostics)
-            run.recorded_messages = recorder.messages
     finally:
         context.try_shutdown()
     return run
@@ -154,11 +151,9 @@ def _replay(bag: Path, context, recorder: OutputRecorder, run: LiveRun, drain_ti
             if progress is not None:
                 progress(len(run.sent), recorder.derained_count() - baseline)
 
-    started = time.monotonic()
     replay_bag(ReplayConfig(bag=bag, rate=run.replay_rate, topics=list(INPUT_TOPICS),
                             delay_s=0.5, wait_for_subscribers_s=10.0),
                context=context, on_message=on_message)
-    run.replay_s = time.monotonic() - started
     _drain(recorder, run, baseline, drain_timeout_s, progress)
 
 

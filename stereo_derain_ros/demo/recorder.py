@@ -38,7 +38,6 @@ class OutputRecorder:
         self._sides_seen: dict[int, set[str]] = {}
         self.arrivals: dict[int, float] = {}
         self.diagnostics: list[dict[str, str]] = []
-        self.messages = 0
         topics = {**dict.fromkeys(OUTPUT_IMAGE_TOPICS, IMAGE_TYPE),
                   **dict.fromkeys(OUTPUT_INFO_TOPICS, INFO_TYPE),
                   DIAGNOSTICS_TOPIC: DIAGNOSTICS_TYPE}
@@ -58,7 +57,6 @@ class OutputRecorder:
         received_at = time.monotonic()
         with self._lock:
             self._writer.write(connection, time.time_ns(), raw)
-            self.messages += 1
         message = typestore().deserialize_cdr(raw, msgtype)
         if msgtype == IMAGE_TYPE:
             stamp = header_stamp_ns(message)
