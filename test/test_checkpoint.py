@@ -95,6 +95,21 @@ def test_pickles_are_refused_without_unpickling(tmp_path, model, writer):
     assert str(path) in str(error.value)
 
 
+def test_header_length_that_starts_like_a_pickle_loads(tmp_path, model):
+    # A header length with 0x80 as its low byte makes the file begin with pickle's PROTO
+    # opcode; a resumed training run once hit this and was refused as a pickle.
+    for padding in range(256):
+        path = save_checkpoint(tmp_path / f'padded-{padding}.safetensors', model,
+                               recipe=RECIPE | {'note': 'x' * padding})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail('no padding gave a header length ending in 0x80')
+    state_dict, metadata = load_checkpoint(path)
+    assert metadata['recipe']['note'] == 'x' * padding
+    assert state_dict.keys() == model.state_dict().keys()
+
+
 @pytest.mark.parametrize('keep', [0, 5, 40, 0.5])
 def test_truncated_files(checkpoint, keep):
     data = checkpoint.read_bytes()

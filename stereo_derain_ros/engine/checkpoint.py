@@ -163,6 +163,18 @@ def _one_line(error: BaseException) -> str:
     return ' '.join(str(error).split())[:200]
 
 
+def _looks_like_pickle(head: bytes) -> bool:
+    """Tell a zip or pickle from safetensors by the first 9 bytes.
+
+    A pickle starts with the PROTO opcode 0x80, but so does a safetensors file whose header
+    length has 0x80 as its low byte (one header length in 256); safetensors then opens its JSON
+    header with '{' at byte 8, which is no pickle opcode.
+    """
+    if head.startswith(b'PK\x03\x04'):
+        return True
+    return head[:1] == b'\x80' and head[8:9] != b'{'
+
+
 def _read_header_metadata(path: Path) -> dict[str, str]:
     """Check the file is complete safetensors before anything reads tensors, for clear messages."""
     if not path.exists():
@@ -171,15 +183,16 @@ def _read_header_metadata(path: Path) -> dict[str, str]:
         raise CheckpointError(f'checkpoint {path} is not a file')
     size = path.stat().st_size
     with path.open('rb') as stream:
-        head = stream.read(8)
-        if head.startswith(b'PK\x03\x04') or head[:1] == b'\x80':
+        head = stream.read(9)
+        if _looks_like_pickle(head):
             raise CheckpointError(
                 f'checkpoint {path} is a pickle (torch.save format); pickles can run arbitrary '
                 'code when loaded, so only safetensors checkpoints written by save_checkpoint '
                 'are accepted')
         if len(head) < 8:
             raise CheckpointError(f'checkpoint {path} is truncated: {size} bytes, no header')
-        (header_size,) = struct.unpack('<Q', head)
+        (header_size,) = struct.unpack('<Q', head[:8])
+        stream.seek(8)
         if header_size > _HEADER_LIMIT:
             raise CheckpointError(f'checkpoint {path} is not a safetensors file')
         if 8 + header_size > size:
