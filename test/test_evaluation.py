@@ -92,6 +92,19 @@ def test_eval_command_writes_a_report(tmp_path, capsys):
                                                          'figure.png'}
 
 
+@pytest.mark.slow
+def test_self_paired_row_shows_what_the_second_view_changes(tmp_path):
+    status = main(['eval', 'bandnet', 'heldout:medium', '--limit', '1', '--self-paired',
+                   '--figures', '0', '--out', str(tmp_path), '--device', 'cpu', '--threads', '1',
+                   '--no-progress'])
+    assert status == 0
+    scores = json.loads((tmp_path / 'report.json').read_text())['summary']
+    paired, alone = scores['bandnet'], scores['bandnet, each view paired with itself']
+    # The packaged weights read the other view, so removing it changes the output.
+    assert paired['psnr'] != alone['psnr']
+    assert alone['psnr'] > scores['rainy input']['psnr']
+
+
 def test_eval_command_rejects_an_unknown_dataset(tmp_path, capsys):
     status = main(['eval', 'bandnet', 'heldout:drizzle', '--untrained', '--out', str(tmp_path)])
     assert status == 2

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--figures', type=int, default=3,
                         help='samples shown in figure.png, 0 for no figure (default: %(default)s)')
+    parser.add_argument('--self-paired', action='store_true',
+                        help='add a row per model with each view fed as both views: what the '
+                             'second view is worth to a stereo model')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     add_engine_arguments(parser, [name for name in ENGINE_OPTIONS if name not in SPEC_OPTIONS],
                          untrained='allow a model name without packaged weights (random init; '
@@ -70,6 +73,15 @@ def _engine_derainer(spec: str, args: argparse.Namespace):
     return label, derain
 
 
+def _self_paired(derain):
+    """Derain each view with a copy of itself as the other view, so no stereo cue exists."""
+
+    def derain_each_alone(left, right):
+        return derain(left, left)[0], derain(right, right)[1]
+
+    return derain_each_alone
+
+
 def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.data.specs import DataError, open_dataset
     from stereo_derain_ros.evaluation.report import markdown_table, write_report
@@ -87,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         label, derain = _engine_derainer(spec, args)
         derainers[label] = derain
         labels.append(label)
+        if args.self_paired:
+            derainers[f'{label}, each view paired with itself'] = _self_paired(derain)
     try:
         dataset = open_dataset(args.dataset, args.photos)
     except DataError as error:
