@@ -200,6 +200,26 @@ def test_bandnet_stereo_uses_the_other_view_and_mono_ignores_it():
         model.set_max_disparity(8)  # a no-op for the mono model, a band for the stereo one
 
 
+def test_bandnet_and_its_mono_ablation_share_initial_weights_at_one_seed():
+    torch.manual_seed(8)
+    mono = small_model('bandnet_mono').state_dict()
+    torch.manual_seed(8)
+    stereo = small_model('bandnet').state_dict()
+    assert set(mono) < set(stereo)
+    assert all(torch.equal(stereo[key], mono[key]) for key in mono)
+
+
+def test_bandnet_exchange_opens_from_cross_view_init():
+    closed = small_model('bandnet')
+    opened = build_model('bandnet', **SMALL['bandnet'], cross_view_init=0.1)
+    left, right = small_pair(opened)
+    for model, depends in ((closed, False), (opened, True)):
+        with torch.no_grad():
+            before, _ = model(left, right)
+            after, _ = model(left, torch.rand_like(right))
+        assert torch.allclose(before, after) != depends
+
+
 def test_bandnet_default_size():
     model = build_model('bandnet')
     assert 500_000 <= count_parameters(model) <= 2_000_000

@@ -38,15 +38,17 @@ class SiameseParallaxAttention(ParallaxModule):
     """Banded cross-view exchange with one set of weights for both views.
 
     Scores S[i, j] = q_left[i] . q_right[j] / sqrt(C) with q = 1x1(LN(x)), values v = 1x1(x);
-    each view adds its band-limited read of the other, scaled per channel (zero at init).
+    each view adds its band-limited read of the other, scaled per channel. At a zero initial
+    scale the query and value projections get no gradient until the scale drifts away from zero,
+    which a short run may never see; a small non-zero start lets them learn from step one.
     """
 
-    def __init__(self, channels: int, scale: int) -> None:
+    def __init__(self, channels: int, scale: int, initial_scale: float = 0.0) -> None:
         super().__init__(scale)
         self.norm = LayerNorm2d(channels)
         self.query = nn.Conv2d(channels, channels, 1)
         self.value = nn.Conv2d(channels, channels, 1)
-        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.full((1, channels, 1, 1), float(initial_scale)))
 
     def forward(self, left: torch.Tensor, right: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,11 +66,17 @@ class Stage(nn.Module):
     """NAF blocks on both views (one batch), then an optional cross-view exchange."""
 
     def __init__(self, channels: int, blocks: int, cross_view_scale: int | None,
-                 pool_window: int | None = None) -> None:
+                 pool_window: int | None = None, cross_view_init: float = 0.0) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*(NAFBlock(channels, pool_window) for _ in range(blocks)))
-        self.cross_view = (SiameseParallaxAttention(channels, cross_view_scale)
-                           if cross_view_scale else None)
+        self.cross_view = None
+        if cross_view_scale:
+            # Drawn from a forked random state, so that every later layer gets the same initial
+            # weights as in the mono model: at one seed, stereo and its ablation differ only by
+            # the cross-view modules, not by a different random draw of everything else.
+            with torch.random.fork_rng(devices=[]):
+                self.cross_view = SiameseParallaxAttention(channels, cross_view_scale,
+                                                           cross_view_init)
 
     def forward(self, both: torch.Tensor) -> torch.Tensor:
         both = self.blocks(both)
@@ -92,6 +100,8 @@ class BandNet(StereoDerainModel):
         stereo: bool = True
         cross_view_levels: tuple[int, ...] = (1, 2)
         max_disparity: int | None = 192
+        # Initial per-channel scale of each cross-view read (0: a fresh model equals the mono one).
+        cross_view_init: float = 0.0
         # Channel-attention pooling window in input pixels; None pools over the whole image.
         pool_window: int | None = None
 
@@ -119,18 +129,20 @@ class BandNet(StereoDerainModel):
         self.entry = nn.Sequential(nn.PixelUnshuffle(config.unshuffle),
                                    nn.Conv2d(unshuffled, widths[0], 3, padding=1))
         self.encoders = nn.ModuleList(
-            Stage(widths[level], blocks, cross_view(level), window(level))
+            Stage(widths[level], blocks, cross_view(level), window(level),
+                  config.cross_view_init)
             for level, blocks in enumerate(config.encoder_blocks))
         self.downs = nn.ModuleList(nn.Conv2d(widths[level], widths[level + 1], 2, stride=2)
                                    for level in range(levels))
         self.middle = Stage(widths[levels], config.middle_blocks, cross_view(levels),
-                            window(levels))
+                            window(levels), config.cross_view_init)
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[level + 1], 2 * widths[level + 1], 1),
                           nn.PixelShuffle(2))
             for level in range(levels))
         self.decoders = nn.ModuleList(
-            Stage(widths[level], blocks, cross_view(level), window(level))
+            Stage(widths[level], blocks, cross_view(level), window(level),
+                  config.cross_view_init)
             for level, blocks in enumerate(config.decoder_blocks))
         self.exit = nn.Sequential(nn.Conv2d(widths[0], unshuffled, 3, padding=1),
                                   nn.PixelShuffle(config.unshuffle))
