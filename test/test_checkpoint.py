@@ -77,6 +77,16 @@ def test_metadata_that_is_not_json_is_refused(tmp_path, model):
     assert not list(tmp_path.iterdir())
 
 
+def test_decimal_config_field_round_trips(tmp_path):
+    torch.manual_seed(3)
+    opened = build_model('bandnet', **SMALL_BANDNET, cross_view_init=0.25)
+    path = save_checkpoint(tmp_path / 'opened.safetensors', opened)
+    rebuilt = build_model_from_checkpoint(path)
+    assert model_config(rebuilt)['cross_view_init'] == 0.25
+    assert torch.equal(rebuilt.state_dict()['middle.cross_view.beta'],
+                       opened.state_dict()['middle.cross_view.beta'])
+
+
 def test_missing_file(tmp_path):
     path = tmp_path / 'absent.safetensors'
     with pytest.raises(CheckpointError, match=f'checkpoint not found: {path}'):

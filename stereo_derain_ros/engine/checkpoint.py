@@ -17,6 +17,7 @@ same folder and renamed, so a crash never leaves a half-written checkpoint under
 """
 
 import json
+import math
 import os
 from pathlib import Path
 import struct
@@ -31,7 +32,13 @@ from torch import nn
 from stereo_derain_ros import __version__
 from stereo_derain_ros.atomic import atomic_path
 from stereo_derain_ros.engine.errors import CheckpointError
-from stereo_derain_ros.models import available_models, build_model, model_config, model_name
+from stereo_derain_ros.models import (
+    available_models,
+    build_model,
+    decimal_config_fields,
+    model_config,
+    model_name,
+)
 
 FORMAT = 'stereo_derain_ros.checkpoint'
 FORMAT_VERSION = 1
@@ -97,7 +104,7 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
             f'checkpoint {path} holds model {name!r}, which this version does not know; '
             f'known models: {", ".join(available_models())}')
     config = metadata['config']
-    _check_config_bounds(path, config)
+    _check_config_bounds(path, name, config)
     _check_fits(path, name, _skeleton(path, name, config), state_dict)
     _check_finite(path, state_dict)
     model = build_model(name, **config)
@@ -105,27 +112,38 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
     return model.eval()
 
 
-def _check_config_bounds(path: Path, config: dict[str, Any]) -> None:
+def _check_config_bounds(path: Path, name: str, config: dict[str, Any]) -> None:
     """Refuse config values no real model has before anything is built from them.
 
     A few hundred bytes of JSON can ask for millions of blocks; building that, even without
     memory on the meta device, takes minutes, so sizes are bounded first: whole numbers from 0
-    to MAX_CONFIG_INT (block counts up to MAX_BLOCKS), at most MAX_CONFIG_ITEMS per list.
+    to MAX_CONFIG_INT (block counts up to MAX_BLOCKS), at most MAX_CONFIG_ITEMS per list. Fields
+    the model declares as decimal (an initial scale, say) take finite numbers up to
+    MAX_CONFIG_INT in size instead.
     """
+    decimal = decimal_config_fields(name)
     for key, value in config.items():
         limit = MAX_BLOCKS if 'blocks' in key else MAX_CONFIG_INT
         items = value if isinstance(value, list) else [value]
-        if len(items) > MAX_CONFIG_ITEMS or not all(_bounded(item, limit) for item in items):
+        bounded = _bounded_decimal if key in decimal else _bounded
+        if len(items) > MAX_CONFIG_ITEMS or not all(bounded(item, limit) for item in items):
+            expected = (f'finite numbers from -{limit} to {limit}' if key in decimal else
+                        f'whole numbers from 0 to {limit} (lists of up to {MAX_CONFIG_ITEMS}), '
+                        'true/false or null')
             raise CheckpointError(
-                f'checkpoint {path} has config {key}={json.dumps(value)[:80]}; expected whole '
-                f'numbers from 0 to {limit} (lists of up to {MAX_CONFIG_ITEMS}), true/false '
-                'or null')
+                f'checkpoint {path} has config {key}={json.dumps(value)[:80]}; expected '
+                f'{expected}')
 
 
 def _bounded(value: Any, limit: int) -> bool:
     if value is None or isinstance(value, bool):
         return True
     return isinstance(value, int) and 0 <= value <= limit
+
+
+def _bounded_decimal(value: Any, limit: int) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and -limit <= value <= limit)
 
 
 def _skeleton(path: Path, name: str, config: dict[str, Any]) -> nn.Module:

@@ -56,6 +56,16 @@ def model_description(name: str) -> str:
     return _DESCRIPTIONS[name]
 
 
+def decimal_config_fields(name: str) -> set[str]:
+    """Return the config fields of model `name` that take decimal numbers (float defaults).
+
+    Checkpoint vetting allows decimals only there, so a size field stays a whole number.
+    """
+    cls, defaults = _REGISTRY[name]
+    return {field.name for field in dataclasses.fields(cls.Config)
+            if isinstance(defaults.get(field.name, field.default), float)}
+
+
 def build_model(name: str, **overrides: Any) -> nn.Module:
     """Build the model registered as `name` with its default config, fields overridden by keyword.
 
