@@ -248,3 +248,33 @@ def test_fine_tuning_from_the_command_line_keeps_the_init_architecture(tmp_path)
                                           str(tmp_path / 'mono'), '--init', str(checkpoint),
                                           '--init-partial']))
     assert mono.model_args == {}
+
+
+def test_composition_overrides_reach_the_recipe_and_the_training_draws_only(tmp_path):
+    from stereo_derain_ros.cli import build_parser, CommandError
+    from stereo_derain_ros.cli.train import _new_config
+    from stereo_derain_ros.training.data import DataError, training_pools
+
+    parser = build_parser()
+    config = _new_config(parser.parse_args(['train', '--model', 'bandnet', '--out',
+                                            str(tmp_path / 'run'), '--composition',
+                                            'rain_free=1', '--composition', 'mono=0']))
+    assert config.composition == {'rain_free': 1.0, 'mono': 0.0}
+    train_source, val_pool = training_pools('synthetic', seed=0, count=2, val_count=1,
+                                            cache=tmp_path / 'pools', photos=tmp_path / 'none',
+                                            progress=False, composition=config.composition)
+    batch = train_source.batch(2, (32, 64), torch.Generator().manual_seed(0))
+    assert torch.equal(batch['rainy_left'], batch['clean_left'])
+    validation = val_pool.batch(1, (32, 64), torch.Generator().manual_seed(0), augment=False)
+    assert not torch.equal(validation['rainy_left'], validation['clean_left'])
+    with pytest.raises(ValueError, match='unknown composition key rainfree; expected one of '
+                                         'rain_free, light_rain'):
+        _config(composition={'rainfree': 0.2}).validate()
+    with pytest.raises(ValueError, match='rain_free must be a number in \\[0, 1\\], got 1.5'):
+        _config(composition={'rain_free': 1.5}).validate()
+    with pytest.raises(CommandError, match="'a lot' is not a number"):
+        _new_config(parser.parse_args(['train', '--model', 'bandnet', '--out',
+                                       str(tmp_path / 'run'), '--composition', 'mono=a lot']))
+    with pytest.raises(DataError, match='applies to synthetic data only'):
+        training_pools(str(tmp_path), seed=0, count=2, val_count=1,
+                       composition={'rain_free': 0.5})

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--out', required=True, type=Path,
                         help='run directory: checkpoint, optimizer state, CSV and PNG curves')
     _add_recipe_arguments(parser)
+    _add_start_arguments(parser)
     _add_run_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -67,15 +68,6 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help='validation pairs (default: %(default)s)')
     parser.add_argument('--checkpoint-every', type=int, default=200,
                         help='write the checkpoint every N steps (default: %(default)s)')
-    parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
-                        help='model config override, e.g. width=16 (repeatable)')
-    parser.add_argument('--init', default=None, metavar='CHECKPOINT',
-                        help="start from these weights (fine-tuning) and their model config "
-                             "(--model-arg overrides it); the checkpoint's own recipe is kept "
-                             'in the new recipe as init_recipe')
-    parser.add_argument('--init-partial', action='store_true',
-                        help='with --init: load only the tensors whose names and shapes fit the '
-                             'model (e.g. bandnet weights into bandnet_mono)')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of data, crops and initial weights (default: %(default)s)')
     parser.add_argument('--amp', action='store_true',
@@ -83,6 +75,22 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ema', type=float, default=0.0,
                         help='decay of a moving average of the weights, which the checkpoint '
                              'then holds, e.g. 0.999 (default: %(default)s, none)')
+
+
+def _add_start_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the recipe options that change the model or data of a run from their defaults."""
+    parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON',
+                        help='model config override, e.g. width=16 (repeatable)')
+    parser.add_argument('--composition', action='append', default=[], metavar='KEY=SHARE',
+                        help='share of a synthetic training draw, e.g. rain_free=0.25 (a field '
+                             'of CompositionConfig; repeatable; validation keeps the defaults)')
+    parser.add_argument('--init', default=None, metavar='CHECKPOINT',
+                        help="start from these weights (fine-tuning) and their model config "
+                             "(--model-arg overrides it); the checkpoint's own recipe is kept "
+                             'in the new recipe as init_recipe')
+    parser.add_argument('--init-partial', action='store_true',
+                        help='with --init: load only the tensors whose names and shapes fit the '
+                             'model (e.g. bandnet weights into bandnet_mono)')
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,15 +119,33 @@ def _model_args(items: list[str]) -> dict:
     import json
 
     overrides = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep or not key:
-            raise CommandError(f'--model-arg {item!r} must look like KEY=VALUE')
+    for key, value in _key_values('--model-arg', items):
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
     return overrides
+
+
+def _composition(items: list[str]) -> dict:
+    overrides = {}
+    for key, value in _key_values('--composition', items):
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            raise CommandError(f'--composition {key}={value}: {value!r} is not a number; '
+                               'expected a share in [0, 1]') from None
+    return overrides
+
+
+def _key_values(option: str, items: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise CommandError(f'{option} {item!r} must look like KEY=VALUE')
+        pairs.append((key, value))
+    return pairs
 
 
 def _resumed_config(args: argparse.Namespace):
@@ -179,8 +205,8 @@ def _new_config(args: argparse.Namespace):
         optimizer=args.optimizer, loss=args.loss, data=args.data, pool_size=args.pool,
         val_every=args.val_every, val_samples=args.val_samples,
         checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp, ema=args.ema,
-        model_args=model_args, init=args.init, init_recipe=init_recipe,
-        init_partial=args.init_partial)
+        model_args=model_args, composition=_composition(args.composition), init=args.init,
+        init_recipe=init_recipe, init_partial=args.init_partial)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
                                               val_count=config.val_samples,
                                               progress=not args.no_progress,
                                               cache=args.data_cache, photos=args.photos,
-                                              jobs=args.jobs)
+                                              jobs=args.jobs,
+                                              composition=config.composition)
         runtime = Runtime(out=args.out, device=args.device, threads=args.threads,
                           progress=not args.no_progress,
                           stop_after_minutes=args.stop_after_minutes,

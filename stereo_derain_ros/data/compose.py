@@ -8,15 +8,16 @@ Drawn per sample, identically in both views where a real rig would be identical:
   a light haze, and for a share of samples a monochrome sensor;
 - rain: hidden wherever the scene is nearer than the streak, brightness from white to the
   background's tint, blended alpha-over, screen or additive; 12 % of samples rain-free (target =
-  input) and 20 % light rain; a mild veil at most, since a far veil cannot be restored and a
-  network taught to stretch contrast damages clean frames;
+  input) and 20 % light rain by default (`train --composition` changes the shares); a mild veil
+  at most, since a far veil cannot be restored and a network taught to stretch contrast damages
+  clean frames;
 - sensor noise and JPEG last, with the same draw on the input and on its target: the camera's
   noise belongs to the scene, so the network learns to remove rain and not to denoise. A
   denoising network smooths real texture, which showed as rain-free frames at 43 dB and light
   rain made 1.6 dB worse while the training input alone carried noise up to 5/255.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -41,6 +42,23 @@ class CompositionConfig:
     max_veil: float = 0.04
     noise: float = 0.35
     jpeg: float = 0.25
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0.0 <= value <= 1.0:
+                raise ValueError(f'composition {item.name} must be a number in [0, 1], '
+                                 f'got {value!r}')
+
+    def overridden(self, overrides: dict) -> 'CompositionConfig':
+        """Return a copy with some shares changed; training recipes record only the changes."""
+        known = [item.name for item in fields(self)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f'unknown composition key {", ".join(unknown)}; expected one of '
+                             f'{", ".join(known)}')
+        return replace(self, **overrides)
 
 
 @dataclass

@@ -21,16 +21,22 @@ POOL_WIDTH, POOL_HEIGHT = 512, 256
 
 
 def synthetic_sources(*, seed: int, count: int, val_count: int, photos: Path | None,
-                      cache: Path | None, jobs: int = 1, progress: bool = True
+                      cache: Path | None, jobs: int = 1, progress: bool = True,
+                      composition: CompositionConfig | None = None
                       ) -> tuple[ComposedRainSource, PairPool]:
-    """Return the training source and the fixed validation pool of synthetic rain."""
+    """Return the training source and the fixed validation pool of synthetic rain.
+
+    `composition` changes the training draws only: validation stays rainy and on the defaults,
+    so runs with different compositions are scored on the same pairs.
+    """
     library = PhotoLibrary.open_or_builtin(photos, 'train')
 
     def pool(kind: str, split: str, size: int) -> dict[str, np.ndarray]:
         recipe = PoolRecipe(kind, split, size, POOL_WIDTH, POOL_HEIGHT, seed, library.origin)
         return cached_pool(recipe, library, cache, jobs, progress)
 
-    train = ComposedRainSource(pool('scene', 'train', count), pool('rain', 'train', count), seed)
+    train = ComposedRainSource(pool('scene', 'train', count), pool('rain', 'train', count), seed,
+                               composition)
     # Validation is always rainy: a rain-free pair scores an infinite PSNR and drowns the mean
     # (the held-out `clean` sets check that rain-free frames are left alone).
     validation = ComposedRainSource(pool('scene', 'val', val_count),
@@ -44,16 +50,21 @@ def synthetic_sources(*, seed: int, count: int, val_count: int, photos: Path | N
 
 
 def training_pools(spec: str, *, seed: int, count: int, val_count: int, progress: bool = True,
-                   cache: Path | None = None, photos: Path | None = None, jobs: int = 1):
+                   cache: Path | None = None, photos: Path | None = None, jobs: int = 1,
+                   composition: dict | None = None):
     """Return the (training, validation) data for `--data`.
 
-    `synthetic` composes rain onto scenes from the data layer's pools (cached in `cache`); a
-    folder gives its first `count` pairs for training and the `val_count` after them for
-    validation.
+    `synthetic` composes rain onto scenes from the data layer's pools (cached in `cache`), with
+    `composition` overriding the shares of `CompositionConfig`; a folder gives its first `count`
+    pairs for training and the `val_count` after them for validation.
     """
     if spec == 'synthetic':
         return synthetic_sources(seed=seed, count=count, val_count=val_count, photos=photos,
-                                 cache=cache, jobs=jobs, progress=progress)
+                                 cache=cache, jobs=jobs, progress=progress,
+                                 composition=CompositionConfig().overridden(composition or {}))
+    if composition:
+        raise DataError(f'composition {composition} applies to synthetic data only; {spec} '
+                        'holds rendered pairs')
     dataset = open_dataset(spec, photos)
     if len(dataset) <= val_count:
         raise DataError(f'{spec} holds {len(dataset)} pairs; training needs more than '

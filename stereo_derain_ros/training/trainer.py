@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
 
+from stereo_derain_ros.data.compose import CompositionConfig
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import CheckpointError
@@ -76,6 +77,8 @@ class TrainConfig:
     # Decay of the moving average of the weights; 0 trains without one.
     ema: float = 0.0
     model_args: dict = field(default_factory=dict)
+    # Shares of the synthetic training composition that differ from CompositionConfig's.
+    composition: dict = field(default_factory=dict)
     # [step, old total, new total] for every resume that changed the total number of steps.
     steps_changes: list = field(default_factory=list)
     # Checkpoint whose weights start the run (fine-tuning), and that checkpoint's own recipe.
@@ -96,6 +99,7 @@ class TrainConfig:
             raise ValueError(f'ema must be in [0, 1), got {self.ema}')
         CropSchedule.parse(self.crop_schedule)
         StereoLoss.from_spec(self.loss)
+        CompositionConfig().overridden(self.composition)
 
     @classmethod
     def from_recipe(cls, recipe: dict) -> 'TrainConfig':
