@@ -271,10 +271,11 @@ def test_monochrome_samples_have_equal_channels_in_input_and_target():
             image[..., 1], image[..., 2])
 
 
-def test_scene_lines_sit_at_the_scene_depth_in_both_views_and_in_input_and_target():
+@pytest.mark.parametrize('share', ['scene_lines', 'scene_grids'])
+def test_scene_lines_sit_at_the_scene_depth_in_both_views_and_in_input_and_target(share):
     # A streak that moves with the scene between the views is scene: it stays in the target.
     lines_only = CompositionConfig(rain_free=1.0, mono=0.0, noise=0.0, jpeg=0.0, defocus=0.0,
-                                   haze=0.0, scene_lines=1.0)
+                                   haze=0.0, **({'scene_lines': 0.0} | {share: 1.0}))
     for seed in range(4):
         pair = compose_pair(_flat_scene(6.0), _rain(20.0), np.random.default_rng(seed),
                             lines_only)
