@@ -135,13 +135,19 @@ def band_mean(left, right, band=8):
             left @ to_right.T / to_right.sum(1))
 
 
+def band_mean_twice(left, right):
+    """Two stacked exchanges: each view then depends on both views 8 columns to either side."""
+    return band_mean(*band_mean(left, right))
+
+
+@pytest.mark.parametrize('forward', [band_mean, band_mean_twice])
 @pytest.mark.parametrize('context', [8, 0])
-def test_tiles_carry_the_disparity_band(context):
+def test_tiles_carry_the_disparity_band(forward, context):
     generator = torch.Generator().manual_seed(0)
     left = torch.rand(1, 3, 8, 100, generator=generator)
     right = torch.rand(1, 3, 8, 100, generator=generator)
-    expected = band_mean(left, right)
-    tiled = tiled_forward(band_mean, left, right, tile=(8, 32), overlap=4, context=context,
+    expected = forward(left, right)
+    tiled = tiled_forward(forward, left, right, tile=(8, 40), overlap=4, context=context,
                           tile_batch=3)
     matches = [torch.allclose(out, ref, atol=1e-5) for out, ref in zip(tiled, expected)]
     assert matches == ([True, True] if context == 8 else [False, False])
@@ -219,7 +225,7 @@ def test_unknown_device_or_precision_lists_the_allowed_values(field, value, allo
 
 
 def test_tile_narrower_than_the_band_is_rejected(model):
-    with pytest.raises(ValueError, match='max_disparity \\+ 2 x margin \\+ overlap'):
+    with pytest.raises(ValueError, match='2 x \\(max_disparity \\+ margin\\) \\+ overlap'):
         DerainEngine(EngineConfig(device='cpu', tile=32, tile_overlap=16, max_disparity=16),
                      model=model)
 

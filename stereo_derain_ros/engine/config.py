@@ -39,9 +39,9 @@ class EngineConfig:
 
     `tile` (int or (height, width), None = whole image) bounds memory: tiles are cut at identical
     coordinates in both views and, when a disparity band is in force, each tile carries that many
-    extra columns of context so that every output pixel sees its whole band. `tile_margin`
-    (pixels a tile's output is not trusted next to an inner edge) None means the model's
-    receptive radius, measured when tiling starts.
+    extra columns of context on each side so that every output pixel sees its whole band.
+    `tile_margin` (pixels a tile's output is not trusted next to an inner edge) None means the
+    model's receptive radius, measured when tiling starts.
 
     `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
     default); on small shared machines one thread is often faster than several.
@@ -61,7 +61,8 @@ class EngineConfig:
     tile_overlap: int = 32
     tile_margin: int | None = None
     tile_batch: int = 1
-    fallback_tile: int | tuple[int, int] = 512
+    # Wide: every tile spends 2 x max_disparity of its columns on disparity context.
+    fallback_tile: int | tuple[int, int] = (512, 1280)
     auto_fallback: bool = True
     channels_last: bool | None = None
     compile: bool = False

@@ -212,14 +212,14 @@ class DerainEngine:
         if min(strides) < 1:
             raise ValueError(
                 f'tile {height}x{width} is too small: it needs a height above 2 x margin + '
-                f'overlap ({2 * margin + overlap}) and a width above max_disparity + 2 x margin '
-                f'+ overlap ({context + 2 * margin + overlap}); margin {margin} px is the '
-                f"model's receptive radius")
+                f'overlap ({2 * margin + overlap}) and a width above 2 x (max_disparity + '
+                f'margin) + overlap ({2 * (context + margin) + overlap}); margin {margin} px is '
+                f"the model's receptive radius")
         if strides[0] < height / 2 or strides[1] < width / 2:
             LOGGER.warning(
-                'tile %dx%d advances only %dx%d px per tile (2 x %d px receptive margin, %d px '
-                'disparity band, %d px blend), so most of the work is done twice or more; '
+                'tile %dx%d advances only %dx%d px per tile (2 x %d px receptive margin, 2 x %d '
+                'px disparity band, %d px blend), so most of the work is done twice or more; '
                 'tiles of at least %dx%d px waste less', height, width, *strides, margin,
                 context, overlap, 2 * (2 * margin + overlap),
-                2 * (context + 2 * margin + overlap))
+                2 * (2 * (context + margin) + overlap))
         return height, width

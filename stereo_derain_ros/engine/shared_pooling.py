@@ -50,8 +50,9 @@ class SharedPooling:
     def run(self, forward: Callable, weights: torch.Tensor, *inputs: torch.Tensor):
         """Call `forward(*inputs)` with this tile batch's weights in force.
 
-        `weights` is views x (tiles x images) x H x W, the normalised blending weights of each
-        sample of the batch, in the order the model's pooling layers see the samples.
+        `weights` is (tiles x images) x H x W, the normalised blending weights of each sample of
+        one view's batch, in the order the model's pooling layers see them; both views share
+        them.
         """
         self._weights = weights
         self._calls = 0
@@ -65,11 +66,12 @@ class SharedPooling:
     def _hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         call, self._calls = self._calls, self._calls + 1
         features = inputs[0].float()
-        views, samples = self._weights.shape[:2]
+        samples = self._weights.shape[0]
+        views = features.shape[0] // samples
         shape = (views, samples // self.images, self.images, features.shape[1])
         if self.recording:
-            weights = F.adaptive_avg_pool2d(self._weights.flatten(0, 1)[:, None],
-                                            features.shape[-2:])
+            weights = F.adaptive_avg_pool2d(self._weights[:, None],
+                                            features.shape[-2:]).repeat(views, 1, 1, 1)
             total = (features * weights).sum((-2, -1)).reshape(shape).sum(1)
             mass = weights.sum((-2, -1)).reshape(*shape[:3], 1).sum(1)
             self._sums[call] = self._sums.get(call, 0) + total

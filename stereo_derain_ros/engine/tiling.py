@@ -1,13 +1,16 @@
 """Stereo tiling: bound memory by running the model on windows cut at the same place in both views.
 
 A left-view pixel at column x looks for its match in right-view columns [x - d, x]; a right-view
-pixel at x looks in left-view columns [x, x + d]. A tile therefore gives a trustworthy left output
-only `context` (= d) columns after its left edge and a trustworthy right output only until
-`context` columns before its right edge, unless that edge is the image border, where the band is
-cut by the camera anyway. Convolutions add a `margin` (the receptive radius) at every inner
-edge. Each view gets its own blending weights: zero where its output is not trusted, a linear
-ramp over `overlap` pixels where neighbouring tiles meet, one elsewhere. Global pooling layers
-get the whole image's means (`shared_pooling`).
+pixel at x looks in left-view columns [x, x + d]. The exchange is stacked, though: the right-view
+features a left pixel reads at a later layer have already read the left view up to d columns
+further right, so after two exchanges every pixel of either view depends on both views d columns
+to either side. A tile's output is therefore trusted only `context` (= d) columns away from an
+inner edge on both sides, in both views (with context on one side only, a 1000 x 1482 rainy
+frame differed from the untiled output by up to 6/255 on 0.04 % of its values; with both sides,
+by at most 1/255). Convolutions add a `margin` (the receptive radius) at every inner edge. Each
+tile gets blending weights: zero where its output is not trusted, a linear ramp over `overlap`
+pixels where neighbouring tiles meet, one elsewhere. Global pooling layers get the whole image's
+means (`shared_pooling`).
 """
 
 from collections.abc import Callable, Sequence
@@ -23,12 +26,11 @@ StereoForward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Tile positions along one axis and each view's blending weights along it."""
+    """Tile positions along one axis and their blending weights along it."""
 
     starts: tuple[int, ...]
     size: int
-    left_weights: tuple[torch.Tensor, ...]
-    right_weights: tuple[torch.Tensor, ...]
+    weights: tuple[torch.Tensor, ...]
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -37,51 +39,45 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def tile_stride(size: int, overlap: int, context: int, margin: int, multiple: int) -> int:
-    """Return how far apart tiles of `size` start: past both margins, the band and the blend."""
-    return (size - context - 2 * margin - overlap) // multiple * multiple
+    """Return how far apart tiles of `size` start: past both margins, both bands and the blend."""
+    return (size - 2 * (context + margin) - overlap) // multiple * multiple
 
 
 def plan_axis(length: int, size: int, overlap: int, context: int, margin: int = 0,
               multiple: int = 1) -> TilePlan:
     """Place tiles of `size` along an axis of `length` so the trusted parts overlap by `overlap`.
 
-    A tile's output is trusted `margin` pixels (the model's receptive radius) away from an edge
-    inside the image, plus `context` more on the side where a view's disparity band leaves the
-    tile. The stride (`tile_stride`) is size - context - 2 margin - overlap, rounded down to
-    `multiple`: tiles must start on the model's grid (pixel-unshuffle and stride-2 phases), or
-    their features are not the whole image's. The last tile is pushed back to end at the border
-    (on the grid too when `length` and `size` are multiples).
+    A tile's output is trusted `context` + `margin` pixels (the disparity band and the model's
+    receptive radius) away from an edge inside the image. The stride (`tile_stride`) is
+    size - 2 (context + margin) - overlap, rounded down to `multiple`: tiles must start on the
+    model's grid (pixel-unshuffle and stride-2 phases), or their features are not the whole
+    image's. The last tile is pushed back to end at the border (on the grid too when `length` and
+    `size` are multiples).
     """
     if size >= length:
-        ones = torch.ones(length)
-        return TilePlan((0,), length, (ones,), (ones,))
+        return TilePlan((0,), length, (torch.ones(length),))
     stride = tile_stride(size, overlap, context, margin, multiple)
     if stride < 1:
         raise ValueError(
-            f'tile size {size} is too small for {overlap} px overlap plus {context} px of '
+            f'tile size {size} is too small for {overlap} px overlap plus 2 x {context} px of '
             f'disparity context and 2 x {margin} px of receptive field; use tiles larger than '
-            f'{context + 2 * margin + overlap + multiple - 1}')
+            f'{2 * (context + margin) + overlap + multiple - 1}')
     starts = list(range(0, length - size, stride)) + [length - size]
-    left_weights, right_weights = [], []
-    for start in starts:
-        at_start, at_end = start == 0, start + size == length
-        left_weights.append(_ramp_weights(size, overlap, context + margin, margin, at_start,
-                                          at_end))
-        right_weights.append(_ramp_weights(size, overlap, margin, context + margin, at_start,
-                                           at_end))
-    return TilePlan(tuple(starts), size, tuple(left_weights), tuple(right_weights))
+    weights = tuple(_ramp_weights(size, overlap, context + margin, start == 0,
+                                  start + size == length) for start in starts)
+    return TilePlan(tuple(starts), size, weights)
 
 
-def _ramp_weights(size: int, overlap: int, skip_start: int, skip_end: int,
-                  at_start: bool, at_end: bool) -> torch.Tensor:
+def _ramp_weights(size: int, overlap: int, skip: int, at_start: bool, at_end: bool
+                  ) -> torch.Tensor:
     """Build 1-D weights: zero on skipped columns, ramps inside the image, never zero elsewhere."""
     weights = torch.ones(size)
     ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
     if not at_start:
-        weights[:skip_start] = 0.0
-        weights[skip_start:skip_start + overlap] = ramp
+        weights[:skip] = 0.0
+        weights[skip:skip + overlap] = ramp
     if not at_end:
-        end = size - skip_end
+        end = size - skip
         weights[end:] = 0.0
         weights[end - overlap:end] = ramp.flip(0)
     return weights
@@ -118,25 +114,23 @@ def tiled_forward(forward: StereoForward, left: torch.Tensor, right: torch.Tenso
         for index, window in enumerate(group):
             ys, xs = _window(plans, window)
             batch = slice(index * left.shape[0], (index + 1) * left.shape[0])
-            out_left[..., ys, xs] += outputs[0][batch].float() * weights[window][0]
-            out_right[..., ys, xs] += outputs[1][batch].float() * weights[window][1]
+            out_left[..., ys, xs] += outputs[0][batch].float() * weights[window]
+            out_right[..., ys, xs] += outputs[1][batch].float() * weights[window]
     return out_left, out_right
 
 
 def _normalised_weights(plans: tuple[TilePlan, TilePlan], windows: list[tuple[int, int]],
                         device: torch.device) -> dict[tuple[int, int], torch.Tensor]:
-    """Return each window's (left, right) weights divided so that they sum to one per pixel."""
-    raw = {(row, column): torch.stack([
-        torch.outer(plans[0].left_weights[row], plans[1].left_weights[column]),
-        torch.outer(plans[0].right_weights[row], plans[1].right_weights[column])]).to(device)
-        for row, column in windows}
+    """Return each window's weights divided so that they sum to one per pixel."""
+    raw = {(row, column): torch.outer(plans[0].weights[row], plans[1].weights[column]).to(device)
+           for row, column in windows}
     height = plans[0].starts[-1] + plans[0].size
     width = plans[1].starts[-1] + plans[1].size
-    norm = torch.zeros(2, height, width, device=device)
+    norm = torch.zeros(height, width, device=device)
     for window, weight in raw.items():
         ys, xs = _window(plans, window)
-        norm[:, ys, xs] += weight
-    return {window: weight / norm[:, ys, xs]
+        norm[ys, xs] += weight
+    return {window: weight / norm[ys, xs]
             for window, weight in raw.items() for ys, xs in [_window(plans, window)]}
 
 
@@ -148,8 +142,8 @@ def _run_group(forward: StereoForward, sharing: SharedPooling | None,
     right_in = torch.cat([right[..., ys, xs] for ys, xs in crops])
     if sharing is None:
         return forward(left_in, right_in)
-    per_sample = torch.stack([weights[window] for window in group for _ in range(left.shape[0])],
-                             dim=1)  # views x (tiles x images) x H x W
+    per_sample = torch.stack([weights[window] for window in group
+                              for _ in range(left.shape[0])])  # (tiles x images) x H x W
     return sharing.run(forward, per_sample, left_in, right_in)
 
 
