@@ -65,6 +65,9 @@ def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
     paths = write_report(result, tmp_path, title='tiny', details={'set': 'tiny'})
     table = paths['markdown'].read_text()
     assert '| rainy input |' in table and 'SGBM bad-3px (%)' in table
+    assert '| oracle | ' in table and '| 2 of 2 |' in table
+    worst_oracle = min(sample['oracle']['psnr'] for sample in result.samples)
+    assert f'| oracle | {worst_oracle:.2f} | 2 of 2 |' in table
     report = json.loads(paths['json'].read_text())
     assert len(report['samples']) == 2 and report['summary']['oracle']['psnr'] > 60
     assert paths['figure'].stat().st_size > 5000
@@ -88,6 +91,7 @@ def test_eval_command_writes_a_report(tmp_path, capsys):
     assert status == 0
     printed = capsys.readouterr().out
     assert '| bandnet (untrained) |' in printed and '| stereo min baseline |' in printed
+    assert 'pairs at or above the input' in printed
     assert {path.name for path in tmp_path.iterdir()} == {'report.md', 'report.json',
                                                          'figure.png'}
 

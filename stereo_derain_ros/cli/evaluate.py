@@ -84,7 +84,7 @@ def _self_paired(derain):
 
 def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.data.specs import DataError, open_dataset
-    from stereo_derain_ros.evaluation.report import markdown_table, write_report
+    from stereo_derain_ros.evaluation.report import markdown_table, per_pair_table, write_report
     from stereo_derain_ros.evaluation.runner import (
         evaluate,
         identity_derainer,
@@ -120,5 +120,6 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(result, args.out, title=f'Evaluation of {labels[0]} on {args.dataset}',
                          details=details)
     print(markdown_table(result.summary()))
+    print(per_pair_table(result))
     print('wrote ' + ', '.join(str(path) for path in paths.values()))
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from stereo_derain_ros.atomic import atomic_path, write_text_atomic
-from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult
+from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult, RAINY
 
 COLUMNS = (
     ('psnr', 'PSNR RGB (dB)', '{:.2f}'),
@@ -20,6 +20,9 @@ COLUMNS = (
     ('density', 'SGBM density (%)', '{:.1f}'),
 )
 PERCENT = ('bad3', 'density')
+# PSNR of identical images is clamped at 200 dB: an input this close is the target (a rain-free
+# pair), and a gain over it says nothing.
+INPUT_IS_TARGET_DB = 100.0
 
 
 def markdown_table(summary: dict[str, dict[str, float]]) -> str:
@@ -41,6 +44,29 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def per_pair_table(result: EvaluationResult) -> str:
+    """Return each method's worst pair, which a mean over pairs hides (PSNR RGB, both views).
+
+    Gains are over the rainy input of the same pair; on rain-free pairs (input = target) only
+    the worst PSNR is shown.
+    """
+    rows = ['| method | worst pair PSNR (dB) | pairs at or above the input | worst gain (dB) |',
+            '|---|---:|---:|---:|']
+    for method in result.methods:
+        if method == RAINY:
+            continue
+        pairs = [sample for sample in result.samples if 'psnr' in sample.get(method, {})]
+        if not pairs:
+            continue
+        worst = min(sample[method]['psnr'] for sample in pairs)
+        gains = [sample[method]['psnr'] - sample[RAINY]['psnr'] for sample in pairs
+                 if sample.get(RAINY, {}).get('psnr', INPUT_IS_TARGET_DB) < INPUT_IS_TARGET_DB]
+        above = f'{sum(gain >= 0 for gain in gains)} of {len(gains)}' if gains else '–'
+        lowest = f'{min(gains):+.2f}' if gains else '–'
+        rows.append(f'| {method} | {worst:.2f} | {above} | {lowest} |')
+    return '\n'.join(rows) + '\n'
+
+
 def write_report(result: EvaluationResult, out: Path, *, title: str,
                  details: dict) -> dict[str, Path]:
     """Write report.md, report.json and (when figures were kept) figure.png into `out`."""
@@ -52,7 +78,8 @@ def write_report(result: EvaluationResult, out: Path, *, title: str,
     lines += ['', f'{len(result.samples)} samples; image metrics average both views; SGBM '
               f'scores the left view against ground-truth disparity. The "{CLEAN}" row is '
               'SGBM on the clean pair, the reference for the disparity columns.', '',
-              markdown_table(summary)]
+              markdown_table(summary), '', 'Per pair, PSNR RGB (both views averaged):', '',
+              per_pair_table(result)]
     write_text_atomic(paths['markdown'], '\n'.join(lines))
     write_text_atomic(paths['json'], json.dumps(
         {'title': title, 'details': details, 'summary': summary, 'samples': result.samples},
