@@ -94,7 +94,8 @@ class NodeParameters:
         1, 'torch intra-op CPU threads; 0 = torch default (one per core). 1 measured fastest on '
         'small shared CPUs (docs/node.md)', minimum=0, maximum=256)
     tile_size: int = _engine_parameter(
-        0, 'process images in tiles of this many pixels per side; 0 = whole image',
+        0, 'process images in square tiles of this many pixels per side, wider than 2 x '
+        '(max_disparity + receptive margin) + 32 (about 640 px for bandnet); 0 = whole image',
         minimum=0, maximum=16384)
     max_disparity: int = _engine_parameter(
         0, "largest disparity (px) the model attends over; 0 = the model's own band",
