@@ -62,7 +62,7 @@ def test_folders_are_derained_pair_by_pair_under_their_names(tmp_path, weights, 
     out = tmp_path / 'out'
     assert main(['derain', '--left-dir', str(tmp_path / 'in' / 'left'),
                  '--right-dir', str(tmp_path / 'in' / 'right'), '--out-dir', str(out),
-                 '--weights', weights, '--device', 'cpu', '--tile', '64x72',
+                 '--weights', weights, '--device', 'cpu', '--tile', '64x128',
                  '--tile-overlap', '8']) == 0
     for side in ('left', 'right'):
         assert sorted(path.name for path in (out / side).iterdir()) == ['a.png', 'b.png', 'c.png']
