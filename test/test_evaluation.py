@@ -17,6 +17,7 @@ from stereo_derain_ros.evaluation.runner import (
     identity_derainer,
     RAINY,
     StereoMinDerainer,
+    VEIL_ONLY,
 )
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
@@ -24,8 +25,9 @@ from stereo_derain_ros.rain.render import render_rain
 
 
 def _tiny_set(count: int = 2) -> list[dict[str, torch.Tensor]]:
-    return [sample_dict(render_rain(procedural_scene(77 + index, 96, 64), rain_params('heavy'),
-                                    5 + index)) for index in range(count)]
+    scenes = [procedural_scene(77 + index, 96, 64) for index in range(count)]
+    return [sample_dict(render_rain(scene, rain_params('heavy'), 5 + index), scene)
+            for index, scene in enumerate(scenes)]
 
 
 def _clean_derainer(dataset):
@@ -54,7 +56,7 @@ def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
     result = evaluate(derainers, dataset, figure_method='untrained', figure_count=1,
                       progress=False)
     summary = result.summary()
-    assert list(summary) == [RAINY, 'oracle', 'baseline', 'untrained', CLEAN]
+    assert list(summary) == [RAINY, 'oracle', 'baseline', 'untrained', VEIL_ONLY, CLEAN]
     for method in (RAINY, 'oracle', 'baseline', 'untrained'):
         assert {'psnr', 'ssim', 'psnr_y', 'ssim_y', 'shift', 'epe', 'bad3', 'density'} <= set(
             summary[method])
@@ -62,15 +64,31 @@ def test_evaluation_yields_the_expected_columns_and_files(tmp_path):
     assert summary['oracle']['psnr'] > 60 and summary['oracle']['ssim'] > 0.999
     assert summary['oracle']['bad3'] == pytest.approx(summary[CLEAN]['bad3'])
     assert summary[RAINY]['psnr'] < 40
+    # Heavy rain's veil: removing every streak and nothing else lands between the two.
+    assert summary[RAINY]['psnr'] < summary[VEIL_ONLY]['psnr'] < summary['oracle']['psnr']
     paths = write_report(result, tmp_path, title='tiny', details={'set': 'tiny'})
     table = paths['markdown'].read_text()
     assert '| rainy input |' in table and 'SGBM bad-3px (%)' in table
     assert '| oracle | ' in table and '| 2 of 2 |' in table
+    assert f'| {VEIL_ONLY} | ' in table and 'does not dehaze' in table
     worst_oracle = min(sample['oracle']['psnr'] for sample in result.samples)
     assert f'| oracle | {worst_oracle:.2f} | 2 of 2 |' in table
     report = json.loads(paths['json'].read_text())
     assert len(report['samples']) == 2 and report['summary']['oracle']['psnr'] > 60
     assert paths['figure'].stat().st_size > 5000
+
+
+def test_without_a_veil_removing_the_streaks_restores_the_scene():
+    scene = procedural_scene(78, 96, 64)
+    sample = sample_dict(render_rain(scene, rain_params('heavy', veil_scale=0.0), 6), scene)
+    assert torch.equal(sample['veiled_left'], sample['clean_left'])
+    assert torch.equal(sample['veiled_right'], sample['clean_right'])
+
+
+def test_rain_free_sets_have_no_veil_row():
+    summary = evaluate({RAINY: identity_derainer}, [heldout_set('clean')[0]],
+                       progress=False).summary()
+    assert VEIL_ONLY not in summary or not summary[VEIL_ONLY]
 
 
 def test_heldout_is_deterministic_and_has_disparity():

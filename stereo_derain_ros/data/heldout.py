@@ -28,7 +28,7 @@ from stereo_derain_ros.pixels import chw_unit_tensor
 from stereo_derain_ros.rain.layered import render_layered_rain
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
-from stereo_derain_ros.rain.render import RainSample, render_rain
+from stereo_derain_ros.rain.render import RainSample, render_rain, veiled_views
 from stereo_derain_ros.rain.scene import motorcycle_scene, StereoScene
 
 PRESETS = ('light', 'medium', 'heavy')
@@ -44,9 +44,16 @@ class HeldoutError(ValueError):
     """An unknown held-out set; the message lists the known ones."""
 
 
-def sample_dict(sample: RainSample) -> dict[str, torch.Tensor]:
-    """Convert a rendered sample into the dataset contract's dict of 3 x H x W float tensors."""
+def sample_dict(sample: RainSample, scene: StereoScene) -> dict[str, torch.Tensor]:
+    """Convert a rendered sample into the dataset contract's dict of 3 x H x W float tensors.
+
+    `veiled_left`/`veiled_right` are the scene under the sample's veil with no streaks: the
+    evaluation's ceiling for a derainer that does not dehaze.
+    """
+    veiled_left, veiled_right = veiled_views(scene, sample.params)
     return {
+        'veiled_left': chw_unit_tensor(veiled_left),
+        'veiled_right': chw_unit_tensor(veiled_right),
         'rainy_left': chw_unit_tensor(sample.rainy_left),
         'rainy_right': chw_unit_tensor(sample.rainy_right),
         'clean_left': chw_unit_tensor(sample.clean_left),
@@ -102,7 +109,7 @@ def _preset_set(preset: str) -> HeldoutSet:
         else:
             name, scene = 'middlebury-motorcycle-half', motorcycle_scene(MOTORCYCLE_SCALE)
         rain_seed = int(rng.integers(2 ** 62))
-        return name, sample_dict(render_rain(scene, rain_params(preset), rain_seed))
+        return name, sample_dict(render_rain(scene, rain_params(preset), rain_seed), scene)
     return HeldoutSet(preset, PROCEDURAL_SCENES + 1, render)
 
 
@@ -124,7 +131,7 @@ def _photo_set(name: str, preset: str | None, mono: bool, photos: Path | None) -
         else:
             params = rain_params(preset, veil_scale=PHOTO_VEIL_SCALE)
             render = render_rain if index % 2 == 0 else render_layered_rain
-            sample_tensors = sample_dict(render(scene, params, seed))
+            sample_tensors = sample_dict(render(scene, params, seed), scene)
         return scene_name, _mono(sample_tensors) if mono else sample_tensors
     return HeldoutSet(name, PHOTO_SCENES, render, library.origin)
 

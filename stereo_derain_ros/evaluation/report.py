@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from stereo_derain_ros.atomic import atomic_path, write_text_atomic
-from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult, RAINY
+from stereo_derain_ros.evaluation.runner import CLEAN, EvaluationResult, RAINY, VEIL_ONLY
 
 COLUMNS = (
     ('psnr', 'PSNR RGB (dB)', '{:.2f}'),
@@ -20,6 +20,8 @@ COLUMNS = (
     ('density', 'SGBM density (%)', '{:.1f}'),
 )
 PERCENT = ('bad3', 'density')
+VEIL_NOTE = (f' The "{VEIL_ONLY}" row scores the clean views under the rain\'s veil alone, the '
+             'most a derainer that removes streaks but does not dehaze can reach.')
 # PSNR of identical images is clamped at 200 dB: an input this close is the target (a rain-free
 # pair), and a gain over it says nothing.
 INPUT_IS_TARGET_DB = 100.0
@@ -77,7 +79,8 @@ def write_report(result: EvaluationResult, out: Path, *, title: str,
     lines += [f'- {key}: {value}' for key, value in details.items()]
     lines += ['', f'{len(result.samples)} samples; image metrics average both views; SGBM '
               f'scores the left view against ground-truth disparity. The "{CLEAN}" row is '
-              'SGBM on the clean pair, the reference for the disparity columns.', '',
+              'SGBM on the clean pair, the reference for the disparity columns.'
+              + (VEIL_NOTE if summary.get(VEIL_ONLY) else ''), '',
               markdown_table(summary), '', 'Per pair, PSNR RGB (both views averaged):', '',
               per_pair_table(result)]
     write_text_atomic(paths['markdown'], '\n'.join(lines))

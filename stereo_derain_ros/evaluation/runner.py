@@ -29,6 +29,9 @@ IMAGE_METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'shift')
 DISPARITY_METRICS = ('epe', 'bad3', 'density')
 CLEAN = 'clean pair'
 RAINY = 'rainy input'
+# A sample rendered with a known veil also carries its views under the veil alone; scored like a
+# derainer, they show what removing every streak, and nothing else, would reach.
+VEIL_ONLY = 'streaks removed, veil kept'
 
 
 def to_uint8_image(tensor: torch.Tensor) -> np.ndarray:
@@ -68,7 +71,7 @@ class EvaluationResult:
     def summary(self) -> dict[str, dict[str, float]]:
         """Return each method's mean over samples (and views) of every metric."""
         table = {}
-        for method in [*self.methods, CLEAN]:
+        for method in [*self.methods, VEIL_ONLY, CLEAN]:
             rows = [sample[method] for sample in self.samples if method in sample]
             means = {}
             for metric in (*IMAGE_METRICS, *DISPARITY_METRICS):
@@ -99,7 +102,11 @@ def evaluate(derainers: dict[str, Derainer], dataset: Sequence[dict], *,
         if truth is not None:
             row[CLEAN] = score_disparity(clean_disparity, truth, num_disparities).as_dict()
         outputs = {}
-        for method, derain in derainers.items():
+        methods = list(derainers.items())
+        if 'veiled_left' in sample:
+            veiled = tuple(to_uint8_image(sample[f'veiled_{view}']) for view in ('left', 'right'))
+            methods.append((VEIL_ONLY, lambda left, right, pair=veiled: pair))
+        for method, derain in methods:
             left, right = derain(*rainy)
             views = [image_metrics(chw_unit_tensor(out), reference)
                      for out, reference in ((left, clean[0]), (right, clean[1]))]

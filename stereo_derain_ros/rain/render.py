@@ -117,6 +117,21 @@ def composite(clean: np.ndarray, alpha: np.ndarray, depth: np.ndarray, drop_radi
     return image * (1.0 - alpha) + drop_radiance * alpha
 
 
+def veiled_views(scene: StereoScene, params: RainParams) -> tuple[np.ndarray, np.ndarray]:
+    """Return both views as the veil alone leaves them (uint8), with no streak, drop or noise.
+
+    This is what a derainer that removes every streak but not the veil would return, so scoring
+    it against the clean views tells how much of a rainy set's error only dehazing can remove.
+    Both renderers veil the background the same way before laying rain over it.
+    """
+    _, airlight = rain_radiances((scene.left, scene.right), params)
+    beta = extinction_per_metre(params)
+    left, right = (to_uint8(composite(clean, np.zeros(clean.shape[:2], np.float32),
+                                      scene.depth(view), airlight, airlight, beta))
+                   for view, clean in (('left', scene.left), ('right', scene.right)))
+    return left, right
+
+
 @dataclass(frozen=True)
 class StreakPoints:
     """Points along every drop's projected path in one view, before occlusion."""
