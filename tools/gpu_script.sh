@@ -25,11 +25,10 @@ train_bf16() {
     "$PYTHON" -m stereo_derain_ros train --model bandnet --out "$OUT/gpu_run" \
         --init stereo_derain_ros/weights/bandnet.safetensors --model-arg pool_window=128 \
         --steps "${TRAIN_STEPS:-12000}" --batch 32 --crop-schedule 128x256:3000,192x384 \
-        --lr 6e-4 --warmup 200 --ema 0.999 --loss l1=1,ssim=0.2 --composition rain_free=0.25 \
-        --data synthetic --pool 3000 --val-samples 24 \
-        --val-every 1000 --checkpoint-every 500 --data-cache /tmp/pools --photos "$photos" \
-        --jobs "$(nproc)" --device cuda --amp --threads 4 \
-        --stop-after-minutes "${TRAIN_MINUTES:-9}" --no-progress
+        --lr 6e-4 --warmup 200 --ema 0.999 --composition rain_free=0.25 --data synthetic \
+        --pool 3000 --val-samples 24 --val-every 1000 --checkpoint-every 500 \
+        --data-cache /tmp/pools --photos "$photos" --jobs "$(nproc)" --device cuda --amp \
+        --threads 4 --stop-after-minutes "${TRAIN_MINUTES:-9}" --no-progress
 }
 
 # torch fp32/fp16/bf16, eager and torch.compile, and onnxruntime CUDA rows for the default model
