@@ -7,7 +7,8 @@ from stereo_derain_ros.models import build_model
 SMALL_BANDNET = {'width': 8, 'encoder_blocks': (1,), 'decoder_blocks': (1,), 'middle_blocks': 1}
 
 
-def small_bandnet(seed: int = 0, max_disparity: int | None = 16) -> torch.nn.Module:
+def small_bandnet(seed: int = 0, max_disparity: int | None = 16,
+                  pool_window: int | None = None) -> torch.nn.Module:
     """Build a small bandnet whose zero-initialised branches are randomised.
 
     A fresh model's residual branches and cross-view scales start at zero, which would hide
@@ -16,7 +17,8 @@ def small_bandnet(seed: int = 0, max_disparity: int | None = 16) -> torch.nn.Mod
     """
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = build_model('bandnet', max_disparity=max_disparity, **SMALL_BANDNET)
+        model = build_model('bandnet', max_disparity=max_disparity, pool_window=pool_window,
+                            **SMALL_BANDNET)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():

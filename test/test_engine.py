@@ -77,6 +77,28 @@ def test_output_is_the_model_on_reflect_padded_input(engine, model):
     assert right_out.dtype == np.uint16
 
 
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_memory_layout_changes_speed_not_pixels(channels_last):
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    engine = DerainEngine(EngineConfig(device='cpu', channels_last=channels_last,
+                                       warmup_shape=None), model=small_bandnet(pool_window=8))
+    assert all(parameter.is_contiguous(memory_format=layout)
+               for parameter in engine.model.parameters() if parameter.dim() == 4)
+    reference = small_bandnet(pool_window=8)
+    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16, seed=1)
+    left_out, _ = engine.derain(left, right, 'rgb')
+
+    def as_tensor(image):
+        return torch.from_numpy(image.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+
+    padded = [F.pad(as_tensor(view), (0, -WIDTH % 8, 0, -HEIGHT % 8), mode='reflect')
+              for view in (left, right)]
+    with torch.no_grad():
+        expected, _ = reference(*padded)
+    expected = expected[0, :, :HEIGHT, :WIDTH].clamp(0, 1).permute(1, 2, 0).numpy() * 65535
+    assert np.abs(left_out.astype(np.float64) - expected).max() <= 1.0
+
+
 def test_bgr_input_gives_the_rgb_result_with_channels_swapped(engine):
     left, right = random_pair((HEIGHT, WIDTH, 3), np.uint8)
     rgb_left, rgb_right = engine.derain(left, right, 'rgb')

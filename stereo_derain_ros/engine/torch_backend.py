@@ -2,8 +2,10 @@
 
 This is the only module that places inference on torch devices (resolved by `engine.devices`)
 and chooses precisions. Every CUDA-specific step
-(autocast, channels_last, pinned staging buffers, non-blocking copies, cache release after an
-out-of-memory error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch.
+(autocast, pinned staging buffers, non-blocking copies, cache release after an out-of-memory
+error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch. Both devices run
+channels_last by default: on the CPU it keeps the per-pixel LayerNorm and the 1x1 convolutions
+from copying every feature map between layouts.
 """
 
 import logging
@@ -99,8 +101,7 @@ class TorchBackend:
         self._device = device
         self._cuda = device.type == 'cuda'
         self._precision = resolve_precision(self.config.precision, device)
-        channels_last = self.config.channels_last
-        self._channels_last = self._cuda if channels_last is None else channels_last
+        self._channels_last = self.config.channels_last
         self._staging.clear()
         memory_format = torch.channels_last if self._channels_last else torch.contiguous_format
         self.model.to(device=device, memory_format=memory_format)
