@@ -47,6 +47,9 @@ VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy', 'psnr_raw']
 # itself at about 200 dB, and a few such pairs made the mean reference read 56 dB for inputs
 # that average 30 dB. 60 dB is beyond what 8-bit images can tell apart.
 VAL_PSNR_CAP_DB = 60.0
+# Models and batches train in NHWC, as the engine runs them: on the CPU bandnet trains 1.17-1.2x
+# faster than in NCHW (no layout copies around the per-pixel LayerNorm and 1x1 convolutions).
+LAYOUT = torch.channels_last
 OPTIMIZERS = ('adamw', 'adam')
 
 
@@ -287,9 +290,9 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
         model.load_state_dict(state_dict)
         start_step = int(metadata['recipe']['step'])
         wall_before = float(metadata['recipe'].get('wall_s', 0.0))
-        model.to(device)
+        model.to(device, memory_format=LAYOUT)
         _load_optimizer(out / OPTIMIZER_NAME, optimizer, start_step)
-    model.to(device).train()
+    model.to(device, memory_format=LAYOUT).train()
     average = WeightAverage(model, config.ema, average_weights) if config.ema else None
     network = model
     if context.enabled:
@@ -352,7 +355,8 @@ class WeightAverage:
 
 def _optimise(config: TrainConfig, state: _RunState, criterion: StereoLoss,
               batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-    batch = {view: tensor.to(state.device, non_blocking=True) for view, tensor in batch.items()}
+    batch = {view: tensor.to(state.device, non_blocking=True, memory_format=LAYOUT)
+             for view, tensor in batch.items()}
     with _autocast(state.device, config.amp):
         outputs = state.network(batch['rainy_left'], batch['rainy_right'])
     loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']),
