@@ -61,18 +61,23 @@ def test_output_keeps_shape_dtype_and_changes_pixels(engine, shape, dtype, order
     assert not np.array_equal(left_out, left)
 
 
-def test_output_is_the_model_on_reflect_padded_input(engine, model):
-    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16)
-    left_out, right_out = engine.derain(left, right, 'rgb')
+def model_on_reflect_padded(model, left, right):
+    """Return the model's left output on uint16 RGB views padded as the engine pads them."""
 
     def as_tensor(image):
         return torch.from_numpy(image.astype(np.float32) / 65535).permute(2, 0, 1)[None]
 
-    padded_left = F.pad(as_tensor(left), (0, -WIDTH % 8, 0, -HEIGHT % 8), mode='reflect')
-    padded_right = F.pad(as_tensor(right), (0, -WIDTH % 8, 0, -HEIGHT % 8), mode='reflect')
+    padded = [F.pad(as_tensor(view), (0, -WIDTH % 8, 0, -HEIGHT % 8), mode='reflect')
+              for view in (left, right)]
     with torch.no_grad():
-        expected, _ = model(padded_left, padded_right)
-    expected = expected[0, :, :HEIGHT, :WIDTH].clamp(0, 1).permute(1, 2, 0).numpy() * 65535
+        expected, _ = model(*padded)
+    return expected[0, :, :HEIGHT, :WIDTH].clamp(0, 1).permute(1, 2, 0).numpy() * 65535
+
+
+def test_output_is_the_model_on_reflect_padded_input(engine, model):
+    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16)
+    left_out, right_out = engine.derain(left, right, 'rgb')
+    expected = model_on_reflect_padded(model, left, right)
     assert np.abs(left_out.astype(np.float64) - expected).max() <= 1.0
     assert right_out.dtype == np.uint16
 
@@ -84,18 +89,9 @@ def test_memory_layout_changes_speed_not_pixels(channels_last):
                                        warmup_shape=None), model=small_bandnet(pool_window=8))
     assert all(parameter.is_contiguous(memory_format=layout)
                for parameter in engine.model.parameters() if parameter.dim() == 4)
-    reference = small_bandnet(pool_window=8)
     left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16, seed=1)
     left_out, _ = engine.derain(left, right, 'rgb')
-
-    def as_tensor(image):
-        return torch.from_numpy(image.astype(np.float32) / 65535).permute(2, 0, 1)[None]
-
-    padded = [F.pad(as_tensor(view), (0, -WIDTH % 8, 0, -HEIGHT % 8), mode='reflect')
-              for view in (left, right)]
-    with torch.no_grad():
-        expected, _ = reference(*padded)
-    expected = expected[0, :, :HEIGHT, :WIDTH].clamp(0, 1).permute(1, 2, 0).numpy() * 65535
+    expected = model_on_reflect_padded(small_bandnet(pool_window=8), left, right)
     assert np.abs(left_out.astype(np.float64) - expected).max() <= 1.0
 
 
