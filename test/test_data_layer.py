@@ -37,9 +37,11 @@ from stereo_derain_ros.data.rain_layers import (
     render_streak_specs,
 )
 from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.rain.layered import NEAREST_LAYER_M, streak_length_px
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.particles import sample_drops, StereoCamera
 from stereo_derain_ros.rain.render import streak_depth_layers
+from stereo_derain_ros.training.data import POOL_WIDTH
 
 PACKAGE = Path(__file__).resolve().parent.parent / 'stereo_derain_ros'
 
@@ -189,6 +191,18 @@ def test_a_layered_rain_plane_is_the_same_streaks_shifted_by_its_disparity():
         assert rain.alpha[0].max() > 0.05
         assert np.array_equal(rain.alpha[0][:, d:], rain.alpha[1][:, :192 - d])
         assert (rain.disparity[0][rain.alpha[0] > 0] == d).all()
+
+
+def test_layered_training_streaks_are_as_long_as_the_presets_draw_them_near_the_camera():
+    # The held-out presets' nearest streaks, at the training pools' rig (focal length = width).
+    rng = np.random.default_rng(1)
+    lengths = np.array([spec.length_px for _ in range(1000)
+                        for spec in broad_streak_specs(rng, POOL_WIDTH)])
+    for preset in ('light', 'medium', 'heavy'):
+        nearest = streak_length_px(rain_params(preset), POOL_WIDTH, NEAREST_LAYER_M)
+        assert (lengths >= nearest).mean() > 0.005, (preset, nearest, lengths.max())
+    assert (lengths >= streak_length_px(rain_params('medium'), POOL_WIDTH,
+                                        NEAREST_LAYER_M)).mean() > 0.05
 
 
 def _aligned_correlation(alpha_left: np.ndarray, alpha_right: np.ndarray,

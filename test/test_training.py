@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from stereo_derain_ros.data.pools import DATA_VERSION
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.models import build_model
@@ -133,6 +134,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert (tmp_path / 'curves.png').stat().st_size > 1000
     _, metadata = load_checkpoint(tmp_path / 'last.safetensors')
     assert metadata['recipe']['step'] == 40 and metadata['recipe']['model_args'] == TINY
+    assert metadata['recipe']['data_version'] == DATA_VERSION
     assert set(metadata['metrics']) == {'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy'}
 
 

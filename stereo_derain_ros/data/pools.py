@@ -32,7 +32,7 @@ from stereo_derain_ros.data.scene_sources import draw_scene, TRAINING_MIX
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
 
-DATA_VERSION = 1
+DATA_VERSION = 2
 VIEWS = ('rainy_left', 'rainy_right', 'clean_left', 'clean_right')
 CACHE_WAIT_S = 3600.0
 

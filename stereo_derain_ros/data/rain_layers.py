@@ -25,6 +25,7 @@ from stereo_derain_ros.rain.render import streak_depth_layers
 
 BASELINE_M = 0.12  # the canonical rig shared with data.pseudo_stereo (focal length = width)
 FAR_M = 1e4
+MAX_STREAK_LENGTH_PX = 180.0
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,17 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def broad_streak_specs(rng: np.random.Generator, width: int) -> list[StreakSpec]:
-    """Draw 1-4 planes: angle +-30 deg (10 %: +-60), length 4-60 px, width 1-4 px, ..."""
+    """Draw 1-4 planes: angle +-30 deg (10 %: +-60), length 4-180 px, width 1-4 px, ...
+
+    The lengths reach what the physical renderers draw for the presets at the canonical rig
+    (focal length = width): a medium-rain drop 0.5 m from the camera smears over ~110 px of a
+    512-px-wide frame in 1/60 s, a heavy-rain one over ~170 px.
+    """
     limit = 60.0 if rng.random() < 0.1 else 30.0
     base_angle = np.deg2rad(rng.uniform(-limit, limit))
     specs = []
     for _ in range(int(rng.integers(1, 5))):
-        length = _log_uniform(rng, 4.0, 60.0)
+        length = _log_uniform(rng, 4.0, MAX_STREAK_LENGTH_PX)
         streak_width = _log_uniform(rng, 1.0, 4.0)
         density = _log_uniform(rng, 5e-4, 3e-2)
         # Seeds that would paint more than ~60 % of the frame make a sheet, not streaks.

@@ -24,6 +24,7 @@ from stereo_derain_ros.rain.render import (
 from stereo_derain_ros.rain.scene import StereoScene
 
 TYPICAL_DIAMETER_MM = 2.0
+NEAREST_LAYER_M = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,19 @@ def streak_canvas(rng: np.random.Generator, height: int, width: int, density: fl
     return blur(seeds) / float(blur(probe).max())
 
 
+def streak_motion(params: RainParams) -> tuple[float, float]:
+    """Return (angle from vertical in radians, speed in m/s) of a typical drop against the rig."""
+    wind_x, _ = params.wind_mps
+    fall = float(terminal_velocity(np.array(TYPICAL_DIAMETER_MM)))
+    return (float(np.arctan2(wind_x - params.ego_velocity_mps[0], fall)),
+            float(np.hypot(wind_x, fall)))
+
+
+def streak_length_px(params: RainParams, focal_px: float, depth_m: float) -> float:
+    """Length of the streak a typical drop at `depth_m` smears over one exposure."""
+    return focal_px * streak_motion(params)[1] * params.exposure_s / depth_m
+
+
 def streak_layers(scene: StereoScene, params: RainParams, rng: np.random.Generator,
                   layer_count: int) -> list[StreakLayer]:
     """Draw the layers, far to near, occluded per view by that view's own depth."""
@@ -72,18 +86,15 @@ def streak_layers(scene: StereoScene, params: RainParams, rng: np.random.Generat
     depth_left, depth_right = scene.depth('left'), scene.depth('right')
     focal_baseline = scene.focal_px * scene.baseline_m
     z_far = min(params.z_far_m, float(depth_left.max()))
-    targets = np.geomspace(max(params.z_near_m, 0.5), max(z_far, params.z_near_m + 0.5),
-                           layer_count)[::-1]
-    wind_x, _ = params.wind_mps
-    fall = float(terminal_velocity(np.array(TYPICAL_DIAMETER_MM)))
-    angle = float(np.arctan2(wind_x - params.ego_velocity_mps[0], fall))
-    speed = float(np.hypot(wind_x, fall))
+    targets = np.geomspace(max(params.z_near_m, NEAREST_LAYER_M),
+                           max(z_far, params.z_near_m + NEAREST_LAYER_M), layer_count)[::-1]
+    angle, _ = streak_motion(params)
     layers = []
     for target in targets:
         # Integer disparity makes the right view an exact copy of the shifted canvas.
         disparity = max(1, round(focal_baseline / target - scene.doffs_px))
         depth = focal_baseline / (disparity + scene.doffs_px)
-        length = scene.focal_px * speed * params.exposure_s / depth
+        length = streak_length_px(params, scene.focal_px, depth)
         streak_width = scene.focal_px * TYPICAL_DIAMETER_MM * 1e-3 / depth
         # Seeds per pixel chosen so the layer's streak coverage grows with the rain rate only.
         coverage = 0.06 * (params.rain_rate_mm_h / 10.0) ** 0.5 * float(rng.uniform(0.6, 1.4))

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from stereo_derain_ros.data.compose import CompositionConfig
+from stereo_derain_ros.data.pools import DATA_VERSION
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import CheckpointError
@@ -382,9 +383,11 @@ def _out_of_budget(runtime: Runtime, started: float, step: int) -> bool:
 def _save_run(config: TrainConfig, state: _RunState, context: DistributedContext, out: Path,
               step: int, wall: float, metrics: dict | None) -> None:
     """Write the checkpoint (the average when there is one), raw weights, optimiser, curves."""
+    # The data version says which renderers drew synthetic pools (a rerun on newer code would
+    # train on other rain); it is recorded, not a knob, so a resume never reads it back.
     recipe = asdict(config) | {'step': step, 'wall_s': round(wall, 1),
                                'device': str(state.device), 'world_size': context.world_size,
-                               'threads': torch.get_num_threads()}
+                               'threads': torch.get_num_threads(), 'data_version': DATA_VERSION}
     if state.average is not None:
         save_checkpoint(out / RAW_WEIGHTS_NAME, state.model, recipe=recipe)
     save_checkpoint(out / CHECKPOINT_NAME, state.average.model if state.average else state.model,
