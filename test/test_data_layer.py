@@ -277,6 +277,24 @@ def test_rain_is_hidden_behind_nearer_surfaces_and_rain_free_samples_equal_their
         assert np.array_equal(pair.rainy[1], pair.clean[1])
 
 
+def test_physical_drop_radiance_makes_rain_on_a_dark_scene_grey():
+    # The held-out presets' drops show the scene's mean radiance lifted towards white: on a dark
+    # scene they are grey, where the default colour (white to the background's tint) stays bright.
+    plain = CompositionConfig(rain_free=0.0, light_rain=0.0, mono=0.0, noise=0.0, jpeg=0.0,
+                              veil=0.0, haze=0.0, defocus=0.0)
+    scene = tuple(np.full_like(item, 20) if item.dtype == np.uint8 else item
+                  for item in _flat_scene(5.0))
+
+    def streak_rise(config: CompositionConfig) -> float:
+        rises = [float((pair.rainy[0] - pair.clean[0])[:, 10:14].mean())
+                 for pair in (compose_pair(scene, _rain(20.0), np.random.default_rng(seed),
+                                           config) for seed in range(12))]
+        return float(np.mean(rises))
+
+    default, physical = streak_rise(plain), streak_rise(replace(plain, drop_radiance=1.0))
+    assert 0.05 < physical < 0.75 * default, (physical, default)
+
+
 def test_monochrome_samples_have_equal_channels_in_input_and_target():
     mono = CompositionConfig(mono=1.0, rain_free=0.0, noise=1.0)
     pair = compose_pair(_flat_scene(5.0), _rain(20.0), np.random.default_rng(1), mono)

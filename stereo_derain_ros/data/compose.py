@@ -8,7 +8,8 @@ Drawn per sample, identically in both views where a real rig would be identical:
 - camera on the scene (clean and rainy alike): exposure, gamma, white balance, slight defocus,
   a light haze, and for a share of samples a monochrome sensor;
 - rain: hidden wherever the scene is nearer than the streak, brightness from white to the
-  background's tint, blended alpha-over, screen or additive; 12 % of samples rain-free (target =
+  background's tint (on request, `drop_radiance`: the physical renderers' drop radiance, grey
+  on a dark scene), blended alpha-over, screen or additive; 12 % of samples rain-free (target =
   input) and 20 % light rain by default (`train --composition` changes the shares); a mild veil
   at most, since a far veil cannot be restored and a network taught to stretch contrast damages
   clean frames;
@@ -24,9 +25,11 @@ import cv2
 import numpy as np
 
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
+from stereo_derain_ros.rain.render import drop_radiance, environment_radiance
 
 BLENDS = ('alpha', 'screen', 'additive')
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+DROP_BRIGHTNESS = (0.2, 0.8)  # random_rain_params' range
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class CompositionConfig:
     mono: float = 0.3
     scene_lines: float = 0.3
     scene_grids: float = 0.0
+    drop_radiance: float = 0.0
     defocus: float = 0.2
     haze: float = 0.25
     veil: float = 0.25
@@ -190,6 +194,13 @@ def _rain_colour(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (colour * rng.uniform(0.75, 1.0)).astype(np.float32)
 
 
+def _physical_rain_colour(clean: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Draw the physical renderers' drop radiance: dark scenes get grey rain, not near-white."""
+    mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in clean], axis=0)
+    brightness = float(rng.uniform(*DROP_BRIGHTNESS))
+    return drop_radiance(environment_radiance(mean), brightness).astype(np.float32)
+
+
 def _blend(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, mode: str) -> np.ndarray:
     alpha = alpha[..., None]
     if mode == 'alpha':
@@ -247,7 +258,9 @@ def compose_pair(scene: tuple[np.ndarray, ...], rain: tuple[np.ndarray, ...],
         return ComposedPair((clean[0], clean[1]), (clean[0], clean[1]), (none, none))
     strength = rng.uniform(0.15, 0.4) if draw < config.rain_free + config.light_rain else \
         rng.uniform(0.6, 1.2)
-    colour = _rain_colour(clean[0], rng)
+    # Drawn only when asked for, so that recipes from before compose as they did.
+    physical = bool(config.drop_radiance) and rng.random() < config.drop_radiance
+    colour = _physical_rain_colour(clean, rng) if physical else _rain_colour(clean[0], rng)
     mode = BLENDS[int(rng.choice(len(BLENDS), p=[0.5, 0.25, 0.25]))]
     veil = float(rng.uniform(0.0, config.max_veil)) if rng.random() < config.veil else 0.0
     rainy, alphas = [], []

@@ -100,10 +100,20 @@ def rain_radiances(clean: tuple[np.ndarray, np.ndarray],
     (half desaturated), lifted towards white by drop_brightness as in stylised public sets.
     """
     mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in clean], axis=0) / 255.0
-    environment = 0.5 * mean + 0.5 * mean.mean()
-    drop = environment + params.drop_brightness * (1.0 - environment)
+    environment = environment_radiance(mean)
+    drop = drop_radiance(environment, params.drop_brightness)
     airlight = 0.5 * environment + 0.5 * 0.85
     return drop.astype(np.float32), airlight.astype(np.float32)
+
+
+def environment_radiance(mean_rgb: np.ndarray) -> np.ndarray:
+    """Return what a drop refracts: the mean scene radiance (RGB in [0, 1]) half desaturated."""
+    return 0.5 * mean_rgb + 0.5 * mean_rgb.mean()
+
+
+def drop_radiance(environment: np.ndarray, drop_brightness: float) -> np.ndarray:
+    """Return a drop's radiance: its environment lifted towards white by `drop_brightness`."""
+    return environment + drop_brightness * (1.0 - environment)
 
 
 def composite(clean: np.ndarray, alpha: np.ndarray, depth: np.ndarray, drop_radiance: np.ndarray,
