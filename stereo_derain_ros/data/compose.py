@@ -25,11 +25,11 @@ import cv2
 import numpy as np
 
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
+from stereo_derain_ros.rain.params import DROP_BRIGHTNESS_RANGE
 from stereo_derain_ros.rain.render import drop_radiance, environment_radiance
 
 BLENDS = ('alpha', 'screen', 'additive')
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-DROP_BRIGHTNESS = (0.2, 0.8)  # random_rain_params' range
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _rain_colour(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _physical_rain_colour(clean: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Draw the physical renderers' drop radiance: dark scenes get grey rain, not near-white."""
     mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in clean], axis=0)
-    brightness = float(rng.uniform(*DROP_BRIGHTNESS))
+    brightness = float(rng.uniform(*DROP_BRIGHTNESS_RANGE))
     return drop_radiance(environment_radiance(mean), brightness).astype(np.float32)
 
 

@@ -71,6 +71,9 @@ def rain_params(preset: str, **overrides) -> RainParams:
     return replace(PRESETS[preset], **overrides)
 
 
+DROP_BRIGHTNESS_RANGE = (0.2, 0.8)
+
+
 def random_rain_params(rng: np.random.Generator) -> RainParams:
     """Draw parameters spanning and slightly exceeding the presets, for training diversity."""
     rate = float(np.exp(rng.uniform(np.log(1.0), np.log(120.0))))
@@ -86,7 +89,7 @@ def random_rain_params(rng: np.random.Generator) -> RainParams:
         focus_m=float(np.exp(rng.uniform(np.log(1.5), np.log(30.0)))),
         aperture_m=float(rng.uniform(0.0, 0.004)),
         gain=float(rng.uniform(6.0, 14.0) * (1.0 + severity)),
-        drop_brightness=float(rng.uniform(0.2, 0.8)),
+        drop_brightness=float(rng.uniform(*DROP_BRIGHTNESS_RANGE)),
         veil_scale=float(rng.uniform(0.0, 20.0)),
         lens_drops=int(rng.choice([0, 0, 0, 2, 5])),
         noise_sigma=float(rng.choice([0.0, rng.uniform(0.0, 0.02)])),
