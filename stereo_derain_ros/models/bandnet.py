@@ -14,10 +14,6 @@ speed on a CPU:
   stereo exchange costs a few percent of the network. Its residual scales start at zero, so a
   fresh stereo model equals the mono one and learns how much to trust the other view.
 - Output: pixel-shuffle back to full resolution, plus the input (global residual per view).
-  With `head_width` > 0 a two-conv head at full resolution refines that correction from the
-  input and the correction itself (3x3 convs, its last one zero-initialised, so a grown model
-  starts as the one it was grown from): the 1/4-resolution body sees a 1-px streak only mixed
-  into a 4x4 patch's 48 channels.
 
 `bandnet_mono` is the same network with `stereo=False`: the cross-view modules are not built,
 so each view is derained on its own (the ablation that shows what the second view is worth).
@@ -108,8 +104,6 @@ class BandNet(StereoDerainModel):
         cross_view_init: float = 0.0
         # Channel-attention pooling window in input pixels; None pools over the whole image.
         pool_window: int | None = None
-        # Channels of the full-resolution refinement head; 0 builds none.
-        head_width: int = 0
 
 
     def __init__(self, config: Config) -> None:
@@ -152,12 +146,6 @@ class BandNet(StereoDerainModel):
             for level, blocks in enumerate(config.decoder_blocks))
         self.exit = nn.Sequential(nn.Conv2d(widths[0], unshuffled, 3, padding=1),
                                   nn.PixelShuffle(config.unshuffle))
-        self.head = None
-        if config.head_width:
-            self.head = nn.Sequential(nn.Conv2d(6, config.head_width, 3, padding=1), nn.GELU(),
-                                      nn.Conv2d(config.head_width, 3, 3, padding=1))
-            nn.init.zeros_(self.head[-1].weight)
-            nn.init.zeros_(self.head[-1].bias)
         self.set_max_disparity(config.max_disparity)
 
     def correction(self, images: torch.Tensor) -> torch.Tensor:
@@ -170,7 +158,4 @@ class BandNet(StereoDerainModel):
         x = self.middle(x)
         for level in reversed(range(len(self.decoders))):
             x = self.decoders[level](self.ups[level](x) + skips[level])
-        correction = self.exit(x)
-        if self.head is None:
-            return correction
-        return correction + self.head(torch.cat([images, correction], dim=1))
+        return self.exit(x)
