@@ -26,7 +26,7 @@ import numpy as np
 
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.rain.params import DROP_BRIGHTNESS_RANGE
-from stereo_derain_ros.rain.render import drop_radiance, environment_radiance
+from stereo_derain_ros.rain.render import drop_radiance, environment_radiance, mean_rgb
 
 BLENDS = ('alpha', 'screen', 'additive')
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -196,9 +196,8 @@ def _rain_colour(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _physical_rain_colour(clean: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Draw the physical renderers' drop radiance: dark scenes get grey rain, not near-white."""
-    mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in clean], axis=0)
     brightness = float(rng.uniform(*DROP_BRIGHTNESS_RANGE))
-    return drop_radiance(environment_radiance(mean), brightness).astype(np.float32)
+    return drop_radiance(environment_radiance(mean_rgb(clean)), brightness).astype(np.float32)
 
 
 def _blend(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, mode: str) -> np.ndarray:

@@ -4,6 +4,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+# How far drops are lifted towards white, the training draw's range (physical and composed).
+DROP_BRIGHTNESS_RANGE = (0.2, 0.8)
+
 
 @dataclass(frozen=True)
 class RainParams:
@@ -70,8 +73,6 @@ def rain_params(preset: str, **overrides) -> RainParams:
         raise ValueError(f'unknown rain parameters {unknown}; expected some of {sorted(known)}')
     return replace(PRESETS[preset], **overrides)
 
-
-DROP_BRIGHTNESS_RANGE = (0.2, 0.8)
 
 
 def random_rain_params(rng: np.random.Generator) -> RainParams:

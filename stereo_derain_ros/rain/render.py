@@ -99,11 +99,15 @@ def rain_radiances(clean: tuple[np.ndarray, np.ndarray],
     A drop refracts light from a wide cone, so it shows roughly the mean environment radiance
     (half desaturated), lifted towards white by drop_brightness as in stylised public sets.
     """
-    mean = np.mean([image.reshape(-1, 3).mean(axis=0) for image in clean], axis=0) / 255.0
-    environment = environment_radiance(mean)
+    environment = environment_radiance(mean_rgb(clean) / 255.0)
     drop = drop_radiance(environment, params.drop_brightness)
     airlight = 0.5 * environment + 0.5 * 0.85
     return drop.astype(np.float32), airlight.astype(np.float32)
+
+
+def mean_rgb(views: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
+    """Return the per-channel mean over all views' pixels, in the views' own units."""
+    return np.mean([image.reshape(-1, 3).mean(axis=0) for image in views], axis=0)
 
 
 def environment_radiance(mean_rgb: np.ndarray) -> np.ndarray:
