@@ -1,8 +1,10 @@
 """Training: the loss falls, resume equals an uninterrupted run, DDP ranks stay identical."""
 
+import math
 import os
 from pathlib import Path
 import socket
+import warnings
 
 import pytest
 import torch
@@ -12,7 +14,13 @@ from stereo_derain_ros.data.pools import DATA_VERSION
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.models import build_model
-from stereo_derain_ros.training.losses import parse_loss_spec, StereoLoss
+from stereo_derain_ros.training.curves import plot_curves
+from stereo_derain_ros.training.losses import (
+    LOG_L1_FLOOR,
+    LOG_MSE_FLOOR,
+    parse_loss_spec,
+    StereoLoss,
+)
 from stereo_derain_ros.training.pool import PairPool
 from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
 from stereo_derain_ros.training.trainer import (
@@ -97,6 +105,39 @@ def test_lowpass_sees_a_brightness_shift_that_averages_out_in_l1():
     lowpass = StereoLoss.from_spec('lowpass=1')
     assert float(lowpass((shifted, shifted), (target, target), (target, target))[0]) > \
         float(lowpass((noisy, noisy), (target, target), (target, target))[0])
+
+
+def test_log_losses_weigh_each_pair_by_its_own_error():
+    """A light pair's 1 dB weighs in a log loss as a heavy pair's; in plain L1 it is 10x less."""
+    target = torch.full((2, 3, 16, 16), 0.5)
+    light_miss, heavy_miss = 0.02, 0.2
+    output = target.clone()
+    output[0] += light_miss
+    output[1] += heavy_miss
+    output.requires_grad_(True)
+    for name, ratio in (('log_l1', 1.0), ('log_mse', 1.0), ('l1', 1.0), ('mse', 10.0)):
+        output.grad = None
+        total = StereoLoss.from_spec(f'{name}=1')((output, output), (target, target),
+                                                  (target, target))[0]
+        total.backward()
+        light, heavy = float(output.grad[0].abs().sum()), float(output.grad[1].abs().sum())
+        if name.startswith('log'):
+            assert light > 3 * heavy, name
+        else:
+            assert heavy / light == pytest.approx(ratio, rel=1e-3), name
+    perfect = StereoLoss.from_spec('log_l1=1,log_mse=1')((target, target), (target, target),
+                                                         (target, target))[1]
+    assert perfect['log_l1'] == pytest.approx(math.log(LOG_L1_FLOOR))
+    assert perfect['log_mse'] == pytest.approx(math.log(LOG_MSE_FLOOR))
+
+
+def test_curves_of_a_negative_loss_are_drawn(tmp_path):
+    (tmp_path / 'loss.csv').write_text('step,loss\n10,-3.5\n20,-4.0\n')
+    (tmp_path / 'validation.csv').write_text('')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        plot_curves(tmp_path / 'loss.csv', tmp_path / 'validation.csv', tmp_path / 'c.png')
+    assert (tmp_path / 'c.png').stat().st_size > 1000
 
 
 class PassThrough(torch.nn.Module):

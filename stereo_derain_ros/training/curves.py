@@ -41,10 +41,12 @@ def plot_curves(loss_csv: Path, val_csv: Path, png: Path) -> None:
 
     losses, validations = read_csv(loss_csv), read_csv(val_csv)
     figure, (loss_axes, val_axes) = pyplot.subplots(1, 2, figsize=(11, 4))
+    values = [float(row['loss']) for row in losses]
     if losses:
-        loss_axes.plot([int(row['step']) for row in losses],
-                       [float(row['loss']) for row in losses], lw=0.8)
-    loss_axes.set(xlabel='step', ylabel='training loss', yscale='log', title='loss')
+        loss_axes.plot([int(row['step']) for row in losses], values, lw=0.8)
+    # The log terms (`log_l1`, `log_mse`) make the total negative, which a log axis cannot show.
+    scale = 'log' if values and min(values) > 0 else 'linear'
+    loss_axes.set(xlabel='step', ylabel='training loss', yscale=scale, title='loss')
     if validations:
         steps = [int(row['step']) for row in validations]
         val_axes.plot(steps, [float(row['psnr']) for row in validations], 'o-', label='PSNR')

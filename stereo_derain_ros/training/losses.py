@@ -10,6 +10,12 @@ and L1 is median-seeking, so a pixel the network is unsure about is best left ra
 `RAIN_WEIGHT_GAIN` + 1 times), so missed streaks cost what they cost in PSNR; `lowpass` compares
 `LOWPASS_WINDOW`-pixel means, so a brightness or colour shift that per-pixel terms see as noise
 is penalised on its own (the rain-free target is a shift under 0.5/255).
+
+`log_l1` and `log_mse` average the logarithm of each pair's own error, as the evaluation averages
+each pair's PSNR: the gradient of a pair is divided by its error, so a light-rain pair that is
+1 dB from its target weighs as much as a heavy one that is 1 dB away, where a plain mean lets the
+heavy pairs of a batch set the step. The floors (`LOG_L1_FLOOR`, `LOG_MSE_FLOOR`: one grey level,
+40 dB) stop rain-free pairs, whose error is near zero, from taking the whole step.
 """
 
 from collections.abc import Callable
@@ -25,6 +31,8 @@ CHARBONNIER_EPS = 1e-3
 RAIN_WEIGHT_GAIN = 9.0
 RAIN_WEIGHT_SCALE = 8.0 / 255.0
 LOWPASS_WINDOW = 8
+LOG_L1_FLOOR = 1.0 / 255.0
+LOG_MSE_FLOOR = 1e-4
 
 
 def _l1(output: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
@@ -62,6 +70,18 @@ def _lowpass(output: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) ->
             - F.avg_pool2d(target, LOWPASS_WINDOW, ceil_mode=True)).abs().mean()
 
 
+def _per_pair(error: torch.Tensor) -> torch.Tensor:
+    return error.flatten(start_dim=1).mean(dim=1)
+
+
+def _log_l1(output: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
+    return torch.log(_per_pair((output - target).abs()) + LOG_L1_FLOOR).mean()
+
+
+def _log_mse(output: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
+    return torch.log(_per_pair((output - target).pow(2)) + LOG_MSE_FLOOR).mean()
+
+
 LOSS_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     'l1': _l1,
     'mse': _mse,
@@ -69,6 +89,8 @@ LOSS_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch
     'ssim': _one_minus_ssim,
     'rain_l1': _rain_l1,
     'lowpass': _lowpass,
+    'log_l1': _log_l1,
+    'log_mse': _log_mse,
 }
 def parse_loss_spec(spec: str) -> dict[str, float]:
     """Parse `name=weight,...` into a dict; raise ValueError naming the bad part."""

@@ -42,7 +42,7 @@ CHECKPOINT_NAME = 'last.safetensors'
 RAW_WEIGHTS_NAME = 'raw.safetensors'
 OPTIMIZER_NAME = 'optimizer.safetensors'
 LOSS_FIELDS = ['step', 'loss', 'lr', 'crop', 'pairs_per_s', 'data_s', 'l1', 'mse', 'charbonnier',
-               'ssim', 'rain_l1', 'lowpass']
+               'ssim', 'rain_l1', 'lowpass', 'log_l1', 'log_mse']
 VAL_FIELDS = ['step', 'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy', 'psnr_raw']
 # Validation PSNR per image is capped here: a rain-free pair scores its rainy input against
 # itself at about 200 dB, and a few such pairs made the mean reference read 56 dB for inputs
