@@ -36,6 +36,7 @@ def test_the_training_section_fine_tunes_the_packaged_weights_and_returns_the_ru
     recipe = metadata['recipe']
     assert recipe['step'] == 2 and recipe['model_args']['pool_window'] == 128
     assert recipe['composition'] == {'rain_free': 0.3}
+    assert recipe['loss'] == 'log_l1=0.005,log_mse=0.01,ssim=0.2'
     assert recipe['init'].endswith('weights/bandnet.safetensors') and 'init_recipe' in recipe
     assert (run / 'loss.csv').exists() and (run / 'curves.png').exists()
 
