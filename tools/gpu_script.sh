@@ -19,10 +19,10 @@ mkdir -p "$OUT"
 # Recipe from the CPU stages (weights/bandnet.md): 30 % of the pairs rain-free (stages 19 and 20:
 # rain-free frames 2-3 dB closer to the input than at 25 %, at no rain cost) and a fine-tuning
 # peak learning rate (stage 10 used 3e-4 at 8 pairs per step; 6e-4 at 32, since these weights
-# are not trained from scratch), with stage 26's per-pair log losses (better than stage 20's
-# l1 + SSIM on six of seven held-out sets on identical batches). DEVICE, BATCH, CROP_SCHEDULE, POOL, VAL_SAMPLES, THREADS and
-# POOL_CACHE change the run's size and place, so test/test_gpu_script.py runs this very command
-# on the CPU in seconds.
+# are not trained from scratch), with stage 26's per-pair log losses (held-out rain-free frames
+# and light and heavy rain better than with l1 + SSIM on the same batches). DEVICE, BATCH,
+# CROP_SCHEDULE, POOL, VAL_SAMPLES, THREADS and POOL_CACHE change the run's size and place, so
+# test/test_gpu_script.py runs this very command on the CPU in seconds.
 train_bf16() {
     local photos=${PHOTOS:-data/photos_gpu}
     [ -f "$photos/manifest.json" ] || { echo "no photo cache at $photos (carry it)"; return 1; }

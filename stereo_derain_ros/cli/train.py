@@ -54,7 +54,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weighted terms NAME=W,... from l1, charbonnier, mse, ssim (1-SSIM), '
                              'rain_l1 (L1 weighted towards rainy pixels), lowpass (L1 of 8-px '
                              'means: brightness and colour shifts), log_l1 and log_mse (the '
-                             'mean log of every pair error, as PSNR averages pairs) '
+                             'mean over pairs of the log error, as PSNR averages pairs) '
                              '(default: %(default)s)')
     parser.add_argument('--data', default='synthetic',
                         help='"synthetic" (rendered rain, randomised light..heavy) or a dataset '

@@ -92,6 +92,8 @@ LOSS_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch
     'log_l1': _log_l1,
     'log_mse': _log_mse,
 }
+
+
 def parse_loss_spec(spec: str) -> dict[str, float]:
     """Parse `name=weight,...` into a dict; raise ValueError naming the bad part."""
     weights: dict[str, float] = {}
