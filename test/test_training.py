@@ -108,7 +108,8 @@ def test_lowpass_sees_a_brightness_shift_that_averages_out_in_l1():
 
 
 def test_log_losses_weigh_each_pair_by_its_own_error():
-    """A light pair's 1 dB weighs in a log loss as a heavy pair's; in plain L1 it is 10x less."""
+    """A log loss steps harder on the pair with the smaller error; L1 steps on both alike and
+    MSE 10x harder on the heavy pair, so a batch's heavy rain sets their step."""
     target = torch.full((2, 3, 16, 16), 0.5)
     light_miss, heavy_miss = 0.02, 0.2
     output = target.clone()
