@@ -108,8 +108,7 @@ def test_lowpass_sees_a_brightness_shift_that_averages_out_in_l1():
 
 
 def test_log_losses_weigh_each_pair_by_its_own_error():
-    """A log loss steps harder on the pair with the smaller error; L1 steps on both alike and
-    MSE 10x harder on the heavy pair, so a batch's heavy rain sets their step."""
+    """A log loss steps harder on the lighter pair; L1 steps alike and MSE 10x on the heavy."""
     target = torch.full((2, 3, 16, 16), 0.5)
     light_miss, heavy_miss = 0.02, 0.2
     output = target.clone()
