@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description='Evaluate MODEL_OR_CHECKPOINT (a registry name, using its packaged weights, '
                     'or a .safetensors checkpoint) on DATASET (a folder in a supported layout, '
                     'or heldout:SET with SET one of light, medium, heavy, photos-light, '
-                    'photos-medium, photos-heavy, their -mono variants, clean, clean-mono). The '
-                    'table always includes the rainy input.')
+                    'photos-medium, photos-heavy, their -mono variants, clean, clean-mono, or '
+                    'real-light, real-medium, real-heavy, real-clean: the real camera pairs '
+                    'reserved for independent evaluation, see `stereo-derain photos --reserved`). '
+                    'The table always includes the rainy input.')
     parser.add_argument('model', metavar='MODEL_OR_CHECKPOINT',
                         help='registry model name or .safetensors checkpoint to evaluate')
     parser.add_argument('dataset', metavar='DATASET',
@@ -37,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--limit', type=int, default=None,
                         help='evaluate the first N samples (default: all)')
     parser.add_argument('--photos', type=Path, default=None,
-                        help='photo cache for heldout:photos-* and heldout:clean* (default: '
-                             '$STEREO_DERAIN_PHOTOS or ~/.cache/stereo_derain_ros/photos)')
+                        help='photo cache for heldout:photos-*, heldout:clean* and heldout:real-* '
+                             '(default: $STEREO_DERAIN_PHOTOS or '
+                             '~/.cache/stereo_derain_ros/photos)')
     parser.add_argument('--figures', type=int, default=3,
                         help='samples shown in figure.png, 0 for no figure (default: %(default)s)')
     parser.add_argument('--self-paired', action='store_true',

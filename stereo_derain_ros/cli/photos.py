@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--jpeg-quality', type=int, default=90,
                         help='JPEG quality of photographs with --shrink-from '
                              '(default: %(default)s)')
+    parser.add_argument('--reserved', action='store_true',
+                        help='instead of photographs, collect the real stereo pairs reserved for '
+                             'independent evaluation into CACHE/reserved (Aloe from Debian '
+                             'opencv-doc, twelve OAK-D pairs from PyPI stereodemo; about 100 MB '
+                             'downloaded): heldout:real-* evaluates on them, training never '
+                             'reads them')
     parser.add_argument('--list', action='store_true',
                         help='print the manifest of an existing cache instead of collecting')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
@@ -49,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.data.photos.library import default_cache
 
     cache = args.cache or default_cache()
+    if args.reserved:
+        return _collect_reserved(cache)
     if args.list:
         if not (cache / MANIFEST).exists():
             raise CommandError(f'no photo cache at {cache}; run `stereo-derain photos` first')
@@ -71,4 +79,20 @@ def run(args: argparse.Namespace) -> int:
     for (source, kind, split), count in sorted(counts.items()):
         print(f'{source:26s} {kind:7s} {split:8s} {count:4d}')
     print(f'{len(records)} pictures in {cache}')
+    return 0
+
+
+def _collect_reserved(cache) -> int:
+    from stereo_derain_ros.data.photos.collect import PhotoCollectionError
+    from stereo_derain_ros.data.reserved_pairs import collect_reserved_pairs
+
+    try:
+        pairs = collect_reserved_pairs(cache)
+    except PhotoCollectionError as error:
+        raise CommandError(str(error)) from None
+    for pair in pairs:
+        kind = 'mono' if pair.mono else 'colour'
+        truth = 'ground truth' if pair.disparity else 'SGBM disparity'
+        print(f'{pair.name:26s} {kind:7s} {truth:15s} {pair.package} {pair.version}')
+    print(f'{len(pairs)} reserved pairs in {cache / "reserved"} (evaluation only)')
     return 0

@@ -9,6 +9,9 @@
   hides half the background, and a veil that far cannot be restored by any derainer.
 - `clean` and `clean-mono`: held-out photo scenes without rain (target = input), to check that
   a model leaves a rain-free frame alone.
+- `real-light|medium|heavy` and `real-clean`: the same presets (particle and layered renderer in
+  turn) and no rain on the real camera pairs reserved for independent evaluation
+  (`data.reserved_pairs`: Aloe in colour, twelve OAK-D pairs in monochrome).
 Every sample i of set NAME draws from `seeds.generator('heldout:NAME', 0, i)`, so a set is the
 same on every machine. Photo sets need the photo cache (`stereo-derain photos`); without it they
 fall back to scikit-image's samples and say so in their origin.
@@ -21,8 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.photos.library import default_cache, PhotoLibrary
 from stereo_derain_ros.data.pseudo_stereo import dead_leaves_scene, photo_layer_scene
+from stereo_derain_ros.data.reserved_pairs import (
+    reserved_pairs,
+    reserved_scene,
+    ReservedPairsError,
+)
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.pixels import chw_unit_tensor
 from stereo_derain_ros.rain.layered import render_layered_rain
@@ -146,8 +154,29 @@ def _photo_sets() -> dict[str, tuple[str | None, bool]]:
     return sets
 
 
+def _real_set(name: str, preset: str | None, photos: Path | None) -> HeldoutSet:
+    cache = photos if photos is not None else default_cache()
+    try:
+        pairs = reserved_pairs(cache)
+    except ReservedPairsError as error:
+        raise HeldoutError(str(error)) from None
+
+    def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
+        pair = pairs[index]
+        scene = reserved_scene(cache, pair)
+        if preset is None:
+            sample_tensors = _rain_free(scene)
+        else:
+            params = rain_params(preset, veil_scale=PHOTO_VEIL_SCALE)
+            render = render_rain if index % 2 == 0 else render_layered_rain
+            sample_tensors = sample_dict(render(scene, params, int(rng.integers(2 ** 62))), scene)
+        return pair.name, _mono(sample_tensors) if pair.mono else sample_tensors
+    return HeldoutSet(name, len(pairs), render, f'reserved real pairs in {cache}')
+
+
 PHOTO_SETS = _photo_sets()
-HELDOUT_SETS = (*PRESETS, *PHOTO_SETS)
+REAL_SETS = {f'real-{preset}': preset for preset in PRESETS} | {'real-clean': None}
+HELDOUT_SETS = (*PRESETS, *PHOTO_SETS, *REAL_SETS)
 
 
 def heldout_set(name: str, photos: Path | None = None) -> HeldoutSet:
@@ -157,5 +186,7 @@ def heldout_set(name: str, photos: Path | None = None) -> HeldoutSet:
     if name in PHOTO_SETS:
         preset, mono = PHOTO_SETS[name]
         return _photo_set(name, preset, mono, photos)
+    if name in REAL_SETS:
+        return _real_set(name, REAL_SETS[name], photos)
     raise HeldoutError(f'unknown held-out set {name!r}; expected one of '
                        f'{", ".join("heldout:" + known for known in HELDOUT_SETS)}')
