@@ -303,7 +303,7 @@ def test_monochrome_samples_have_equal_channels_in_input_and_target():
             image[..., 1], image[..., 2])
 
 
-@pytest.mark.parametrize('share', ['scene_lines', 'scene_grids'])
+@pytest.mark.parametrize('share', ['scene_lines', 'scene_grids', 'scene_bands'])
 def test_scene_lines_sit_at_the_scene_depth_in_both_views_and_in_input_and_target(share):
     # A streak that moves with the scene between the views is scene: it stays in the target.
     lines_only = CompositionConfig(rain_free=1.0, mono=0.0, noise=0.0, jpeg=0.0, defocus=0.0,
