@@ -1,8 +1,8 @@
 """Real stereo camera pairs reserved for independent evaluation: never trained on or tuned against.
 
-Every other held-out set is pseudo-stereo (photographs painted onto planes), and those sets have
-chosen between training stages for months, so they are no longer independent. These pairs are
-real rectified camera pairs that no training command can read:
+Every other held-out set is pseudo-stereo (photographs painted onto planes), and every training
+stage was chosen on them, so they are no longer independent of the shipped weights. These pairs
+are real rectified camera pairs that no training command can read:
 - `aloe`: the Middlebury 2006 Aloe pair with its ground-truth disparity (colour), from Debian's
   `opencv-doc` examples, used at half resolution (641 x 555).
 - `oak-d-*`: the twelve rectified OAK-D pairs that PyPI `stereodemo` ships (monochrome
@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 import functools
 import hashlib
-import io
 import json
 from pathlib import Path
 import subprocess
@@ -155,7 +154,7 @@ def reserved_pairs(photos: Path) -> list[ReservedPair]:
 
 
 def _read(folder: Path, file: str) -> np.ndarray:
-    with Image.open(io.BytesIO((folder / file).read_bytes())) as image:
+    with Image.open(folder / file) as image:
         return np.asarray(image.convert('RGB'))
 
 
