@@ -136,6 +136,18 @@ def _line_colour(rng: np.random.Generator) -> np.ndarray:
         if rng.random() < 0.7 else rng.uniform(0.0, 1.0, 3)
 
 
+def _line_mask(rng: np.random.Generator, height: int, width: int, angle: float,
+               min_length: float, thickness: tuple[int, int]) -> np.ndarray:
+    """Return the [0, 1] coverage of one straight antialiased stroke at a random place."""
+    length = rng.uniform(min_length, 1.2) * max(height, width)
+    centre = rng.uniform((0.0, 0.0), (width, height))
+    step = 0.5 * length * np.array([np.cos(angle), np.sin(angle)])
+    line = np.zeros((height, width), np.uint8)
+    cv2.line(line, tuple(int(v) for v in centre - step), tuple(int(v) for v in centre + step),
+             255, int(rng.integers(*thickness)), cv2.LINE_AA)
+    return line.astype(np.float32) / 255.0
+
+
 def _random_lines(rng: np.random.Generator, height: int, width: int
                   ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Return 2-12 (coverage, colour) strokes: wires, poles, ropes, lane edges."""
@@ -143,13 +155,7 @@ def _random_lines(rng: np.random.Generator, height: int, width: int
     for _ in range(int(rng.integers(2, 13))):
         upright = rng.random() < 0.5
         angle = rng.normal(np.pi / 2, 0.3) if upright else rng.uniform(0.0, np.pi)
-        length = rng.uniform(0.1, 1.2) * max(height, width)
-        centre = rng.uniform((0.0, 0.0), (width, height))
-        step = 0.5 * length * np.array([np.cos(angle), np.sin(angle)])
-        line = np.zeros((height, width), np.uint8)
-        cv2.line(line, tuple(int(v) for v in centre - step), tuple(int(v) for v in centre + step),
-                 255, int(rng.integers(1, 4)), cv2.LINE_AA)
-        mask = line.astype(np.float32) / 255.0 * rng.uniform(0.6, 1.0)
+        mask = _line_mask(rng, height, width, angle, 0.1, (1, 4)) * rng.uniform(0.6, 1.0)
         strokes.append((mask, _line_colour(rng)))
     return strokes
 
@@ -164,14 +170,8 @@ def _random_bands(rng: np.random.Generator, height: int, width: int
     """
     strokes = []
     for _ in range(int(rng.integers(1, 5))):
-        angle = rng.normal(np.pi / 2, 0.3)
-        length = rng.uniform(0.3, 1.2) * max(height, width)
-        centre = rng.uniform((0.0, 0.0), (width, height))
-        step = 0.5 * length * np.array([np.cos(angle), np.sin(angle)])
-        band = np.zeros((height, width), np.uint8)
-        cv2.line(band, tuple(int(v) for v in centre - step), tuple(int(v) for v in centre + step),
-                 255, int(rng.integers(4, 15)), cv2.LINE_AA)
-        soft = cv2.GaussianBlur(band.astype(np.float32) / 255.0, (0, 0), rng.uniform(0.8, 3.0))
+        band = _line_mask(rng, height, width, rng.normal(np.pi / 2, 0.3), 0.3, (4, 15))
+        soft = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0))
         strokes.append((soft * rng.uniform(0.4, 1.0), _line_colour(rng)))
     return strokes
 

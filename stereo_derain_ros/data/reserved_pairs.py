@@ -72,7 +72,7 @@ class ReservedPair:
     sha256: str  # of the left original's bytes
 
 
-def default_reserved_folder(photos: Path) -> Path:
+def _reserved_folder(photos: Path) -> Path:
     return photos / RESERVED_FOLDER
 
 
@@ -129,7 +129,7 @@ def _oak_d(folder: Path, workdir: Path) -> Iterator[ReservedPair]:
 
 def collect_reserved_pairs(photos: Path) -> list[ReservedPair]:
     """Download the reserved pairs into `photos/reserved`; the manifest is written last."""
-    folder = default_reserved_folder(photos)
+    folder = _reserved_folder(photos)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix='stereo-derain-reserved-') as temporary:
@@ -145,7 +145,7 @@ def collect_reserved_pairs(photos: Path) -> list[ReservedPair]:
 
 def reserved_pairs(photos: Path) -> list[ReservedPair]:
     """Return the pairs of a collected cache, or say how to collect them."""
-    manifest = default_reserved_folder(photos) / MANIFEST
+    manifest = _reserved_folder(photos) / MANIFEST
     if not manifest.exists():
         raise ReservedPairsError(
             f'no reserved real pairs at {manifest.parent}; run `stereo-derain photos --reserved '
@@ -192,4 +192,4 @@ def _cached_scene(folder: Path, pair: ReservedPair) -> StereoScene:
 
 def reserved_scene(photos: Path, pair: ReservedPair) -> StereoScene:
     """Return the clean scene of one pair (its disparity: ground truth, else SGBM)."""
-    return _cached_scene(default_reserved_folder(photos), pair)
+    return _cached_scene(_reserved_folder(photos), pair)
