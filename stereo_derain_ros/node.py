@@ -554,6 +554,7 @@ class StereoDerainNode(Node):
             'model': self._model_label(),
             'weights': self._weights_label(),
             'precision': str(getattr(self._engine, 'precision', self._params.precision)),
+            'self_ensemble': str(self._params.self_ensemble),
         }
         for name, received, unmatched in zip(INPUT_NAMES, counters.received, counters.unmatched):
             key = name.replace(' ', '_')

@@ -100,6 +100,9 @@ class NodeParameters:
     max_disparity: int = _engine_parameter(
         0, "largest disparity (px) the model attends over; 0 = the model's own band",
         minimum=0, maximum=4096)
+    self_ensemble: int = _engine_parameter(
+        1, 'average the network over 1, 2 or 4 flips of each pair: better images for 2x or 4x '
+        'the inference time (docs/engine.md)', minimum=1, maximum=4)
     input_type: str = _startup_parameter(
         'raw', "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
         choices=INPUT_TYPES)
@@ -145,7 +148,8 @@ def engine_config(params: NodeParameters) -> EngineConfig:
     return EngineConfig.from_options(
         model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
         device=params.device, precision=params.precision, backend=params.backend,
-        max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads)
+        max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads,
+        self_ensemble=params.self_ensemble)
 
 
 def sync_config(params: NodeParameters) -> SyncConfig:

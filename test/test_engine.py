@@ -129,6 +129,47 @@ def test_batch_matches_single_pairs(engine):
         assert np.abs(right_out.astype(int) - single_right).max() <= 1
 
 
+@pytest.fixture(scope='module')
+def four_pass_engine(model):
+    return DerainEngine(EngineConfig(device='cpu', self_ensemble=4, warmup_shape=None),
+                        model=model)
+
+
+def test_four_passes_make_the_output_follow_both_flips_of_the_pair(engine, four_pass_engine):
+    """Upside down, and mirrored with the views swapped: the pair stays rectified under both."""
+    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint8)
+    out_left, out_right = four_pass_engine.derain(left, right)
+    upside_left, upside_right = four_pass_engine.derain(left[::-1], right[::-1])
+    mirror_left, mirror_right = four_pass_engine.derain(right[:, ::-1], left[:, ::-1])
+    for expected, got in ((out_left, upside_left[::-1]), (out_right, upside_right[::-1]),
+                          (out_left, mirror_right[:, ::-1]), (out_right, mirror_left[:, ::-1])):
+        assert np.abs(expected.astype(int) - got).max() <= 1
+    single_left = engine.derain(left, right)[0]
+    assert not np.array_equal(out_left, single_left)
+    assert not np.array_equal(single_left, engine.derain(left[::-1], right[::-1])[0][::-1])
+
+
+def test_two_passes_average_the_pair_and_its_upside_down_copy(engine, model):
+    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16)
+    two = DerainEngine(EngineConfig(device='cpu', self_ensemble=2, warmup_shape=None),
+                       model=model)
+    upright, flipped = engine.derain(left, right), engine.derain(left[::-1], right[::-1])
+    averaged = two.derain(left, right)
+    for view in (0, 1):
+        passes = np.stack([upright[view], flipped[view][::-1]]).astype(float)
+        # The engine clips the mean, not each pass: compare where no pass was clipped.
+        unclipped = ((passes > 0) & (passes < 65535)).all(axis=0)
+        assert unclipped.mean() > 0.5
+        mean = passes.mean(axis=0)
+        assert np.abs(averaged[view] - mean)[unclipped].max() <= 1
+
+
+@pytest.mark.parametrize('passes', [0, 3, 8, 2.0, True])
+def test_unsupported_self_ensemble_names_the_supported_passes(passes):
+    with pytest.raises(ValueError, match=r'^self_ensemble must be one of 1, 2, 4 '):
+        EngineConfig(self_ensemble=passes)
+
+
 def test_tiled_output_is_close_to_untiled(engine, model):
     left, right = random_pair((100, 200, 3), np.uint8)
     tiled = DerainEngine(EngineConfig(device='cpu', tile=(64, 112), tile_overlap=8,

@@ -59,11 +59,12 @@ def test_every_engine_command_refuses_a_bad_device_in_one_line(parse, command):
 def test_full_option_group_reaches_the_config(parse):
     args = parse([*COMMANDS['derain'], '--model', 'apanet',
                   '--weights', 'w.safetensors', '--precision', 'fp16', '--max-disparity', '48',
-                  '--tile', '128x256', '--tile-overlap', '16', '--threads', '1'])
+                  '--tile', '128x256', '--tile-overlap', '16', '--threads', '1',
+                  '--self-ensemble', '4'])
     config = engine_config(args)
     assert (config.model, config.weights, config.precision, config.max_disparity, config.tile,
-            config.tile_overlap, config.threads) == (
-        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1)
+            config.tile_overlap, config.threads, config.self_ensemble) == (
+        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1, 4)
 
 
 def test_eval_scores_at_full_precision_unless_asked(parse):

@@ -117,7 +117,8 @@ def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
     assert not result.successful and "unknown device 'gpu'" in result.reason
     result = node.set_parameters([Parameter('precision', value='fp8')])[0]
     assert not result.successful and 'precision must be one of' in result.reason
-    for name, value in (('tile_size', -3), ('threads', 1000), ('max_disparity', 5000)):
+    for name, value in (('tile_size', -3), ('threads', 1000), ('max_disparity', 5000),
+                        ('self_ensemble', 3), ('self_ensemble', 5)):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and name in result.reason
     result = node.set_parameters([Parameter('queue_size', value=9)])[0]
@@ -296,7 +297,7 @@ def test_diagnostics_report_rates_latencies_and_engine(start_node):
                 'end_to_end_latency_p95_ms', 'superseded_sets', 'device', 'model', 'weights'):
         assert key in values
     assert values['device'] == 'cpu' and values['model'] == 'bandnet'
-    assert values['weights'] == 'untrained'
+    assert values['weights'] == 'untrained' and values['self_ensemble'] == '1'
     assert float(values['inference_latency_mean_ms']) > 0
     assert float(values['end_to_end_latency_p95_ms']) >= float(
         values['inference_latency_mean_ms']) * 0.5

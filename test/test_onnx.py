@@ -110,6 +110,18 @@ def test_batches_and_tiles_run_through_the_shared_engine_steps(small_onnx):
     np.testing.assert_array_equal(whole.derain_batch(lefts, rights)[0][1], single[0])
 
 
+def test_self_ensemble_is_the_engines(small_onnx):
+    rng = np.random.default_rng(9)
+    left, right = (rng.integers(0, 256, (45, 133, 3), dtype=np.uint8) for _ in range(2))
+    torch_engine = DerainEngine(EngineConfig(device='cpu', warmup_shape=None, self_ensemble=4),
+                                model=small_bandnet())
+    expected = torch_engine.derain(left, right)
+    outputs = onnx_engine(small_onnx, self_ensemble=4).derain(left, right)
+    for out, ref in zip(outputs, expected):
+        assert np.abs(out.astype(int) - ref).max() <= 1
+    assert not np.array_equal(outputs[0], onnx_engine(small_onnx).derain(left, right)[0])
+
+
 def test_fall_back_ladder_is_the_engines(small_onnx):
     engine = onnx_engine(small_onnx, fallback_tile=(40, 96))
     assert 'tiles of 40x96' in engine.fall_back()

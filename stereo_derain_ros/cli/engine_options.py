@@ -18,6 +18,7 @@ from stereo_derain_ros.engine.config import (
     DEVICE_CHOICES,
     EngineConfig,
     PRECISIONS,
+    SELF_ENSEMBLE_PASSES,
 )
 
 
@@ -57,6 +58,10 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                              '(default: %(default)s)'},
     'threads': {'type': int, 'metavar': 'N',
                 'help': "torch intra-op CPU threads (default: torch's own choice)"},
+    'self_ensemble': {'type': int, 'default': default_of('self_ensemble'),
+                      'choices': SELF_ENSEMBLE_PASSES, 'metavar': 'PASSES',
+                      'help': 'average the network over 1, 2 or 4 flips of the pair: better '
+                              'images for that many times the compute (default: %(default)s)'},
 }
 ENGINE_OPTIONS = tuple(_OPTIONS)
 

@@ -25,6 +25,7 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
+from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
 
@@ -149,7 +150,18 @@ class DerainEngine:
             return left_out, right_out
 
     def _run(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the model on N×3×H×W float views of any size: pad, (tile,) crop."""
+        """Run the model on N×3×H×W float views of any size, over `self_ensemble` flips."""
+        out_left, out_right = self_ensemble(self._run_once, left, right,
+                                            self.config.self_ensemble)
+        if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
+            # Clamping would turn NaN into black images that look like results.
+            raise EngineError('the model produced NaN or infinite values, so there is no image '
+                              'to return; expected weights whose outputs stay finite')
+        return out_left, out_right
+
+    def _run_once(self, left: torch.Tensor,
+                  right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the model once: pad, (tile,) crop."""
         height, width = left.shape[-2:]
         left = pad_to_multiple(left, self.pad_multiple)
         right = pad_to_multiple(right, self.pad_multiple)
@@ -161,10 +173,6 @@ class DerainEngine:
                 overlap=self.config.tile_overlap, context=self.max_disparity or 0,
                 margin=self._margin or 0, multiple=self.pad_multiple,
                 tile_batch=self.config.tile_batch, pools=self._pools)
-        if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
-            # Clamping would turn NaN into black images that look like results.
-            raise EngineError('the model produced NaN or infinite values, so there is no image '
-                              'to return; expected weights whose outputs stay finite')
         return out_left[..., :height, :width], out_right[..., :height, :width]
 
     def _warm_up(self, shape: tuple[int, int]) -> None:
