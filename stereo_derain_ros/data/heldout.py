@@ -128,19 +128,29 @@ def _photo_scene(library: PhotoLibrary, index: int, rng: np.random.Generator
     return f'{scene.source}-{index}', scene
 
 
+def _scene_sample(scene: StereoScene, preset: str | None, index: int,
+                       rng: np.random.Generator, mono: bool) -> dict[str, torch.Tensor]:
+    """Return a photo or real-pair sample: `preset` rain (None: none) at the photo sets' veil.
+
+    Even samples take the particle renderer and odd ones the layered one, so both kinds of rain
+    are in every set.
+    """
+    seed = int(rng.integers(2 ** 62))
+    if preset is None:
+        sample_tensors = _rain_free(scene)
+    else:
+        renderer = render_rain if index % 2 == 0 else render_layered_rain
+        params = rain_params(preset, veil_scale=PHOTO_VEIL_SCALE)
+        sample_tensors = sample_dict(renderer(scene, params, seed), scene)
+    return _mono(sample_tensors) if mono else sample_tensors
+
+
 def _photo_set(name: str, preset: str | None, mono: bool, photos: Path | None) -> HeldoutSet:
     library = PhotoLibrary.open_or_builtin(photos, 'heldout')
 
     def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
         scene_name, scene = _photo_scene(library, index, rng)
-        seed = int(rng.integers(2 ** 62))
-        if preset is None:
-            sample_tensors = _rain_free(scene)
-        else:
-            params = rain_params(preset, veil_scale=PHOTO_VEIL_SCALE)
-            render = render_rain if index % 2 == 0 else render_layered_rain
-            sample_tensors = sample_dict(render(scene, params, seed), scene)
-        return scene_name, _mono(sample_tensors) if mono else sample_tensors
+        return scene_name, _scene_sample(scene, preset, index, rng, mono)
     return HeldoutSet(name, PHOTO_SCENES, render, library.origin)
 
 
@@ -164,13 +174,7 @@ def _real_set(name: str, preset: str | None, photos: Path | None) -> HeldoutSet:
     def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
         pair = pairs[index]
         scene = reserved_scene(cache, pair)
-        if preset is None:
-            sample_tensors = _rain_free(scene)
-        else:
-            params = rain_params(preset, veil_scale=PHOTO_VEIL_SCALE)
-            render = render_rain if index % 2 == 0 else render_layered_rain
-            sample_tensors = sample_dict(render(scene, params, int(rng.integers(2 ** 62))), scene)
-        return pair.name, _mono(sample_tensors) if pair.mono else sample_tensors
+        return pair.name, _scene_sample(scene, preset, index, rng, pair.mono)
     return HeldoutSet(name, len(pairs), render, f'reserved real pairs in {cache}')
 
 

@@ -174,9 +174,10 @@ def _oak_d_scene(name: str, left: np.ndarray, right: np.ndarray) -> StereoScene:
               slice(round(x0 * width), round(x1 * width)))
     left, right = left[window].copy(), right[window].copy()
     disparity = sgbm_disparity(left, right, OAKD_NUM_DISPARITIES)
-    disparity = np.where(np.isfinite(disparity) & (disparity > 0), disparity, np.inf)
-    return StereoScene(left=left, right=right, disparity_left=disparity.astype(np.float32),
-                       disparity_right=warp_disparity_to_right(disparity.astype(np.float32)),
+    disparity = np.where(np.isfinite(disparity) & (disparity > 0), disparity,
+                         np.inf).astype(np.float32)
+    return StereoScene(left=left, right=right, disparity_left=disparity,
+                       disparity_right=warp_disparity_to_right(disparity),
                        focal_px=float(left.shape[1]), baseline_m=BASELINE_M, source=name)
 
 
