@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     'models',
     'synth',
     'train',
+    'average',
     'evaluate',
     'heldout',
     'photos',

@@ -1,0 +1,80 @@
+"""A weighted mean of several checkpoints of one model (a "model soup").
+
+Two fine-tuning runs that start from the same weights stay close enough in weight space that
+their mean behaves like a model between them: when each run fixes a different failure of the
+other (stage 34 in weights/bandnet.md: one loss darkens a light monochrome pair, the other gives
+back colour rain), a mean can keep both fixes at no cost per frame. Averaging needs the same
+architecture, so the parts must name the same model with the same config; each part is vetted
+by the engine's loader (sizes, shapes, finite weights) before anything is averaged.
+"""
+
+from dataclasses import dataclass
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+from stereo_derain_ros.engine.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class AveragePart:
+    checkpoint: Path
+    share: float
+
+
+def average_parts(checkpoints: list[Path], shares: list[float] | None) -> list[AveragePart]:
+    """Pair checkpoints with shares normalised to sum to one (equal shares when None).
+
+    Raises ValueError naming what is wrong with the list.
+    """
+    if len(checkpoints) < 2:
+        raise ValueError(f'averaging needs at least two checkpoints, got {len(checkpoints)}')
+    shares = [1.0] * len(checkpoints) if shares is None else shares
+    if len(shares) != len(checkpoints):
+        raise ValueError(f'{len(shares)} shares for {len(checkpoints)} checkpoints; expected one '
+                         'share per checkpoint, in the same order')
+    for share in shares:
+        if not math.isfinite(share) or share <= 0:
+            raise ValueError(f'share {share} is not a positive number; expected shares > 0 '
+                             '(they are scaled to sum to 1)')
+    total = sum(shares)
+    return [AveragePart(Path(path), share / total) for path, share in zip(checkpoints, shares)]
+
+
+def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
+    """Return the weighted mean model and a recipe that nests each part's own recipe.
+
+    Floating-point tensors are averaged in float64 and stored in their own precision; any other
+    tensor (a step counter, say) has no mean and must be equal in every part. Raises
+    CheckpointError naming the part that does not fit the first.
+    """
+    first = parts[0].checkpoint
+    _, reference = load_checkpoint(first)
+    model = build_model_from_checkpoint(first)
+    sums = {key: torch.zeros_like(value, dtype=torch.float64)
+            for key, value in model.state_dict().items() if value.is_floating_point()}
+    recipe_parts = []
+    for part in parts:
+        _, metadata = load_checkpoint(part.checkpoint)
+        for field in ('model', 'config'):
+            if metadata[field] != reference[field]:
+                raise CheckpointError(
+                    f'{part.checkpoint} has {field} {metadata[field]!r} but {first} has '
+                    f'{reference[field]!r}; only checkpoints of one model and config average')
+        state = build_model_from_checkpoint(part.checkpoint).state_dict()
+        for key, value in state.items():
+            if key in sums:
+                sums[key] += part.share * value.double()
+            elif not torch.equal(value, model.state_dict()[key]):
+                raise CheckpointError(f'{part.checkpoint}: {key} holds {value.dtype} values '
+                                      f'that differ from {first}; they cannot be averaged')
+        recipe_parts.append({'checkpoint': str(part.checkpoint), 'share': part.share,
+                             'recipe': metadata['recipe']})
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key in sums:
+                value.copy_(sums[key].to(value.dtype))
+    return model, {'model': reference['model'], 'average': recipe_parts}
