@@ -47,15 +47,15 @@ def average_parts(checkpoints: list[Path], shares: list[float] | None) -> list[A
 def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
     """Return the weighted mean model and a recipe that nests each part's own recipe.
 
-    Floating-point tensors are averaged in float64 and stored in their own precision; any other
-    tensor (a step counter, say) has no mean and must be equal in every part. Raises
-    CheckpointError naming the part that does not fit the first.
+    Tensors are summed in float64 and stored in their own precision (every registered model
+    holds floating-point tensors only). Raises CheckpointError naming the part that does not fit
+    the first.
     """
     first = parts[0].checkpoint
     _, reference = load_checkpoint(first)
     model = build_model_from_checkpoint(first)
     sums = {key: torch.zeros_like(value, dtype=torch.float64)
-            for key, value in model.state_dict().items() if value.is_floating_point()}
+            for key, value in model.state_dict().items()}
     recipe_parts = []
     for part in parts:
         _, metadata = load_checkpoint(part.checkpoint)
@@ -66,15 +66,10 @@ def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
                     f'{reference[field]!r}; only checkpoints of one model and config average')
         state = build_model_from_checkpoint(part.checkpoint).state_dict()
         for key, value in state.items():
-            if key in sums:
-                sums[key] += part.share * value.double()
-            elif not torch.equal(value, model.state_dict()[key]):
-                raise CheckpointError(f'{part.checkpoint}: {key} holds {value.dtype} values '
-                                      f'that differ from {first}; they cannot be averaged')
+            sums[key] += part.share * value.double()
         recipe_parts.append({'checkpoint': str(part.checkpoint), 'share': part.share,
                              'recipe': metadata['recipe']})
     with torch.no_grad():
         for key, value in model.state_dict().items():
-            if key in sums:
-                value.copy_(sums[key].to(value.dtype))
+            value.copy_(sums[key].to(value.dtype))
     return model, {'model': reference['model'], 'average': recipe_parts}
