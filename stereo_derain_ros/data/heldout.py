@@ -129,7 +129,7 @@ def _photo_scene(library: PhotoLibrary, index: int, rng: np.random.Generator
 
 
 def _scene_sample(scene: StereoScene, preset: str | None, index: int,
-                       rng: np.random.Generator, mono: bool) -> dict[str, torch.Tensor]:
+                  rng: np.random.Generator, mono: bool) -> dict[str, torch.Tensor]:
     """Return a photo or real-pair sample: `preset` rain (None: none) at the photo sets' veil.
 
     Even samples take the particle renderer and odd ones the layered one, so both kinds of rain

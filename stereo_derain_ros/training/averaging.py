@@ -51,22 +51,22 @@ def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
     holds floating-point tensors only). Raises CheckpointError naming the part that does not fit
     the first.
     """
-    first = parts[0].checkpoint
-    _, reference = load_checkpoint(first)
-    model = build_model_from_checkpoint(first)
-    sums = {key: torch.zeros_like(value, dtype=torch.float64)
-            for key, value in model.state_dict().items()}
+    first, reference, model = parts[0].checkpoint, None, None
+    sums: dict[str, torch.Tensor] = {}
     recipe_parts = []
     for part in parts:
         _, metadata = load_checkpoint(part.checkpoint)
+        reference = reference or metadata
         for field in ('model', 'config'):
             if metadata[field] != reference[field]:
                 raise CheckpointError(
                     f'{part.checkpoint} has {field} {metadata[field]!r} but {first} has '
                     f'{reference[field]!r}; only checkpoints of one model and config average')
-        state = build_model_from_checkpoint(part.checkpoint).state_dict()
-        for key, value in state.items():
-            sums[key] += part.share * value.double()
+        part_model = build_model_from_checkpoint(part.checkpoint)
+        if model is None:
+            model = part_model
+        for key, value in part_model.state_dict().items():
+            sums[key] = sums.get(key, 0.0) + part.share * value.double()
         recipe_parts.append({'checkpoint': str(part.checkpoint), 'share': part.share,
                              'recipe': metadata['recipe']})
     with torch.no_grad():
