@@ -14,6 +14,7 @@ from stereo_derain_ros.engine import (
     packaged_weights,
 )
 from stereo_derain_ros.engine.layout import pad_to_multiple
+from stereo_derain_ros.engine.precision import cpu_has_native_bf16
 from stereo_derain_ros.engine.tiling import tiled_forward
 from stereo_derain_ros.models import available_models
 
@@ -93,6 +94,25 @@ def test_memory_layout_changes_speed_not_pixels(channels_last):
     left_out, _ = engine.derain(left, right, 'rgb')
     expected = model_on_reflect_padded(small_bandnet(pool_window=8), left, right)
     assert np.abs(left_out.astype(np.float64) - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize('precision', ['bf16', 'fp16', 'auto'])
+def test_half_precision_on_the_cpu_is_bf16_where_the_cpu_runs_it(precision, caplog):
+    """bf16 runs on CPUs with AVX512-BF16 or AMX, within 2 levels of fp32.
+
+    fp16, and bf16 on other CPUs, fall back to fp32 with a warning; auto is exact fp32.
+    """
+    engine = DerainEngine(EngineConfig(device='cpu', precision=precision, warmup_shape=None),
+                          model=small_bandnet(pool_window=8))
+    native = precision == 'bf16' and cpu_has_native_bf16()
+    assert engine.precision == ('bf16' if native else 'fp32')
+    refused = precision != 'auto' and not native
+    assert refused == any('running fp32' in record.getMessage() for record in caplog.records)
+    left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16, seed=2)
+    out = engine.derain(left, right, 'rgb')[0].astype(np.float64)
+    error = np.abs(out - model_on_reflect_padded(small_bandnet(pool_window=8), left, right))
+    assert error.max() <= (2 * 257 if native else 1)
+    assert (error.mean() > 2) == native
 
 
 def test_bgr_input_gives_the_rgb_result_with_channels_swapped(engine):

@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from stereo_derain_ros.data.pools import DATA_VERSION
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.errors import CheckpointError
+from stereo_derain_ros.engine.precision import cpu_has_native_bf16
 from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.curves import plot_curves
 from stereo_derain_ros.training.losses import (
@@ -24,6 +25,7 @@ from stereo_derain_ros.training.losses import (
 from stereo_derain_ros.training.pool import PairPool
 from stereo_derain_ros.training.schedule import cosine_lr, CropSchedule
 from stereo_derain_ros.training.trainer import (
+    CHECKPOINT_NAME,
     Runtime,
     train,
     TrainConfig,
@@ -177,6 +179,22 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert metadata['recipe']['step'] == 40 and metadata['recipe']['model_args'] == TINY
     assert metadata['recipe']['data_version'] == DATA_VERSION
     assert set(metadata['metrics']) == {'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy'}
+
+
+def test_amp_trains_in_bf16_on_a_cpu_that_runs_it_and_in_fp32_elsewhere(tmp_path, caplog):
+    torch.set_num_threads(1)
+    train_pool, val_pool = _pools()
+    losses = {}
+    for amp in (False, True):
+        config = _config(amp=amp, val_every=12, checkpoint_every=12)
+        train(config, Runtime(out=tmp_path / str(amp), progress=False), train_pool, val_pool)
+        rows = (tmp_path / str(amp) / 'loss.csv').read_text().splitlines()[1:]
+        losses[amp] = [float(row.split(',')[1]) for row in rows]
+        assert load_checkpoint(tmp_path / str(amp) / CHECKPOINT_NAME)[1]['recipe']['amp'] == amp
+    native = cpu_has_native_bf16()
+    assert (losses[True] != losses[False]) == native
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)
+    assert ('bf16 needs a CPU with AVX512-BF16 or AMX' in caplog.text) != native
 
 
 @pytest.mark.parametrize('ema', [0.0, 0.9])

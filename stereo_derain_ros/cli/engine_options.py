@@ -43,8 +43,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     'device': {'default': default_of('device'),
                'help': f'{", ".join(DEVICE_CHOICES)} (default: %(default)s)'},
     'precision': {'default': default_of('precision'),
-                  'help': f'{", ".join(PRECISIONS)}; half precision on CUDA only '
-                          '(default: %(default)s)'},
+                  'help': f'{", ".join(PRECISIONS)}; fp16 on CUDA, bf16 on CUDA and on CPUs '
+                          'with AVX512-BF16 or AMX (default: %(default)s)'},
     'backend': {'default': default_of('backend'),
                 'help': f'{", ".join(BACKENDS)}: the runtime of the network, see docs/deploy.md '
                         '(default: %(default)s)'},

@@ -1,9 +1,9 @@
 """The PyTorch backend: eager (or compiled) torch on the CPU or a CUDA device.
 
 This is the only module that places inference on torch devices (resolved by `engine.devices`)
-and chooses precisions. Every CUDA-specific step
-(autocast, pinned staging buffers, non-blocking copies, cache release after an out-of-memory
-error) sits behind an `if self._cuda` branch, so the CPU path stays plain torch. Both devices run
+and precisions (resolved by `engine.precision`). Every CUDA-specific step (pinned staging
+buffers, non-blocking copies, cache release after an out-of-memory error) sits behind an
+`if self._cuda` branch, so the CPU path stays plain torch. Both devices run
 channels_last by default: on the CPU it keeps the per-pixel LayerNorm and the 1x1 convolutions
 from copying every feature map between layouts.
 """
@@ -16,18 +16,9 @@ from torch import nn
 from stereo_derain_ros.engine.backend import prepared_model
 from stereo_derain_ros.engine.config import EngineConfig
 from stereo_derain_ros.engine.devices import resolve_device
-from stereo_derain_ros.engine.precision import autocast, AUTOCAST_DTYPES
+from stereo_derain_ros.engine.precision import autocast, resolve_precision
 
 LOGGER = logging.getLogger(__name__)
-
-
-def resolve_precision(spec: str, device: torch.device) -> str:
-    """Pick fp32 on CPU and fp16 autocast for auto on CUDA (every CUDA GPU runs it fast)."""
-    if device.type != 'cuda':
-        if spec in AUTOCAST_DTYPES:
-            LOGGER.warning('precision %s applies to CUDA only; running fp32 on %s', spec, device)
-        return 'fp32'
-    return 'fp16' if spec == 'auto' else spec
 
 
 class TorchBackend:

@@ -25,6 +25,7 @@ from stereo_derain_ros.data.pools import DATA_VERSION
 from stereo_derain_ros.engine.checkpoint import load_checkpoint, save_checkpoint
 from stereo_derain_ros.engine.devices import resolve_device
 from stereo_derain_ros.engine.errors import CheckpointError
+from stereo_derain_ros.engine.precision import autocast, resolve_precision
 from stereo_derain_ros.evaluation.metrics import psnr, ssim
 from stereo_derain_ros.models import build_model
 from stereo_derain_ros.training.curves import CsvLog, plot_curves
@@ -221,12 +222,6 @@ def validate(model: torch.nn.Module, windows: dict[str, torch.Tensor], device: t
     return {key: sum(values) / len(values) for key, values in scores.items()}
 
 
-def _autocast(device: torch.device, enabled: bool):
-    """Return bf16 autocast on CUDA when AMP is on; CPU runs stay in float32."""
-    return torch.autocast(device_type='cuda', dtype=torch.bfloat16,
-                          enabled=enabled and device.type == 'cuda')
-
-
 def train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
           *, resume: bool = False) -> TrainResult:
     """Train per `config`, writing checkpoints, CSV and PNG curves into `runtime.out`.
@@ -254,6 +249,7 @@ class _RunState:
     average: 'WeightAverage | None'
     optimizer: torch.optim.Optimizer
     device: torch.device
+    precision: str
     start_step: int
     wall_before: float
     loss_log: CsvLog | None
@@ -307,7 +303,9 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
         logs = (CsvLog(out / 'loss.csv', LOSS_FIELDS, resumed),
                 CsvLog(out / 'validation.csv', VAL_FIELDS, resumed),
                 _center_windows(val_pool, config.val_crop, multiple))
-    return _RunState(model, network, average, optimizer, device, start_step, wall_before, *logs)
+    precision = resolve_precision('bf16' if config.amp else 'fp32', device)
+    return _RunState(model, network, average, optimizer, device, precision, start_step,
+                     wall_before, *logs)
 
 
 def _load_init(model: torch.nn.Module, config: TrainConfig) -> None:
@@ -358,7 +356,7 @@ def _optimise(config: TrainConfig, state: _RunState, criterion: StereoLoss,
               batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
     batch = {view: tensor.to(state.device, non_blocking=True, memory_format=LAYOUT)
              for view, tensor in batch.items()}
-    with _autocast(state.device, config.amp):
+    with autocast(state.device, state.precision):
         outputs = state.network(batch['rainy_left'], batch['rainy_right'])
     loss, parts = criterion(outputs, (batch['clean_left'], batch['clean_right']),
                             (batch['rainy_left'], batch['rainy_right']))
