@@ -126,6 +126,9 @@ def test_bad_arguments_are_one_line_errors():
     bad_size = stereo_derain('bench', 'models', '--sizes', '640by360')
     assert bad_size.returncode == 2
     assert 'WIDTHxHEIGHT' in bad_size.stderr
+    half = stereo_derain('bench', 'models', '--device', 'cpu', '--dtypes', 'fp32,fp16')
+    assert half.returncode == 2
+    assert 'on this CPU runs fp32' in half.stderr and 'fp16 runs on CUDA' in half.stderr
 
 
 @pytest.mark.slow

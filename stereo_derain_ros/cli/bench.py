@@ -65,7 +65,8 @@ def _register_models(commands: argparse._SubParsersAction) -> None:
                         help='band width in input pixels for banded rows (default 192, the '
                              "models' own; quick 24, the same fraction of the narrow images)")
     parser.add_argument('--dtypes', type=_names,
-                        help='comma-separated fp32,fp16,bf16 (default: fp32 on CPU, all on CUDA)')
+                        help='comma-separated fp32,fp16,bf16 (default: fp32 on CPU, all on CUDA; '
+                             'bf16 runs on CPUs with AVX512-BF16 or AMX)')
     parser.add_argument('--compile', choices=('off', 'on', 'both'),
                         help='torch.compile the model (default: off on CPU, both on CUDA)')
     parser.add_argument('--backends', type=_names, default=['torch'],
@@ -207,6 +208,7 @@ def _model_config(args: argparse.Namespace):
     from stereo_derain_ros.engine.config import check_model_name
     from stereo_derain_ros.engine.devices import resolve_device
     from stereo_derain_ros.engine.errors import EngineError
+    from stereo_derain_ros.engine.precision import cpu_has_native_bf16
     from stereo_derain_ros.models import available_models
 
     gpu = torch.cuda.is_available()
@@ -219,9 +221,11 @@ def _model_config(args: argparse.Namespace):
     if any(dtype not in TORCH_DTYPES for dtype in dtypes):
         raise CommandError(f'--dtypes {",".join(dtypes)}: expected some of '
                            f'{", ".join(TORCH_DTYPES)}')
-    if device == 'cpu' and dtypes != ['fp32']:
+    cpu_dtypes = ['fp32', 'bf16'] if cpu_has_native_bf16() else ['fp32']
+    if device == 'cpu' and set(dtypes) - set(cpu_dtypes):
         raise CommandError(f'--dtypes {",".join(dtypes)}: half-precision rows run the engine\'s '
-                           'CUDA autocast path; on the CPU the engine runs fp32 only')
+                           f'autocast path, which on this CPU runs {" and ".join(cpu_dtypes)} '
+                           '(bf16 needs AVX512-BF16 or AMX; fp16 runs on CUDA)')
     if not args.backends or set(args.backends) - {'torch', 'onnxruntime'}:
         raise CommandError(f'--backends {",".join(args.backends)}: expected torch, onnxruntime '
                            'or torch,onnxruntime')
