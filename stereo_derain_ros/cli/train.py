@@ -74,7 +74,8 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seed of data, crops and initial weights (default: %(default)s)')
     parser.add_argument('--amp', action='store_true',
                         help='bf16 mixed precision on CUDA and on CPUs with AVX512-BF16 or AMX '
-                             '(about 1.4x faster there); other CPUs train fp32, with a warning')
+                             '(1.2-1.4x faster per step there); other CPUs train fp32, with a '
+                             'warning')
     parser.add_argument('--ema', type=float, default=0.0,
                         help='decay of a moving average of the weights, which the checkpoint '
                              'then holds, e.g. 0.999 (default: %(default)s, none)')

@@ -4,7 +4,7 @@ Autocast keeps weights, normalisations and softmax in fp32 and runs matmuls and 
 half precision, which is what the engine does per frame; benchmarks and training use the same
 context so their half-precision rows measure what the engine runs, not a model cast wholesale.
 On a CPU only bf16 is offered, and only where oneDNN runs it in hardware (AVX512-BF16 or AMX):
-there bandnet runs about 1.4x faster than fp32, elsewhere bf16 is emulated and slower.
+there the engine runs bandnet 1.45-1.6x faster than fp32, elsewhere bf16 is emulated and slower.
 """
 
 import contextlib
