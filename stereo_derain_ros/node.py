@@ -289,7 +289,8 @@ class StereoDerainNode(Node):
         if not self._params.enable:
             return 'pass-through'
         device = getattr(self._engine, 'device', self._params.device)
-        return f'deraining with model {self._model_label()} on {device}'
+        precision = getattr(self._engine, 'precision', self._params.precision)
+        return f'deraining with model {self._model_label()} on {device} in {precision}'
 
     def _model_label(self) -> str:
         model = getattr(self._engine, 'model_name', None)

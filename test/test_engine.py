@@ -100,14 +100,19 @@ def test_memory_layout_changes_speed_not_pixels(channels_last):
 def test_half_precision_on_the_cpu_is_bf16_where_the_cpu_runs_it(precision, caplog):
     """bf16 runs on CPUs with AVX512-BF16 or AMX, within 2 levels of fp32.
 
-    fp16, and bf16 on other CPUs, fall back to fp32 with a warning; auto is exact fp32.
+    fp16, and bf16 on other CPUs, fall back to fp32 with a warning; auto is exact fp32, with
+    a hint where bf16 would run.
     """
+    caplog.set_level('INFO', logger='stereo_derain_ros.engine.precision')
     engine = DerainEngine(EngineConfig(device='cpu', precision=precision, warmup_shape=None),
                           model=small_bandnet(pool_window=8))
     native = precision == 'bf16' and cpu_has_native_bf16()
     assert engine.precision == ('bf16' if native else 'fp32')
     refused = precision != 'auto' and not native
     assert refused == any('running fp32' in record.getMessage() for record in caplog.records)
+    hinted = precision == 'auto' and cpu_has_native_bf16()
+    assert hinted == any('would run about 1.5x faster' in record.getMessage()
+                         for record in caplog.records)
     left, right = random_pair((HEIGHT, WIDTH, 3), np.uint16, seed=2)
     out = engine.derain(left, right, 'rgb')[0].astype(np.float64)
     error = np.abs(out - model_on_reflect_padded(small_bandnet(pool_window=8), left, right))
