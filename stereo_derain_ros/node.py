@@ -188,7 +188,18 @@ class StereoDerainNode(Node):
         super().__init__(node_kwargs.pop('node_name', NODE_NAME), **node_kwargs)
         self._engine_factory = engine_factory
         self._params = self._declare_parameters()
-        self._engine = self._load_engine(self._params) if self._params.enable else None
+        # Attached before the engine is built, so that what it says while loading (a precision
+        # this device cannot run, the device it fell back to) reaches the ROS log too.
+        self._engine_log = EngineLogForwarder(self.get_logger())
+        engine_logger = logging.getLogger(ENGINE_LOGGER)
+        engine_logger.addHandler(self._engine_log)
+        if engine_logger.level == logging.NOTSET:
+            engine_logger.setLevel(logging.INFO)
+        try:
+            self._engine = self._load_engine(self._params) if self._params.enable else None
+        except Exception:
+            engine_logger.removeHandler(self._engine_log)
+            raise
 
         self._throttle = WarningThrottle()
         self._input_sets = RateMeter()
@@ -207,8 +218,6 @@ class StereoDerainNode(Node):
         self._processing_since: float | None = None
         self._wake = threading.Condition()
         self._timer_due = False
-        self._engine_log = EngineLogForwarder(self.get_logger())
-        logging.getLogger(ENGINE_LOGGER).addHandler(self._engine_log)
         self._started_at = time.monotonic()
         self._last_published_at = self._last_received_at = self._started_at
 

@@ -489,6 +489,15 @@ def test_camera_info_of_another_size_is_published_with_a_warning(start_node, cap
                         f'{WIDTH}x{HEIGHT}' in capfd.readouterr().err, 3)
 
 
+def test_what_the_engine_says_while_loading_reaches_the_ros_log(start_node, capfd):
+    start_node(precision='fp16')
+    lines = capfd.readouterr().err.splitlines()
+    assert any('[WARN]' in line and 'precision fp16 applies to CUDA only' in line
+               for line in lines), lines
+    assert any('[INFO]' in line and 'ready: deraining with model' in line and 'in fp32' in line
+               for line in lines), lines
+
+
 def test_unstamped_input_is_explained(start_node):
     node, rig = start_node()
     pair = rainy_pair('mono8', seed=17)
@@ -507,7 +516,8 @@ def test_an_idle_node_says_so_once_in_diagnostics_and_not_as_a_warning(start_nod
     assert rig.wait_for(lambda: rig.latest_diagnostics().get('message', '').startswith(
         'idle: no input for'), 9)
     err = capfd.readouterr().err
-    assert err.count('idle: no input for') == 1 and '[WARN]' not in err
+    assert err.count('idle: no input for') == 1
+    assert not any('[WARN]' in line and 'idle' in line for line in err.splitlines())
 
 
 def test_parameters_are_declared_with_their_ranges_and_read_only_flags(start_node):
