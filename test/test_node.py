@@ -517,7 +517,10 @@ def test_an_idle_node_says_so_once_in_diagnostics_and_not_as_a_warning(start_nod
         'idle: no input for'), 9)
     err = capfd.readouterr().err
     assert err.count('idle: no input for') == 1
-    assert not any('[WARN]' in line and 'idle' in line for line in err.splitlines())
+    # The only warning is the engine's start-up one about the untrained test weights.
+    warnings = [line for line in err.splitlines() if '[WARN]' in line]
+    assert [line.split(']: ', 1)[1] for line in warnings] == [
+        'running model bandnet with UNTRAINED weights (testing only)'], warnings
 
 
 def test_parameters_are_declared_with_their_ranges_and_read_only_flags(start_node):
