@@ -613,16 +613,22 @@ def describe_mismatch(left: DecodedView, right: DecodedView) -> str:
             'expected the same size and encoding on both sides')
 
 
-def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
+def spin_until_shutdown(executor: SingleThreadedExecutor) -> bool:
     """Spin `executor` on a thread of its own until the context shuts down or SIGINT arrives.
 
     Python runs signal handlers on the main thread only. When the main thread itself spins, a
     SIGINT handled while rclpy converts a message being taken ends spin with a RuntimeError from
     pybind11 instead of a shutdown (seen with the single-threaded executor); here the signal only
     interrupts the main thread's wait, and rclpy's own handler shuts the context down, which
-    ends spin.
+    ends spin. The main thread waits on an event the spin thread sets, not on `Thread.join`:
+    Python 3.11 marks a thread as finished when a KeyboardInterrupt breaks into its join, so the
+    process went on to exit while spin was still inside rcl's wait, and the interpreter's exit
+    then killed that thread inside C++ code ("terminate called without an active exception").
+
+    Returns False when spin has not ended SHUTDOWN_WAIT_S after the signal.
     """
     failures: list[BaseException] = []
+    finished = threading.Event()
 
     def spin() -> None:
         try:
@@ -636,17 +642,20 @@ def spin_until_shutdown(executor: SingleThreadedExecutor) -> None:
                 failures.append(error)
         except BaseException as error:  # noqa: BLE001 - re-raised on the main thread below
             failures.append(error)
+        finally:
+            finished.set()
 
     thread = threading.Thread(target=spin, name=f'{NODE_NAME}_executor', daemon=True)
     thread.start()
     try:
-        thread.join()
+        finished.wait()
     except KeyboardInterrupt:
         # rclpy's own SIGINT handler shuts the context down, concurrently; shutting it down
         # here as well races with it (rcl: "shutdown already called") and aborts the process.
-        thread.join(timeout=SHUTDOWN_WAIT_S)
+        finished.wait(timeout=SHUTDOWN_WAIT_S)
     if failures:
         raise failures[0]
+    return finished.is_set()
 
 
 def main(args: list[str] | None = None) -> int:
@@ -655,7 +664,8 @@ def main(args: list[str] | None = None) -> int:
     rclpy turns both signals into a context shutdown, which ends `spin`. An inference still
     running then gets SHUTDOWN_WAIT_S to finish; after that the process exits without waiting
     for it (its thread pool would otherwise be joined at interpreter exit, however long the
-    inference takes).
+    inference takes), and so it does when spin itself has not ended by then (an interpreter exit
+    would kill that thread inside rcl and abort).
     """
     profile = apply_large_image_profile()
     rclpy.init(args=args)
@@ -670,14 +680,14 @@ def main(args: list[str] | None = None) -> int:
                                'FASTRTPS_DEFAULT_PROFILES_FILE to use your own profile)')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spin_until_shutdown(executor)
+    spun_down = spin_until_shutdown(executor)
     idle = node.stop(SHUTDOWN_WAIT_S)
     executor.shutdown(timeout_sec=0.0)
     node.destroy_node()
     rclpy.try_shutdown()
-    if not idle:
-        print(f'{NODE_NAME}: exiting without waiting for the inference in progress',
-              file=sys.stderr, flush=True)
+    if not (idle and spun_down):
+        busy = 'the inference in progress' if not idle else 'the executor thread'
+        print(f'{NODE_NAME}: exiting without waiting for {busy}', file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(0)
     return 0

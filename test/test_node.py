@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -412,6 +413,43 @@ def test_node_in_another_process_derains_and_exits_cleanly(rclpy_context):
         thread.join(timeout=10)
         rig.node.destroy_node()
     assert process.returncode == 0, output_text
+
+
+def test_ctrl_c_waits_for_spin_to_end_before_the_process_goes_on(rclpy_context):
+    """Ctrl-C must not let the node exit while spin is inside rcl.
+
+    Python 3.11 marks a thread as finished when Ctrl-C breaks into its join; the node then went
+    on to exit while spin was inside rcl, which aborted the process in one CI run out of a few.
+    """
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from stereo_derain_ros.node import spin_until_shutdown
+
+    node = Node('busy_spinner', context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    callback_started, callback_finished = threading.Event(), threading.Event()
+
+    def slow_callback():
+        callback_started.set()
+        time.sleep(0.5)
+        executor.shutdown(timeout_sec=0.0)
+        callback_finished.set()
+
+    def interrupt_main_thread():
+        callback_started.wait(timeout=10)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    timer = node.create_timer(0.01, slow_callback)
+    threading.Thread(target=interrupt_main_thread, daemon=True).start()
+    try:
+        assert spin_until_shutdown(executor)
+        assert callback_finished.is_set(), 'returned while spin was still in a callback'
+    finally:
+        callback_finished.wait(timeout=10)
+        node.destroy_timer(timer)
+        node.destroy_node()
 
 
 def test_use_sim_time_drives_the_processing_timer(start_node):
