@@ -7,7 +7,7 @@ from conftest import REPO_ROOT, venv_bin
 
 
 def test_ruff_clean():
-    targets = ['stereo_derain_ros', 'test', 'launch', 'setup.py']
+    targets = ['stereo_derain_ros', 'test', 'launch', 'tools', 'setup.py']
     existing = [t for t in targets if (REPO_ROOT / t).exists()]
     result = subprocess.run(
         [venv_bin('ruff'), 'check', '--no-cache', *existing],

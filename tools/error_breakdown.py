@@ -1,0 +1,106 @@
+"""Where a checkpoint's remaining error sits on a held-out set, pair by pair and view by view.
+
+Answers whether what is left after deraining is rain still standing (error on the pixels the
+synthesis covered with streaks), a brightness or veil residue (error that survives an 8-px
+Gaussian low-pass), or a correction of the right shape but the wrong size (the least-squares
+scale k of the correction, and the PSNR that scale would reach: an oracle that no deployed
+model has). Used for the model card's "Where medium rain is lost"; run from the repository root:
+
+    PYTHONPATH=. .venv/bin/python tools/error_breakdown.py CHECKPOINT photos-medium [SET ...]
+"""
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+
+from stereo_derain_ros.data.specs import open_dataset
+from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+LOWPASS_SIGMA_PX = 8.0
+# Pixels whose streak opacity exceeds this count as rain pixels.
+RAIN_ALPHA = 0.02
+
+
+def gaussian_lowpass(image: torch.Tensor, sigma: float = LOWPASS_SIGMA_PX) -> torch.Tensor:
+    radius = int(3 * sigma)
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2
+                     / (2 * sigma * sigma))
+    taps = (taps / taps.sum()).to(image.dtype)
+    channels = image.shape[1]
+    padded = functional.pad(image, (radius,) * 4, mode='reflect')
+    rows = functional.conv2d(padded, taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1),
+                             groups=channels)
+    return functional.conv2d(rows, taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
+                             groups=channels)
+
+
+def psnr(squared_error: float) -> float:
+    return 10.0 * np.log10(255.0 ** 2 / max(squared_error, 1e-12))
+
+
+def view_breakdown(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
+                   alpha: np.ndarray) -> dict[str, float]:
+    """Split one view's error; images are HxWxC in 0-255, alpha HxW in 0-1."""
+    error = derained.astype(np.float64) - clean
+    correction = derained.astype(np.float64) - rainy
+    wanted = clean - rainy.astype(np.float64)
+    rain = alpha > RAIN_ALPHA
+    total = (error ** 2).sum()
+    lowpass = gaussian_lowpass(torch.from_numpy(error).permute(2, 0, 1)[None])
+    lowpass = lowpass[0].permute(1, 2, 0).numpy()
+    scale = (correction * wanted).sum() / max((correction ** 2).sum(), 1e-9)
+    return {
+        'input': psnr((wanted ** 2).mean()),
+        'output': psnr((error ** 2).mean()),
+        'rain_pixels': float(rain.mean()),
+        'error_on_rain': float((error ** 2)[rain].sum() / max(total, 1e-12)),
+        'lowpass': psnr((lowpass ** 2).mean()),
+        'highpass': psnr(((error - lowpass) ** 2).mean()),
+        'scale': float(scale),
+        'scaled': psnr(((rainy + scale * correction - clean) ** 2).mean()),
+    }
+
+
+def as_image(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.permute(1, 2, 0).numpy() * 255.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
+    parser.add_argument('--photos', default='data/photos')
+    options = parser.parse_args()
+    torch.set_num_threads(1)
+    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
+                                       weights=options.checkpoint, threads=1))
+    print('set pair view | input output dB | rain px | error on rain | low-pass high-pass dB '
+          '| scale k, PSNR at k')
+    for name in options.sets:
+        dataset = open_dataset(f'heldout:{name}', options.photos)
+        rows = []
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            rainy = [np.round(as_image(sample[f'rainy_{view}'])).astype(np.uint8)
+                     for view in ('left', 'right')]
+            derained = engine.derain(rainy[0], rainy[1], 'rgb')
+            for view, source, output in zip(('left', 'right'), rainy, derained):
+                row = view_breakdown(source, output, as_image(sample[f'clean_{view}']),
+                                     sample[f'alpha_{view}'][0].numpy())
+                rows.append(row)
+                print(f'{name} {index} {view} | {row["input"]:.2f} {row["output"]:.2f} | '
+                      f'{row["rain_pixels"]:.2f} | {row["error_on_rain"]:.2f} | '
+                      f'{row["lowpass"]:.2f} {row["highpass"]:.2f} | '
+                      f'{row["scale"]:.2f}, {row["scaled"]:.2f}', flush=True)
+        means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
+        print(f'{name} mean | {means["input"]:.2f} {means["output"]:.2f} | '
+              f'{means["rain_pixels"]:.2f} | {means["error_on_rain"]:.2f} | '
+              f'{means["lowpass"]:.2f} {means["highpass"]:.2f} | '
+              f'median k {np.median([row["scale"] for row in rows]):.2f}, '
+              f'{means["scaled"]:.2f}', flush=True)
+
+
+if __name__ == '__main__':
+    main()
