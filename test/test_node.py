@@ -430,9 +430,12 @@ def test_ctrl_c_waits_for_spin_to_end_before_the_process_goes_on(rclpy_context):
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     callback_started, callback_finished = threading.Event(), threading.Event()
+    signal_sent = threading.Event()
 
     def slow_callback():
         callback_started.set()
+        # Still in the callback when the signal arrives, however slowly the sender is scheduled.
+        signal_sent.wait(timeout=10)
         time.sleep(0.5)
         executor.shutdown(timeout_sec=0.0)
         callback_finished.set()
@@ -440,6 +443,7 @@ def test_ctrl_c_waits_for_spin_to_end_before_the_process_goes_on(rclpy_context):
     def interrupt_main_thread():
         callback_started.wait(timeout=10)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        signal_sent.set()
 
     timer = node.create_timer(0.01, slow_callback)
     threading.Thread(target=interrupt_main_thread, daemon=True).start()
