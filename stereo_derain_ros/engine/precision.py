@@ -39,7 +39,7 @@ def resolve_precision(spec: str, device: torch.device) -> str:
     if spec == 'auto' and native:
         LOGGER.info('this CPU runs bf16 in hardware: precision bf16 would run about 1.5x faster '
                     'than the fp32 that auto picks, at nearly the same output')
-    if spec == 'bf16':
+    elif spec == 'bf16':
         LOGGER.warning('precision bf16 needs a CPU with AVX512-BF16 or AMX (this one would '
                        'emulate it, slower than fp32); running fp32 on %s', device)
     elif spec == 'fp16':
