@@ -4,7 +4,11 @@ Answers whether what is left after deraining is rain still standing (error on th
 synthesis covered with streaks), a brightness or veil residue (error that survives an 8-px
 Gaussian low-pass), or a correction of the right shape but the wrong size (the least-squares
 scale k of the correction, and the PSNR that scale would reach: an oracle that no deployed
-model has). Used for the model card's "Where medium rain is lost"; run from the repository root:
+model has). Two more columns ask whether the correction is put in the wrong place or stops
+short: the share of the rain's squared error removed on faint and on strong streak pixels, the
+PSNR with the correction kept only on rain pixels (another oracle: the cost of what
+spills onto pixels without rain), and after a second pass of the network over its own output.
+Used for the model card's "Where the remaining error sits"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/error_breakdown.py CHECKPOINT photos-medium [SET ...]
 """
@@ -19,8 +23,9 @@ from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 
 LOWPASS_SIGMA_PX = 8.0
-# Pixels whose streak opacity exceeds this count as rain pixels.
+# Pixels whose streak opacity exceeds this count as rain pixels, above the second as strong rain.
 RAIN_ALPHA = 0.02
+STRONG_RAIN_ALPHA = 0.1
 
 
 def gaussian_lowpass(image: torch.Tensor, sigma: float = LOWPASS_SIGMA_PX) -> torch.Tensor:
@@ -41,7 +46,7 @@ def psnr(squared_error: float) -> float:
 
 
 def view_breakdown(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
-                   alpha: np.ndarray) -> dict[str, float]:
+                   alpha: np.ndarray, second_pass: np.ndarray) -> dict[str, float]:
     """Split one view's error; images are HxWxC in 0-255, alpha HxW in 0-1."""
     error = derained.astype(np.float64) - clean
     correction = derained.astype(np.float64) - rainy
@@ -50,17 +55,36 @@ def view_breakdown(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
     total = (error ** 2).sum()
     lowpass = gaussian_lowpass(torch.from_numpy(error).permute(2, 0, 1)[None])
     lowpass = lowpass[0].permute(1, 2, 0).numpy()
+    strong = alpha > STRONG_RAIN_ALPHA
+    faint = rain & ~strong
     scale = (correction * wanted).sum() / max((correction ** 2).sum(), 1e-9)
     return {
         'input': psnr((wanted ** 2).mean()),
         'output': psnr((error ** 2).mean()),
         'rain_pixels': float(rain.mean()),
+        'faint_pixels': float(faint.mean()),
         'error_on_rain': float((error ** 2)[rain].sum() / max(total, 1e-12)),
+        'error_on_faint': float((error ** 2)[faint].sum() / max(total, 1e-12)),
         'lowpass': psnr((lowpass ** 2).mean()),
         'highpass': psnr(((error - lowpass) ** 2).mean()),
         'scale': float(scale),
         'scaled': psnr(((rainy + scale * correction - clean) ** 2).mean()),
+        'faint_error': float((error ** 2)[faint].sum()),
+        'faint_rain': float((wanted ** 2)[faint].sum()),
+        'strong_error': float((error ** 2)[strong].sum()),
+        'strong_rain': float((wanted ** 2)[strong].sum()),
+        'confined': psnr(((np.clip(rainy + correction * rain[..., None], 0, 255) - clean) ** 2
+                          ).mean()),
+        'second_pass': psnr(((second_pass.astype(np.float64) - clean) ** 2).mean()),
     }
+
+
+def removed(row: dict[str, float], pixels: str) -> float:
+    """Return the share of the rain's squared error on faint or strong pixels that is gone.
+
+    From sums, so that on a set's means it pools every view instead of averaging ratios.
+    """
+    return 1.0 - row[f'{pixels}_error'] / max(row[f'{pixels}_rain'], 1e-9)
 
 
 def as_image(tensor: torch.Tensor) -> np.ndarray:
@@ -76,8 +100,9 @@ def main() -> None:
     torch.set_num_threads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
                                        weights=options.checkpoint, threads=1))
-    print('set pair view | input output dB | rain px | error on rain | low-pass high-pass dB '
-          '| scale k, PSNR at k')
+    print('set pair view | input output dB | rain px (faint) | error on rain (faint) '
+          '| low-pass high-pass dB | scale k, PSNR at k | removed on faint, strong rain px '
+          '| confined to rain px, second pass dB')
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
         rows = []
@@ -86,20 +111,29 @@ def main() -> None:
             rainy = [np.round(as_image(sample[f'rainy_{view}'])).astype(np.uint8)
                      for view in ('left', 'right')]
             derained = engine.derain(rainy[0], rainy[1], 'rgb')
-            for view, source, output in zip(('left', 'right'), rainy, derained):
+            twice = engine.derain(derained[0], derained[1], 'rgb')
+            for view, source, output, again in zip(('left', 'right'), rainy, derained, twice):
                 row = view_breakdown(source, output, as_image(sample[f'clean_{view}']),
-                                     sample[f'alpha_{view}'][0].numpy())
+                                     sample[f'alpha_{view}'][0].numpy(), again)
                 rows.append(row)
                 print(f'{name} {index} {view} | {row["input"]:.2f} {row["output"]:.2f} | '
-                      f'{row["rain_pixels"]:.2f} | {row["error_on_rain"]:.2f} | '
+                      f'{row["rain_pixels"]:.2f} ({row["faint_pixels"]:.2f}) | '
+                      f'{row["error_on_rain"]:.2f} '
+                      f'({row["error_on_faint"]:.2f}) | '
                       f'{row["lowpass"]:.2f} {row["highpass"]:.2f} | '
-                      f'{row["scale"]:.2f}, {row["scaled"]:.2f}', flush=True)
+                      f'{row["scale"]:.2f}, {row["scaled"]:.2f} | '
+                      f'{removed(row, "faint"):.2f} {removed(row, "strong"):.2f} | '
+                      f'{row["confined"]:.2f} {row["second_pass"]:.2f}', flush=True)
         means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
         print(f'{name} mean | {means["input"]:.2f} {means["output"]:.2f} | '
-              f'{means["rain_pixels"]:.2f} | {means["error_on_rain"]:.2f} | '
+              f'{means["rain_pixels"]:.2f} ({means["faint_pixels"]:.2f}) | '
+              f'{means["error_on_rain"]:.2f} '
+              f'({means["error_on_faint"]:.2f}) | '
               f'{means["lowpass"]:.2f} {means["highpass"]:.2f} | '
               f'median k {np.median([row["scale"] for row in rows]):.2f}, '
-              f'{means["scaled"]:.2f}', flush=True)
+              f'{means["scaled"]:.2f} | {removed(means, "faint"):.2f} '
+              f'{removed(means, "strong"):.2f} | {means["confined"]:.2f} '
+              f'{means["second_pass"]:.2f}', flush=True)
 
 
 if __name__ == '__main__':
