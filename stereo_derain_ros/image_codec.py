@@ -28,11 +28,21 @@ class UnsupportedEncoding(ImageCodecError):  # noqa: N818 - the name reads as th
 
 @dataclass(frozen=True)
 class EncodingInfo:
-    """How one `sensor_msgs/Image` encoding lays out a pixel."""
+    """How one `sensor_msgs/Image` encoding lays out a pixel.
+
+    An encoding with `alpha` stores a fourth channel after the colours. Cameras send it opaque
+    (the ZED's rectified images are bgra8) and the models take colour only, so decoding leaves
+    it out of the view and encoding writes it opaque again.
+    """
 
     dtype: np.dtype
     channels: int
     channel_order: str
+    alpha: bool = False
+
+    @property
+    def stored_channels(self) -> int:
+        return self.channels + int(self.alpha)
 
 
 SUPPORTED_ENCODINGS: dict[str, EncodingInfo] = {
@@ -42,6 +52,10 @@ SUPPORTED_ENCODINGS: dict[str, EncodingInfo] = {
     'rgb16': EncodingInfo(np.dtype(np.uint16), 3, 'rgb'),
     'bgr16': EncodingInfo(np.dtype(np.uint16), 3, 'bgr'),
     'mono16': EncodingInfo(np.dtype(np.uint16), 1, 'mono'),
+    'rgba8': EncodingInfo(np.dtype(np.uint8), 3, 'rgb', alpha=True),
+    'bgra8': EncodingInfo(np.dtype(np.uint8), 3, 'bgr', alpha=True),
+    'rgba16': EncodingInfo(np.dtype(np.uint16), 3, 'rgb', alpha=True),
+    'bgra16': EncodingInfo(np.dtype(np.uint16), 3, 'bgr', alpha=True),
 }
 
 SUPPORTED_COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
@@ -58,9 +72,10 @@ def encoding_info(encoding: str) -> EncodingInfo:
 
 
 def encoding_for(channel_order: str, dtype: np.dtype) -> str:
-    """Return the encoding name for an array with this channel order and dtype."""
+    """Return the encoding name (without alpha) for an array with this channel order and dtype."""
     for name, info in SUPPORTED_ENCODINGS.items():
-        if info.channel_order == channel_order and info.dtype == np.dtype(dtype):
+        if (not info.alpha and info.channel_order == channel_order
+                and info.dtype == np.dtype(dtype)):
             return name
     raise UnsupportedEncoding(
         f'no supported encoding for channel order {channel_order!r} with dtype '
@@ -71,7 +86,8 @@ def decode_image(height: int, width: int, encoding: str, step: int, is_bigendian
                  data) -> tuple[np.ndarray, str]:
     """Return `(array, channel_order)` viewing an image buffer without copying it.
 
-    The array is H×W for mono encodings and H×W×3 otherwise, in native byte order. Rows padded
+    The array is H×W for mono encodings and H×W×3 otherwise (an alpha channel is left out of the
+    view), in native byte order. Rows padded
     beyond width × channels × itemsize (`step` larger than needed) are read correctly; the
     padding is skipped by the view's strides. Only big-endian 16-bit data on a little-endian host
     (or the reverse) is copied, to swap bytes.
@@ -82,11 +98,12 @@ def decode_image(height: int, width: int, encoding: str, step: int, is_bigendian
         raise ImageCodecError(
             f'zero-sized image ({width}x{height}, encoding {encoding}); '
             'expected width and height of at least 1')
-    row_bytes = width * info.channels * info.dtype.itemsize
+    row_bytes = width * info.stored_channels * info.dtype.itemsize
     if step < row_bytes:
         raise ImageCodecError(
             f'image step {step} is smaller than width x channels x bytes per channel = '
-            f'{width} x {info.channels} x {info.dtype.itemsize} = {row_bytes} ({encoding})')
+            f'{width} x {info.stored_channels} x {info.dtype.itemsize} = {row_bytes} '
+            f'({encoding})')
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size < step * height:
         raise ImageCodecError(
@@ -96,7 +113,7 @@ def decode_image(height: int, width: int, encoding: str, step: int, is_bigendian
     dtype = info.dtype.newbyteorder(byte_order) if info.dtype.itemsize > 1 else info.dtype
     shape = (height, width) if info.channels == 1 else (height, width, info.channels)
     strides = ((step, info.dtype.itemsize) if info.channels == 1
-               else (step, info.channels * info.dtype.itemsize, info.dtype.itemsize))
+               else (step, info.stored_channels * info.dtype.itemsize, info.dtype.itemsize))
     image = np.ndarray(shape, dtype=dtype, buffer=buffer, strides=strides)
     if not image.dtype.isnative:
         image = image.astype(info.dtype)
@@ -107,15 +124,18 @@ def encode_image(image: np.ndarray, encoding: str) -> tuple[int, array.array]:
     """Return `(step, data)` for an unpadded little-endian message holding `image`.
 
     `data` is an `array.array('B')`, which rclpy messages accept without per-byte checks; wrap
-    it with `np.frombuffer` for a rosbags message. Set `is_bigendian` to 0 alongside.
+    it with `np.frombuffer` for a rosbags message. Set `is_bigendian` to 0 alongside. An encoding
+    with alpha takes H x W x 3 (written with an opaque alpha) or H x W x 4 (written as it is).
     """
     info = encoding_info(encoding)
     expected_ndim = 2 if info.channels == 1 else 3
     image = np.asarray(image)
     if info.channels == 1 and image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim != expected_ndim or (info.channels > 1 and image.shape[2] != info.channels):
-        expected = 'H x W' if info.channels == 1 else f'H x W x {info.channels}'
+    accepted = {info.channels, info.stored_channels}
+    if image.ndim != expected_ndim or (info.channels > 1 and image.shape[2] not in accepted):
+        expected = 'H x W' if info.channels == 1 else ' or '.join(
+            f'H x W x {channels}' for channels in sorted(accepted))
         raise ImageCodecError(
             f'cannot encode an array of shape {image.shape} as {encoding}: expected {expected}')
     if image.dtype != info.dtype:
@@ -123,10 +143,20 @@ def encode_image(image: np.ndarray, encoding: str) -> tuple[int, array.array]:
             f'cannot encode a {image.dtype} array as {encoding}: expected {info.dtype.name}')
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageCodecError(f'cannot encode a zero-sized image of shape {image.shape}')
-    little = np.ascontiguousarray(interleaved(image), dtype=info.dtype.newbyteorder('<'))
+    pixels = interleaved(image)
+    if info.alpha and image.shape[2] == info.channels:
+        pixels = with_opaque_alpha(pixels)
+    little = np.ascontiguousarray(pixels, dtype=info.dtype.newbyteorder('<'))
     data = array.array('B')
     data.frombytes(little.reshape(-1).view(np.uint8))
-    return image.shape[1] * info.channels * info.dtype.itemsize, data
+    return image.shape[1] * info.stored_channels * info.dtype.itemsize, data
+
+
+def with_opaque_alpha(image: np.ndarray) -> np.ndarray:
+    """Return H x W x 3 pixels with a fourth channel at the dtype's maximum (fully opaque)."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA)
 
 
 def interleaved(image: np.ndarray) -> np.ndarray:

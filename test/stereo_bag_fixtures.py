@@ -35,6 +35,8 @@ class BagSpec:
     corrupt_left: tuple[int, ...] = ()
     narrow_right: tuple[int, ...] = ()
     namespace: str = '/stereo'
+    # 'rgb8', or 'bgra8' (the colours of frame_pixels reversed, behind a translucent alpha of 7).
+    encoding: str = 'rgb8'
 
 
 def frame_pixels(index: int, side: int) -> np.ndarray:
@@ -63,7 +65,8 @@ def camera_info(index: int, frame_id: str, tx: float):
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
-def image_message(index: int, side: int, frame_id: str, compressed_format: str | None):
+def image_message(index: int, side: int, frame_id: str, compressed_format: str | None,
+                  encoding: str = 'rgb8'):
     import cv2
 
     pixels = frame_pixels(index, side)
@@ -73,9 +76,11 @@ def image_message(index: int, side: int, frame_id: str, compressed_format: str |
         return T['sensor_msgs/msg/CompressedImage'](
             header=header(index, frame_id), format=compressed_format,
             data=np.frombuffer(encoded.tobytes(), np.uint8))
+    if encoding == 'bgra8':
+        pixels = np.dstack([pixels[:, :, ::-1], np.full((HEIGHT, WIDTH), 7, np.uint8)])
     return T['sensor_msgs/msg/Image'](
-        header=header(index, frame_id), height=HEIGHT, width=WIDTH, encoding='rgb8',
-        is_bigendian=0, step=WIDTH * 3, data=pixels.reshape(-1))
+        header=header(index, frame_id), height=HEIGHT, width=WIDTH, encoding=encoding,
+        is_bigendian=0, step=WIDTH * pixels.shape[2], data=pixels.reshape(-1))
 
 
 def image_topic(spec: BagSpec, side: str) -> str:
@@ -104,7 +109,8 @@ def write_stereo_bag(path: Path, spec: BagSpec) -> Path:
                 if side == 'right' and index in spec.drop_right:
                     continue
                 frame_id = f'stereo_{side}_optical_frame'
-                image = image_message(index, side_index, frame_id, spec.compressed_format)
+                image = image_message(index, side_index, frame_id, spec.compressed_format,
+                                      spec.encoding)
                 if side == 'right' and index in spec.narrow_right:
                     image.data = frame_pixels(index, 1)[:, :WIDTH // 2].reshape(-1)
                     image.width, image.step = WIDTH // 2, WIDTH // 2 * 3

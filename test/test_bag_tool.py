@@ -134,6 +134,28 @@ def test_replace_puts_derained_images_on_the_input_topics(tmp_path):
     assert 'storage_identifier: sqlite3' in (tmp_path / 'derained' / 'metadata.yaml').read_text()
 
 
+def test_bgra8_images_are_derained_in_colour_and_written_back_with_opaque_alpha(tmp_path):
+    write_stereo_bag(tmp_path / 'rainy', BagSpec(frames=2, encoding='bgra8'))
+    orders = []
+
+    def invert_bgr(lefts, rights, channel_order):
+        orders.append(channel_order)
+        assert all(image.shape == (*frame_pixels(0, 0).shape[:2], 3) for image in lefts)
+        return [255 - image for image in lefts], [255 - image for image in rights]
+
+    derain_bag(config(tmp_path), invert_bgr)
+    assert orders and set(orders) == {'bgr'}
+    output = read_all(tmp_path / 'derained')
+    for side_index, side in enumerate(('left', 'right')):
+        for index, (_, raw) in enumerate(sorted(output[f'/stereo_derained/{side}/image_rect'])):
+            message = TYPESTORE.deserialize_cdr(raw, 'sensor_msgs/msg/Image')
+            assert message.encoding == 'bgra8' and message.step == message.width * 4
+            pixels = message.data.reshape(message.height, message.width, 4)
+            np.testing.assert_array_equal(pixels[:, :, :3],
+                                          255 - frame_pixels(index, side_index)[:, :, ::-1])
+            assert (pixels[:, :, 3] == 255).all()
+
+
 def test_compressed_topics_are_derained_into_the_same_format(tmp_path):
     spec = BagSpec(frames=3, compressed_format='rgb8; png compressed rgb8')
     write_stereo_bag(tmp_path / 'rainy', spec)

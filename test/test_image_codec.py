@@ -10,6 +10,7 @@ from stereo_derain_ros.image_codec import (
     decode_compressed,
     decode_image,
     encode_image,
+    encoding_for,
     fill_image,
     image_to_numpy,
     ImageCodecError,
@@ -32,7 +33,7 @@ def test_round_trip_every_encoding(encoding):
     image = sample(encoding)
     step, data = encode_image(image, encoding)
     info = SUPPORTED_ENCODINGS[encoding]
-    assert step == WIDTH * info.channels * info.dtype.itemsize
+    assert step == WIDTH * info.stored_channels * info.dtype.itemsize
     assert isinstance(data, array.array) and data.typecode == 'B'
     assert len(data) == step * HEIGHT
     decoded, order = decode_image(HEIGHT, WIDTH, encoding, step, 0, data)
@@ -61,18 +62,44 @@ def test_decode_is_a_view_of_the_message_buffer():
     assert decoded[0, 0, 0] == data[0]
 
 
-@pytest.mark.parametrize('encoding', ['rgb8', 'mono8', 'mono16', 'bgr16'])
+@pytest.mark.parametrize('encoding', ['rgb8', 'mono8', 'mono16', 'bgr16', 'bgra8', 'rgba16'])
 def test_padded_rows_are_read_not_rejected(encoding):
-    image = sample(encoding, seed=3)
     info = SUPPORTED_ENCODINGS[encoding]
-    row_bytes = WIDTH * info.channels * info.dtype.itemsize
+    image = sample(encoding, seed=3)
+    if info.alpha:
+        image = np.dstack([image, sample('mono16' if info.dtype == np.uint16 else 'mono8')])
+    row_bytes = WIDTH * info.stored_channels * info.dtype.itemsize
     padding = 7
     padded = np.full((HEIGHT, row_bytes + padding), 0xAB, np.uint8)
     padded[:, :row_bytes] = image.astype(info.dtype.newbyteorder('<')).reshape(
         HEIGHT, -1).view(np.uint8)
     data = array.array('B', padded.tobytes())
     decoded, _ = decode_image(HEIGHT, WIDTH, encoding, row_bytes + padding, 0, data)
-    np.testing.assert_array_equal(decoded, image)
+    np.testing.assert_array_equal(decoded, image[:, :, :info.channels] if info.alpha else image)
+
+
+@pytest.mark.parametrize('encoding', ['bgra8', 'rgba8', 'bgra16', 'rgba16'])
+def test_alpha_is_left_out_of_the_view_and_written_back_opaque(encoding):
+    # Cameras such as the ZED send bgra8; the models take colour only.
+    info = SUPPORTED_ENCODINGS[encoding]
+    colour = sample(encoding, seed=4)
+    translucent = np.dstack([colour, np.full((HEIGHT, WIDTH), 7, info.dtype)])
+    step, data = encode_image(translucent, encoding)
+    assert step == WIDTH * 4 * info.dtype.itemsize
+    decoded, order = decode_image(HEIGHT, WIDTH, encoding, step, 0, data)
+    assert order == info.channel_order and decoded.shape == (HEIGHT, WIDTH, 3)
+    np.testing.assert_array_equal(decoded, colour)
+    assert np.shares_memory(decoded, np.frombuffer(data, np.uint8)), 'decoding copied'
+    step, data = encode_image(decoded, encoding)
+    written = np.frombuffer(data, info.dtype).reshape(HEIGHT, WIDTH, 4)
+    np.testing.assert_array_equal(written[:, :, :3], colour)
+    assert (written[:, :, 3] == np.iinfo(info.dtype).max).all()
+
+
+def test_encodings_chosen_for_arrays_have_no_alpha():
+    # A compressed input's derained image is published raw in one of these.
+    assert encoding_for('bgr', np.uint8) == 'bgr8'
+    assert encoding_for('rgb', np.uint16) == 'rgb16'
 
 
 def test_big_endian_16_bit_is_swapped_to_native():
@@ -123,6 +150,8 @@ def test_encode_rejects_wrong_dtype_and_shape():
         encode_image(np.zeros((2, 2, 3), np.uint16), 'rgb8')
     with pytest.raises(ImageCodecError, match='expected H x W x 3'):
         encode_image(np.zeros((2, 2), np.uint8), 'bgr8')
+    with pytest.raises(ImageCodecError, match='expected H x W x 3 or H x W x 4'):
+        encode_image(np.zeros((2, 2, 2), np.uint8), 'bgra8')
     with pytest.raises(UnsupportedEncoding):
         encode_image(np.zeros((2, 2), np.float32), '32FC1')
 

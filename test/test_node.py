@@ -63,10 +63,14 @@ def assert_same_header(output, source):
 
 def test_derained_pairs_keep_headers_camera_info_and_every_encoding(start_node):
     node, rig = start_node()
-    for number, encoding in enumerate(('rgb8', 'bgr8', 'mono8', 'mono16')):
+    for number, encoding in enumerate(('rgb8', 'bgr8', 'mono8', 'mono16', 'bgra8')):
         left, right = rainy_pair(encoding, seed=number)
         stamp = (10 + number) * SECOND + 123
-        sent = rig.publish_set(left, right, encoding, stamp)
+        inputs = (left, right)
+        if encoding == 'bgra8':  # a translucent alpha goes in, an opaque one comes out
+            inputs = tuple(np.dstack([view, np.full(view.shape[:2], 7, np.uint8)])
+                           for view in inputs)
+        sent = rig.publish_set(*inputs, encoding, stamp)
         assert rig.wait_for(lambda n=number: rig.count('right_info') > n
                             and rig.count('right_image') > n), f'no output for {encoding}'
         out_left, out_right = rig.messages('left_image')[-1], rig.messages('right_image')[-1]
@@ -76,6 +80,8 @@ def test_derained_pairs_keep_headers_camera_info_and_every_encoding(start_node):
             array, _ = image_to_numpy(output)
             assert array.shape == view.shape and array.dtype == view.dtype
             assert not np.array_equal(array, view), 'the output is the unchanged input'
+            if encoding == 'bgra8':
+                assert set(bytes(output.data)[3::4]) == {255}, 'alpha must come back opaque'
         for output, source in ((rig.messages('left_info')[-1], sent[1]),
                                (rig.messages('right_info')[-1], sent[3])):
             assert output == source
