@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-import torch.nn.functional as functional
 
 from stereo_derain_ros.models.base import ParallaxModule, StereoDerainModel
 from stereo_derain_ros.models.blocks import LayerNorm2d, NAFBlock
@@ -105,11 +104,6 @@ class BandNet(StereoDerainModel):
         cross_view_init: float = 0.0
         # Channel-attention pooling window in input pixels; None pools over the whole image.
         pool_window: int | None = None
-        # Stage 40's trials (weights/bandnet.md): a gain map g and drop colour D that add
-        # g * (input - D), the inverse of alpha compositing, to the correction; and a residual
-        # branch of this width beside the entry convolution (0: none).
-        gated_correction: bool = False
-        stem_width: int = 0
 
 
     def __init__(self, config: Config) -> None:
@@ -152,29 +146,10 @@ class BandNet(StereoDerainModel):
             for level, blocks in enumerate(config.decoder_blocks))
         self.exit = nn.Sequential(nn.Conv2d(widths[0], unshuffled, 3, padding=1),
                                   nn.PixelShuffle(config.unshuffle))
-        self.stem = None
-        if config.stem_width:
-            self.stem = nn.Sequential(nn.PixelUnshuffle(config.unshuffle),
-                                      nn.Conv2d(unshuffled, config.stem_width, 3, padding=1),
-                                      nn.GELU(), nn.Conv2d(config.stem_width, widths[0], 1))
-            nn.init.zeros_(self.stem[-1].weight)
-            nn.init.zeros_(self.stem[-1].bias)
-        self.gain = self.drop_colour = None
-        if config.gated_correction:
-            self.gain = nn.Sequential(nn.Conv2d(widths[0], config.unshuffle ** 2, 3, padding=1),
-                                      nn.PixelShuffle(config.unshuffle))
-            nn.init.zeros_(self.gain[0].weight)
-            nn.init.zeros_(self.gain[0].bias)
-            self.drop_colour = nn.Conv2d(widths[0], 3, 1)
-            nn.init.zeros_(self.drop_colour.weight)
-            nn.init.constant_(self.drop_colour.bias, 1.0)
-        self.unshuffle = config.unshuffle
         self.set_max_disparity(config.max_disparity)
 
     def correction(self, images: torch.Tensor) -> torch.Tensor:
         x = self.entry(images)
-        if self.stem is not None:
-            x = x + self.stem(images)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             x = encoder(x)
@@ -183,8 +158,4 @@ class BandNet(StereoDerainModel):
         x = self.middle(x)
         for level in reversed(range(len(self.decoders))):
             x = self.decoders[level](self.ups[level](x) + skips[level])
-        if self.gain is None:
-            return self.exit(x)
-        drop_colour = functional.interpolate(self.drop_colour(x), scale_factor=self.unshuffle,
-                                             mode='nearest')
-        return self.exit(x) + self.gain(x) * (images - drop_colour)
+        return self.exit(x)
