@@ -87,10 +87,9 @@ def decode_image(height: int, width: int, encoding: str, step: int, is_bigendian
     """Return `(array, channel_order)` viewing an image buffer without copying it.
 
     The array is H×W for mono encodings and H×W×3 otherwise (an alpha channel is left out of the
-    view), in native byte order. Rows padded
-    beyond width × channels × itemsize (`step` larger than needed) are read correctly; the
-    padding is skipped by the view's strides. Only big-endian 16-bit data on a little-endian host
-    (or the reverse) is copied, to swap bytes.
+    view), in native byte order. Rows padded beyond width × channels × itemsize (`step` larger
+    than needed) are read correctly; the padding is skipped by the view's strides. Only
+    big-endian 16-bit data on a little-endian host (or the reverse) is copied, to swap bytes.
     """
     info = encoding_info(encoding)
     height, width, step = int(height), int(width), int(step)
