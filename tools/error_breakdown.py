@@ -11,16 +11,22 @@ spills onto pixels without rain), and after a second pass of the network over it
 Used for the model card's "Where the remaining error sits"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/error_breakdown.py CHECKPOINT photos-medium [SET ...]
+
+`--figure PATH` also draws one pair's left view: rainy | derained | clean above the rain on the
+input, the rain left after deraining and the streak pixels (faint orange, strong white).
 """
 
 import argparse
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as functional
 
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.rain.contact_sheet import label
 
 LOWPASS_SIGMA_PX = 8.0
 # Pixels whose streak opacity exceeds this count as rain pixels, above the second as strong rain.
@@ -91,11 +97,35 @@ def as_image(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy() * 255.0
 
 
+def signed(difference: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """Show a signed difference (0-255 units) as grey around mid-grey, `gain` times stronger."""
+    grey = np.clip(128.0 + gain * difference.astype(np.float64).mean(axis=2), 0, 255)
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+
+
+def figure(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
+           alpha: np.ndarray) -> np.ndarray:
+    """Return the two-row RGB picture that `--figure` writes."""
+    clean = np.round(clean).astype(np.uint8)
+    streaks = np.zeros_like(clean)
+    streaks[(alpha > RAIN_ALPHA) & (alpha <= STRONG_RAIN_ALPHA)] = (255, 150, 0)
+    streaks[alpha > STRONG_RAIN_ALPHA] = (255, 255, 255)
+    top = [label(rainy, 'rainy'), label(derained, 'derained'), label(clean, 'clean')]
+    bottom = [label(signed(rainy.astype(np.float64) - clean), 'rain on the input (x4)'),
+              label(signed(derained.astype(np.float64) - clean), 'rain left (x4)'),
+              label(streaks, 'streaks: faint (orange), strong (white)')]
+    return np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint')
     parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
     parser.add_argument('--photos', default='data/photos')
+    parser.add_argument('--figure', type=Path, default=None,
+                        help='write a picture of one pair (its left view) to this file')
+    parser.add_argument('--figure-pair', type=int, default=0,
+                        help='index of that pair in the first set (default: %(default)s)')
     options = parser.parse_args()
     torch.set_num_threads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
@@ -112,6 +142,11 @@ def main() -> None:
                      for view in ('left', 'right')]
             derained = engine.derain(rainy[0], rainy[1], 'rgb')
             twice = engine.derain(derained[0], derained[1], 'rgb')
+            if options.figure and name == options.sets[0] and index == options.figure_pair:
+                picture = figure(rainy[0], derained[0], as_image(sample['clean_left']),
+                                 sample['alpha_left'][0].numpy())
+                cv2.imwrite(str(options.figure), picture[:, :, ::-1],
+                            [cv2.IMWRITE_JPEG_QUALITY, 80])
             for view, source, output, again in zip(('left', 'right'), rainy, derained, twice):
                 row = view_breakdown(source, output, as_image(sample[f'clean_{view}']),
                                      sample[f'alpha_{view}'][0].numpy(), again)
