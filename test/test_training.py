@@ -292,6 +292,25 @@ def test_init_starts_from_a_checkpoint_and_keeps_its_recipe(tmp_path):
         assert torch.allclose(value, first.model.state_dict()[name], atol=1e-6), name
 
 
+def test_train_only_changes_the_named_modules_and_keeps_the_rest(tmp_path):
+    train_pool, val_pool = _pools()
+    start = train(_config(steps=1, lr=1e-12, warmup=0),
+                  Runtime(out=tmp_path / 'start', progress=False), train_pool, val_pool)
+    checkpoint = str(tmp_path / 'start' / 'last.safetensors')
+    config = _config(steps=3, lr=1e-2, warmup=0, init=checkpoint,
+                     train_only=['exit', 'decoders.0'])
+    tuned = train(config, Runtime(out=tmp_path / 'tuned', progress=False), train_pool, val_pool)
+    before, after = start.model.state_dict(), tuned.model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith(('exit.', 'decoders.0.')) for name in changed)
+    assert any(name.startswith('exit.') for name in changed)
+    assert any(name.startswith('decoders.0.') for name in changed)
+    _, metadata = load_checkpoint(tmp_path / 'tuned' / 'last.safetensors')
+    assert metadata['recipe']['train_only'] == ['exit', 'decoders.0']
+    with pytest.raises(ValueError, match=r"--train-only 'head' names no parameters.*entry"):
+        _config(train_only=['head']).validate()
+
+
 def test_fine_tuning_from_the_command_line_keeps_the_init_architecture(tmp_path):
     from stereo_derain_ros.cli import build_parser
     from stereo_derain_ros.cli.train import _new_config

@@ -95,6 +95,10 @@ def _add_start_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--init-partial', action='store_true',
                         help='with --init: load only the tensors whose names and shapes fit the '
                              'model (e.g. bandnet weights into bandnet_mono)')
+    parser.add_argument('--train-only', action='append', default=[], metavar='MODULE',
+                        help='train only the parameters under this module, e.g. exit or '
+                             'decoders.0 (repeatable); the rest keep their loaded weights '
+                             '(default: train everything)')
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -210,7 +214,7 @@ def _new_config(args: argparse.Namespace):
         val_every=args.val_every, val_samples=args.val_samples,
         checkpoint_every=args.checkpoint_every, seed=args.seed, amp=args.amp, ema=args.ema,
         model_args=model_args, composition=_composition(args.composition), init=args.init,
-        init_recipe=init_recipe, init_partial=args.init_partial)
+        init_recipe=init_recipe, init_partial=args.init_partial, train_only=args.train_only)
 
 
 def run(args: argparse.Namespace) -> int:

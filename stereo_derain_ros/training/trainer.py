@@ -91,6 +91,9 @@ class TrainConfig:
     init_recipe: dict | None = None
     # Start from the tensors of `init` whose names and shapes match (another model's weights).
     init_partial: bool = False
+    # Module names (prefixes of parameter names) whose parameters train; the rest stay as
+    # loaded. Empty: everything trains.
+    train_only: list = field(default_factory=list)
 
     def validate(self) -> None:
         if self.steps <= 0 or self.batch <= 0:
@@ -105,6 +108,8 @@ class TrainConfig:
         CropSchedule.parse(self.crop_schedule)
         StereoLoss.from_spec(self.loss)
         CompositionConfig().overridden(self.composition)
+        if self.train_only:
+            trainable(build_model(self.model, **self.model_args), self.train_only)
 
     @classmethod
     def from_recipe(cls, recipe: dict) -> 'TrainConfig':
@@ -276,6 +281,10 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
     model = build_model(config.model, **config.model_args)
     if config.init and not resume:
         _load_init(model, config)
+    if config.train_only:
+        chosen = trainable(model, config.train_only)
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name in chosen)
     optimizer = _make_optimizer(config, model)
     start_step, wall_before = 0, 0.0
     average_weights = None
@@ -306,6 +315,25 @@ def _prepare(config: TrainConfig, runtime: Runtime, val_pool: PairPool, resume: 
     precision = resolve_precision('bf16' if config.amp else 'fp32', device)
     return _RunState(model, network, average, optimizer, device, precision, start_step,
                      wall_before, *logs)
+
+
+def trainable(model: torch.nn.Module, modules: list[str]) -> set[str]:
+    """Return the names of the parameters under these modules; each must hold one.
+
+    Training a part (a new head on fixed weights, the decoder on a user's own data) costs a
+    fraction of a full step: no gradient flows through the modules that stay fixed before it.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    chosen = set()
+    for module in modules:
+        under = {name for name in names if name == module or name.startswith(f'{module}.')}
+        if not under:
+            tops = sorted({name.split('.')[0] for name in names})
+            raise ValueError(f'--train-only {module!r} names no parameters of this model; '
+                             f'expected one of its modules, {", ".join(tops)}, or a part of '
+                             'one such as decoders.0')
+        chosen |= under
+    return chosen
 
 
 def _load_init(model: torch.nn.Module, config: TrainConfig) -> None:
