@@ -1,0 +1,127 @@
+"""What the second view could add to a checkpoint's output, given where each pixel is in it.
+
+Stereo deraining rests on the rain covering different background in the two views. This asks
+how much that is worth after the network has done its part: the left derained view is averaged
+(or the darker of the two is kept, since streaks brighten) with the right derained view warped
+onto it, where the right view sees the same surface. With the synthesis's exact disparity and
+the pixels where the warped clean right view reproduces the clean left one (an oracle: no
+deployed model has either), that bounds what a cross-view exchange at full resolution could
+gain; with correspondences from OpenCV's SGBM on the derained pair (left-right checked, fused
+only where the views agree within AGREE_GREY grey levels) it is what a cheap matcher gets.
+Left views only: the held-out sets store the left view's disparity. Used for the model card's
+"What the second view is worth"; run from the repository root:
+
+    PYTHONPATH=. .venv/bin/python tools/second_view_oracle.py CHECKPOINT photos-medium [SET ...]
+"""
+
+import argparse
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from stereo_derain_ros.data.specs import open_dataset
+from stereo_derain_ros.engine import DerainEngine, EngineConfig
+
+# The warped clean right view must match the clean left one within this (0-255) to count as the
+# same surface: leaves out occlusions and the few pixels that resampling blurs.
+SAME_SURFACE_GREY = 3.0
+AGREE_GREY = 12.0
+SGBM_BLOCK = 5
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    return float(10.0 * np.log10(255.0 ** 2 / max(((image - reference) ** 2).mean(), 1e-12)))
+
+
+def as_image(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.permute(1, 2, 0).numpy().astype(np.float64) * 255.0
+
+
+def warp_right_to_left(right: np.ndarray, disparity: np.ndarray,
+                       interpolation: int = cv2.INTER_LINEAR) -> tuple[np.ndarray, np.ndarray]:
+    """Return the right view resampled at x - d(x) of each left pixel, and where that is inside."""
+    height, width = disparity.shape
+    columns = np.arange(width, dtype=np.float32)[None].repeat(height, 0) - disparity
+    rows = np.arange(height, dtype=np.float32)[:, None].repeat(width, 1)
+    warped = cv2.remap(right.astype(np.float32), columns, rows, interpolation,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return warped.astype(np.float64), columns >= 0
+
+
+def sgbm_correspondence(left: np.ndarray, right: np.ndarray, max_disparity: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Return SGBM's left disparity on a uint8 RGB pair and where it passes a left-right check."""
+    grey = [cv2.cvtColor(view, cv2.COLOR_RGB2GRAY) for view in (left, right)]
+    matcher = cv2.StereoSGBM_create(
+        minDisparity=0, numDisparities=int(np.ceil((max_disparity + 8) / 16) * 16),
+        blockSize=SGBM_BLOCK, P1=8 * SGBM_BLOCK ** 2, P2=32 * SGBM_BLOCK ** 2,
+        uniquenessRatio=5, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    disparity = matcher.compute(grey[0], grey[1]).astype(np.float32) / 16.0
+    # The right view's disparity: the same matcher on the mirrored pair with the views swapped.
+    mirrored = matcher.compute(np.ascontiguousarray(grey[1][:, ::-1]),
+                               np.ascontiguousarray(grey[0][:, ::-1]))
+    right_disparity = np.ascontiguousarray(mirrored[:, ::-1]).astype(np.float32) / 16.0
+    back, inside = warp_right_to_left(right_disparity, disparity, cv2.INTER_NEAREST)
+    consistent = np.abs(back - disparity) <= 1.0
+    return disparity, (disparity > 0) & inside & consistent
+
+
+def fusions(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
+            disparity: np.ndarray) -> dict[str, float]:
+    """Score one pair's left view; images are [left, right] HxWxC in 0-255."""
+    left = derained[0].astype(np.float64)
+    warped, inside = warp_right_to_left(derained[1], disparity)
+    clean_warped, _ = warp_right_to_left(clean[1], disparity)
+    same = inside & (np.abs(clean[0] - clean_warped).max(axis=2) < SAME_SURFACE_GREY)
+    started = time.perf_counter()
+    matched, checked = sgbm_correspondence(derained[0], derained[1], float(disparity.max()))
+    seconds = time.perf_counter() - started
+    matched_warp, _ = warp_right_to_left(derained[1], matched)
+    agree = checked & (np.abs((left - matched_warp).mean(axis=2)) < AGREE_GREY)
+    return {
+        'input': psnr(rainy[0].astype(np.float64), clean[0]),
+        'derained': psnr(left, clean[0]),
+        'same_surface': float(same.mean()),
+        'oracle_mean': psnr(np.where(same[..., None], (left + warped) / 2, left), clean[0]),
+        'oracle_darker': psnr(np.where(same[..., None], np.minimum(left, warped), left),
+                              clean[0]),
+        'sgbm_checked': float(checked.mean()),
+        'sgbm_mean': psnr(np.where(agree[..., None], (left + matched_warp) / 2, left), clean[0]),
+        'sgbm_ms': 1000.0 * seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
+    parser.add_argument('--photos', default='data/photos')
+    options = parser.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
+                                       weights=options.checkpoint, threads=1))
+    columns = ('input', 'derained', 'same_surface', 'oracle_mean', 'oracle_darker',
+               'sgbm_checked', 'sgbm_mean', 'sgbm_ms')
+    print('set pair | ' + ' '.join(columns))
+    for name in options.sets:
+        dataset = open_dataset(f'heldout:{name}', options.photos)
+        rows = []
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            rainy = [np.round(as_image(sample[f'rainy_{view}'])).astype(np.uint8)
+                     for view in ('left', 'right')]
+            clean = [as_image(sample[f'clean_{view}']) for view in ('left', 'right')]
+            derained = engine.derain(rainy[0], rainy[1], 'rgb')
+            row = fusions(rainy, derained, clean, sample['disparity'][0].numpy())
+            rows.append(row)
+            print(f'{name} {index} | ' + ' '.join(f'{row[key]:.2f}' for key in columns),
+                  flush=True)
+        print(f'{name} mean | ' + ' '.join(f'{np.mean([row[key] for row in rows]):.2f}'
+                                           for key in columns), flush=True)
+
+
+if __name__ == '__main__':
+    main()
