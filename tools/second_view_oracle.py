@@ -29,6 +29,8 @@ from stereo_derain_ros.engine import DerainEngine, EngineConfig
 SAME_SURFACE_GREY = 3.0
 AGREE_GREY = 12.0
 SGBM_BLOCK = 5
+DISPARITY_ERRORS_PX = (0.25, 0.5, 1.0)
+ERROR_SMOOTHING_PX = 8.0
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -68,8 +70,15 @@ def sgbm_correspondence(left: np.ndarray, right: np.ndarray, max_disparity: floa
     return disparity, (disparity > 0) & inside & consistent
 
 
+def smooth_error(shape: tuple[int, int], rms: float, rng: np.random.Generator) -> np.ndarray:
+    """Return a disparity error field that varies over ERROR_SMOOTHING_PX, with this RMS."""
+    noise = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0),
+                             ERROR_SMOOTHING_PX)
+    return noise * np.float32(rms / max(float(np.sqrt((noise ** 2).mean())), 1e-12))
+
+
 def fusions(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
-            disparity: np.ndarray) -> dict[str, float]:
+            disparity: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     """Score one pair's left view; images are [left, right] HxWxC in 0-255."""
     left = derained[0].astype(np.float64)
     warped, inside = warp_right_to_left(derained[1], disparity)
@@ -80,6 +89,13 @@ def fusions(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
     seconds = time.perf_counter() - started
     matched_warp, _ = warp_right_to_left(derained[1], matched)
     agree = checked & (np.abs((left - matched_warp).mean(axis=2)) < AGREE_GREY)
+    agree_exact = inside & (np.abs((left - warped).mean(axis=2)) < AGREE_GREY)
+    off = {}
+    for rms in DISPARITY_ERRORS_PX:
+        warped_off, _ = warp_right_to_left(derained[1],
+                                           disparity + smooth_error(disparity.shape, rms, rng))
+        off[f'oracle_mean_off_{rms}px'] = psnr(
+            np.where(same[..., None], (left + warped_off) / 2, left), clean[0])
     return {
         'input': psnr(rainy[0].astype(np.float64), clean[0]),
         'derained': psnr(left, clean[0]),
@@ -87,6 +103,9 @@ def fusions(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
         'oracle_mean': psnr(np.where(same[..., None], (left + warped) / 2, left), clean[0]),
         'oracle_darker': psnr(np.where(same[..., None], np.minimum(left, warped), left),
                               clean[0]),
+        'exact_mean_where_agreeing': psnr(
+            np.where(agree_exact[..., None], (left + warped) / 2, left), clean[0]),
+        **off,
         'sgbm_checked': float(checked.mean()),
         'sgbm_mean': psnr(np.where(agree[..., None], (left + matched_warp) / 2, left), clean[0]),
         'sgbm_ms': 1000.0 * seconds,
@@ -104,10 +123,13 @@ def main() -> None:
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
                                        weights=options.checkpoint, threads=1))
     columns = ('input', 'derained', 'same_surface', 'oracle_mean', 'oracle_darker',
+               'exact_mean_where_agreeing',
+               *(f'oracle_mean_off_{rms}px' for rms in DISPARITY_ERRORS_PX),
                'sgbm_checked', 'sgbm_mean', 'sgbm_ms')
     print('set pair | ' + ' '.join(columns))
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
+        rng = np.random.default_rng(0)
         rows = []
         for index in range(len(dataset)):
             sample = dataset[index]
@@ -115,7 +137,7 @@ def main() -> None:
                      for view in ('left', 'right')]
             clean = [as_image(sample[f'clean_{view}']) for view in ('left', 'right')]
             derained = engine.derain(rainy[0], rainy[1], 'rgb')
-            row = fusions(rainy, derained, clean, sample['disparity'][0].numpy())
+            row = fusions(rainy, derained, clean, sample['disparity'][0].numpy(), rng)
             rows.append(row)
             print(f'{name} {index} | ' + ' '.join(f'{row[key]:.2f}' for key in columns),
                   flush=True)
