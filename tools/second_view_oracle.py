@@ -6,8 +6,9 @@ how much that is worth after the network has done its part: the left derained vi
 onto it, where the right view sees the same surface. With the synthesis's exact disparity and
 the pixels where the warped clean right view reproduces the clean left one (an oracle: no
 deployed model has either), that bounds what a cross-view exchange at full resolution could
-gain; with correspondences from OpenCV's SGBM on the derained pair (left-right checked, fused
-only where the views agree within AGREE_GREY grey levels) it is what a cheap matcher gets.
+gain; with correspondences from the package's SGBM (the evaluation's fixed settings, whose
+left-right check leaves a pixel without a match) on the derained pair, fused only where the views
+agree within AGREE_GREY grey levels, it is what a cheap matcher gets.
 Left views only: the held-out sets store the left view's disparity. Used for the model card's
 "What the second view is worth"; run from the repository root:
 
@@ -23,12 +24,12 @@ import torch
 
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.evaluation.disparity import num_disparities_for, sgbm_disparity
 
 # The warped clean right view must match the clean left one within this (0-255) to count as the
 # same surface: leaves out occlusions and the few pixels that resampling blurs.
 SAME_SURFACE_GREY = 3.0
 AGREE_GREY = 12.0
-SGBM_BLOCK = 5
 DISPARITY_ERRORS_PX = (0.25, 0.5, 1.0)
 ERROR_SMOOTHING_PX = 8.0
 
@@ -41,33 +42,14 @@ def as_image(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy().astype(np.float64) * 255.0
 
 
-def warp_right_to_left(right: np.ndarray, disparity: np.ndarray,
-                       interpolation: int = cv2.INTER_LINEAR) -> tuple[np.ndarray, np.ndarray]:
+def warp_right_to_left(right: np.ndarray, disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the right view resampled at x - d(x) of each left pixel, and where that is inside."""
     height, width = disparity.shape
     columns = np.arange(width, dtype=np.float32)[None].repeat(height, 0) - disparity
     rows = np.arange(height, dtype=np.float32)[:, None].repeat(width, 1)
-    warped = cv2.remap(right.astype(np.float32), columns, rows, interpolation,
+    warped = cv2.remap(right.astype(np.float32), columns, rows, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped.astype(np.float64), columns >= 0
-
-
-def sgbm_correspondence(left: np.ndarray, right: np.ndarray, max_disparity: float
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Return SGBM's left disparity on a uint8 RGB pair and where it passes a left-right check."""
-    grey = [cv2.cvtColor(view, cv2.COLOR_RGB2GRAY) for view in (left, right)]
-    matcher = cv2.StereoSGBM_create(
-        minDisparity=0, numDisparities=int(np.ceil((max_disparity + 8) / 16) * 16),
-        blockSize=SGBM_BLOCK, P1=8 * SGBM_BLOCK ** 2, P2=32 * SGBM_BLOCK ** 2,
-        uniquenessRatio=5, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
-    disparity = matcher.compute(grey[0], grey[1]).astype(np.float32) / 16.0
-    # The right view's disparity: the same matcher on the mirrored pair with the views swapped.
-    mirrored = matcher.compute(np.ascontiguousarray(grey[1][:, ::-1]),
-                               np.ascontiguousarray(grey[0][:, ::-1]))
-    right_disparity = np.ascontiguousarray(mirrored[:, ::-1]).astype(np.float32) / 16.0
-    back, inside = warp_right_to_left(right_disparity, disparity, cv2.INTER_NEAREST)
-    consistent = np.abs(back - disparity) <= 1.0
-    return disparity, (disparity > 0) & inside & consistent
 
 
 def smooth_error(shape: tuple[int, int], rms: float, rng: np.random.Generator) -> np.ndarray:
@@ -85,9 +67,10 @@ def fusions(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
     clean_warped, _ = warp_right_to_left(clean[1], disparity)
     same = inside & (np.abs(clean[0] - clean_warped).max(axis=2) < SAME_SURFACE_GREY)
     started = time.perf_counter()
-    matched, checked = sgbm_correspondence(derained[0], derained[1], float(disparity.max()))
+    matched = sgbm_disparity(derained[0], derained[1], num_disparities_for(disparity))
     seconds = time.perf_counter() - started
-    matched_warp, _ = warp_right_to_left(derained[1], matched)
+    checked = np.isfinite(matched)
+    matched_warp, _ = warp_right_to_left(derained[1], np.where(checked, matched, 0.0))
     agree = checked & (np.abs((left - matched_warp).mean(axis=2)) < AGREE_GREY)
     agree_exact = inside & (np.abs((left - warped).mean(axis=2)) < AGREE_GREY)
     off = {}
