@@ -25,6 +25,7 @@ import torch
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.evaluation.disparity import num_disparities_for, sgbm_disparity
+from stereo_derain_ros.sgbm import warp_from_other_view
 
 # The warped clean right view must match the clean left one within this (0-255) to count as the
 # same surface: leaves out occlusions and the few pixels that resampling blurs.
@@ -44,12 +45,8 @@ def as_image(tensor: torch.Tensor) -> np.ndarray:
 
 def warp_right_to_left(right: np.ndarray, disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the right view resampled at x - d(x) of each left pixel, and where that is inside."""
-    height, width = disparity.shape
-    columns = np.arange(width, dtype=np.float32)[None].repeat(height, 0) - disparity
-    rows = np.arange(height, dtype=np.float32)[:, None].repeat(width, 1)
-    warped = cv2.remap(right.astype(np.float32), columns, rows, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    return warped.astype(np.float64), columns >= 0
+    warped, inside = warp_from_other_view(right.astype(np.float32), disparity, 'left')
+    return warped.astype(np.float64), inside
 
 
 def smooth_error(shape: tuple[int, int], rms: float, rng: np.random.Generator) -> np.ndarray:

@@ -7,23 +7,16 @@ comes from SGBM on the rainy pair itself (no ground truth), as a user would have
 without a disparity keep their own value.
 """
 
-import cv2
 import numpy as np
 
 from stereo_derain_ros.evaluation.disparity import right_view_disparity, sgbm_disparity
+from stereo_derain_ros.sgbm import warp_from_other_view
 
 
-def _warp_min(view: np.ndarray, other: np.ndarray, disparity: np.ndarray,
-              sign: float) -> np.ndarray:
-    height, width = disparity.shape
-    columns, rows = np.meshgrid(np.arange(width, dtype=np.float32),
-                                np.arange(height, dtype=np.float32))
-    known = np.isfinite(disparity)
-    map_x = columns + sign * np.where(known, disparity, 0.0).astype(np.float32)
-    warped = cv2.remap(other, map_x, rows, interpolation=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    usable = known & (map_x >= 0) & (map_x <= width - 1)
-    return np.where(usable[..., None], np.minimum(view, warped), view)
+def _warp_min(image: np.ndarray, other: np.ndarray, disparity: np.ndarray,
+              view: str) -> np.ndarray:
+    warped, known = warp_from_other_view(other, disparity, view)
+    return np.where(known[..., None], np.minimum(image, warped), image)
 
 
 def stereo_min_baseline(left: np.ndarray, right: np.ndarray,
@@ -33,7 +26,6 @@ def stereo_min_baseline(left: np.ndarray, right: np.ndarray,
     right = np.ascontiguousarray(right, dtype=np.float32)
     left_disparity = sgbm_disparity(left, right, num_disparities)
     right_disparity = right_view_disparity(left, right, num_disparities)
-    # A left pixel at column x sees the scene point that the right view shows at x - d.
-    left_out = _warp_min(left, right, left_disparity, -1.0)
-    right_out = _warp_min(right, left, right_disparity, 1.0)
+    left_out = _warp_min(left, right, left_disparity, 'left')
+    right_out = _warp_min(right, left, right_disparity, 'right')
     return left_out, right_out

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from stereo_derain_ros.data.sgbm import sgbm_disparity
+from stereo_derain_ros.sgbm import sgbm_disparity
 
 DEFAULT_NUM_DISPARITIES = 128
 BAD_THRESHOLD_PX = 3.0

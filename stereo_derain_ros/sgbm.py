@@ -1,0 +1,63 @@
+"""The one SGBM matcher of the package, with fixed settings (see `evaluation.disparity`).
+
+A neutral module beside the layers, because three of them match with it: the reserved real
+pairs without ground truth (data) take the disparity that places their rain from it, the
+evaluation scores every pair with the same call, and the engine's second-view fusion finds
+where each pixel lies in the other view with it.
+"""
+
+import cv2
+import numpy as np
+
+from stereo_derain_ros.pixels import to_uint8
+
+BLOCK_SIZE = 5
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return image if image.dtype == np.uint8 else to_uint8(image)
+
+
+def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) -> np.ndarray:
+    """Return the left-view SGBM disparity in px (float32; NaN where SGBM found no match).
+
+    Images are H×W×3 RGB, uint8 or float in [0, 1].
+    """
+    if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
+        raise ValueError(f'expected two H×W×3 images of one shape, got {left.shape} and '
+                         f'{right.shape}')
+    if num_disparities <= 0 or num_disparities % 16:
+        raise ValueError(f'num_disparities must be a positive multiple of 16, got '
+                         f'{num_disparities}')
+    matcher = cv2.StereoSGBM_create(
+        minDisparity=0, numDisparities=num_disparities, blockSize=BLOCK_SIZE,
+        P1=8 * 3 * BLOCK_SIZE ** 2, P2=32 * 3 * BLOCK_SIZE ** 2, disp12MaxDiff=1,
+        uniquenessRatio=10, speckleWindowSize=100, speckleRange=2, preFilterCap=63,
+        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    left_bgr = cv2.cvtColor(_to_uint8(left), cv2.COLOR_RGB2BGR)
+    right_bgr = cv2.cvtColor(_to_uint8(right), cv2.COLOR_RGB2BGR)
+    raw = matcher.compute(left_bgr, right_bgr).astype(np.float32) / 16.0
+    raw[raw < 0] = np.nan
+    return raw
+
+
+def warp_from_other_view(other: np.ndarray, disparity: np.ndarray,
+                         view: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return the other view resampled at each pixel's match, and where that match is known.
+
+    `view` is the view the disparity belongs to: a left pixel at column x sees the scene point
+    that the right view shows at x - d, a right pixel the one the left view shows at x + d.
+    `other` is H×W or H×W×C float32; bilinear, and a pixel whose disparity is NaN or whose match
+    falls outside the other view takes its own column and is not `known`.
+    """
+    if view not in ('left', 'right'):
+        raise ValueError(f"view must be 'left' or 'right', got {view!r}")
+    height, width = disparity.shape
+    columns, rows = np.meshgrid(np.arange(width, dtype=np.float32),
+                                np.arange(height, dtype=np.float32))
+    finite = np.isfinite(disparity)
+    direction = -1.0 if view == 'left' else 1.0
+    map_x = columns + direction * np.where(finite, disparity, 0.0).astype(np.float32)
+    warped = cv2.remap(other, map_x, rows, interpolation=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return warped, finite & (map_x >= 0) & (map_x <= width - 1)
