@@ -565,6 +565,7 @@ class StereoDerainNode(Node):
             'weights': self._weights_label(),
             'precision': str(getattr(self._engine, 'precision', self._params.precision)),
             'self_ensemble': str(self._params.self_ensemble),
+            'view_fusion': str(self._params.view_fusion).lower(),
         }
         for name, received, unmatched in zip(INPUT_NAMES, counters.received, counters.unmatched):
             key = name.replace(' ', '_')

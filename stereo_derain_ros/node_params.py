@@ -104,6 +104,13 @@ class NodeParameters:
     self_ensemble: int = _engine_parameter(
         1, 'average the network over 1, 2 or 4 flips of each pair: better images for 2x or 4x '
         'the inference time (docs/engine.md)', minimum=1, maximum=4)
+    view_fusion: bool = _engine_parameter(
+        False, 'match the derained pair with SGBM and blend each view towards the other where '
+        'the network removed rain: better rainy images for one CPU matching per set '
+        '(docs/engine.md)')
+    view_fusion_disparity_range: int = _engine_parameter(
+        64, "with view_fusion: SGBM's search range in px, a multiple of 16 (as "
+        "stereo_image_proc's disparity_range)", minimum=16, maximum=1024)
     input_type: str = _startup_parameter(
         'raw', "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
         choices=INPUT_TYPES)
@@ -150,7 +157,8 @@ def engine_config(params: NodeParameters) -> EngineConfig:
         model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
         device=params.device, precision=params.precision, backend=params.backend,
         max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads,
-        self_ensemble=params.self_ensemble)
+        self_ensemble=params.self_ensemble, view_fusion=params.view_fusion,
+        view_fusion_disparity_range=params.view_fusion_disparity_range)
 
 
 def sync_config(params: NodeParameters) -> SyncConfig:

@@ -60,11 +60,14 @@ def test_full_option_group_reaches_the_config(parse):
     args = parse([*COMMANDS['derain'], '--model', 'apanet',
                   '--weights', 'w.safetensors', '--precision', 'fp16', '--max-disparity', '48',
                   '--tile', '128x256', '--tile-overlap', '16', '--threads', '1',
-                  '--self-ensemble', '4'])
+                  '--self-ensemble', '4', '--view-fusion', '--view-fusion-disparity-range', '96'])
     config = engine_config(args)
     assert (config.model, config.weights, config.precision, config.max_disparity, config.tile,
-            config.tile_overlap, config.threads, config.self_ensemble) == (
-        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1, 4)
+            config.tile_overlap, config.threads, config.self_ensemble, config.view_fusion,
+            config.view_fusion_disparity_range) == (
+        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1, 4, True, 96)
+    defaults = engine_config(parse(COMMANDS['derain']))
+    assert (defaults.view_fusion, defaults.view_fusion_disparity_range) == (False, 64)
 
 
 def test_eval_scores_at_full_precision_unless_asked(parse):
@@ -76,6 +79,9 @@ def test_eval_scores_at_full_precision_unless_asked(parse):
     (['--threads', '0'], None),
     (['--threads', '-2'], 'threads must be a positive int or None, got -2'),
     (['--precision', 'fp8'], "unknown precision 'fp8'"),
+    (['--view-fusion-disparity-range', '100'],
+     'view_fusion_disparity_range must be a positive multiple of 16 .SGBM search range in px., '
+     'got 100'),
 ])
 def test_bad_engine_options_are_one_line_errors(parse, argv, message):
     args = parse([*COMMANDS['derain'], *argv])

@@ -57,6 +57,11 @@ class EngineConfig:
     `self_ensemble` averages the network over 1, 2 or 4 flips of the pair (`engine.
     self_ensemble`): better images on every held-out set for 2x or 4x the compute, so it is off
     (1) by default and meant for a GPU with time to spare or for offline bag processing.
+
+    `view_fusion` matches the derained pair at full resolution with SGBM (search range
+    `view_fusion_disparity_range` pixels, a multiple of 16) and blends each view towards the
+    other where the network removed rain (`engine.view_fusion`): better rainy images for one
+    CPU matching per pair, so it is off by default.
     """
 
     model: str | None = None
@@ -79,6 +84,8 @@ class EngineConfig:
     threads: int | None = None
     backend: str = 'torch'
     self_ensemble: int = 1
+    view_fusion: bool = False
+    view_fusion_disparity_range: int = 64
 
     @classmethod
     def from_options(cls, **options: Any) -> 'EngineConfig':
@@ -137,6 +144,13 @@ class EngineConfig:
             raise ValueError(
                 f'self_ensemble must be one of {", ".join(map(str, SELF_ENSEMBLE_PASSES))} '
                 f'(passes averaged), got {self.self_ensemble!r}')
+        if not isinstance(self.view_fusion, bool):
+            raise ValueError(f'view_fusion must be true or false, got {self.view_fusion!r}')
+        if (not _is_int(self.view_fusion_disparity_range) or self.view_fusion_disparity_range < 16
+                or self.view_fusion_disparity_range % 16):
+            raise ValueError(
+                'view_fusion_disparity_range must be a positive multiple of 16 (SGBM search '
+                f'range in px), got {self.view_fusion_disparity_range!r}')
         if self.model_overrides and (self.weights is not None or not self.allow_untrained):
             raise ValueError(
                 'model_overrides only apply to untrained models (allow_untrained=True, no '

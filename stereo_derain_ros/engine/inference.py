@@ -28,6 +28,7 @@ from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radiu
 from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
+from stereo_derain_ros.engine.view_fusion import fuse_views
 
 LOGGER = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ class DerainEngine:
         """Run the model on N×3×H×W float views of any size, over `self_ensemble` flips."""
         out_left, out_right = self_ensemble(self._run_once, left, right,
                                             self.config.self_ensemble)
+        if self.config.view_fusion:
+            out_left, out_right = fuse_views(left, right, out_left, out_right,
+                                             self.config.view_fusion_disparity_range)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
             raise EngineError('the model produced NaN or infinite values, so there is no image '

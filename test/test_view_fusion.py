@@ -1,0 +1,128 @@
+"""Second-view fusion: a view moves towards the other view's pixel only where it should.
+
+Where the network took rain away and left some, the other view (which sees that surface without
+the streak) pulls the pixel halfway back to the surface; where the network changed nothing, or
+the other view shows something else there, the pixel stays as the network left it.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.engine.view_fusion import (
+    blend_view,
+    fuse_views,
+    right_disparity_from_left,
+)
+
+DISPARITY = 6
+HEIGHT, WIDTH = 48, 160
+RANGE = 16
+STREAK = slice(70, 72)
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    """Return a clean textured pair (H×W×3 in 0-255) with right[x - d] = left[x]."""
+    rng = np.random.default_rng(0)
+    texture = np.repeat(rng.uniform(60, 190, (HEIGHT, WIDTH + DISPARITY, 1)), 3, axis=2)
+    return texture[:, :WIDTH], texture[:, DISPARITY:DISPARITY + WIDTH]
+
+
+def _tensors(*views: np.ndarray) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.clip(view, 0, 255) / 255.0).permute(2, 0, 1)[None].float()
+            for view in views]
+
+
+def _fused(rainy_left, rainy_right, left, right) -> tuple[np.ndarray, np.ndarray]:
+    outputs = fuse_views(*_tensors(rainy_left, rainy_right, left, right), RANGE)
+    return tuple(view[0].permute(1, 2, 0).numpy() * 255.0 for view in outputs)
+
+
+def test_a_streak_left_in_one_view_is_halved_from_the_other_view():
+    clean_left, clean_right = _scene()
+    rainy_left, derained_left = clean_left.copy(), clean_left.copy()
+    rainy_left[:, STREAK] += 60
+    derained_left[:, STREAK] += 20  # the network darkened the streak by 40 and left 20
+    fused_left, fused_right = _fused(rainy_left, clean_right, derained_left, clean_right)
+    residue = (fused_left - clean_left)[8:-8, STREAK].mean()
+    assert 7 < residue < 13
+    untouched = np.ones(WIDTH, bool)
+    untouched[STREAK] = False
+    assert np.abs(fused_left - clean_left)[:, untouched].max() < 1e-3
+    assert np.abs(fused_right - clean_right).max() < 1e-3
+
+
+def test_pixels_the_network_left_alone_stay_as_they_are():
+    clean_left, clean_right = _scene()
+    clean_left[:, STREAK] += 20  # a lit edge, say: the network saw no rain there
+    fused_left, fused_right = _fused(clean_left, clean_right, clean_left, clean_right)
+    assert np.abs(fused_left - clean_left).max() < 1e-3
+    assert np.abs(fused_right - clean_right).max() < 1e-3
+
+
+def test_a_match_that_disagrees_is_not_blended():
+    """At the true disparity, the other view holds rain there too: no blend on the streak."""
+    clean_left, clean_right = _scene()
+    rainy_left, derained_left = clean_left.copy(), clean_left.copy()
+    rainy_left[:, STREAK] += 60
+    derained_left[:, STREAK] += 20
+    other = clean_right.copy()
+    other[:, STREAK.start - DISPARITY:STREAK.stop - DISPARITY] += 70
+    rainy, derained, right = (np.float32(view / 255.0) for view in
+                              (rainy_left, derained_left, other))
+    disparity = np.full((HEIGHT, WIDTH), DISPARITY, np.float32)
+    disparity[:, :DISPARITY] = np.nan
+    assert np.array_equal(blend_view(rainy, derained, right, disparity, 'left'), derained)
+    clear = np.float32(clean_right / 255.0)
+    moved = (blend_view(rainy, derained, clear, disparity, 'left') - derained) * 255.0
+    assert np.allclose(moved[:, STREAK], -10.0, atol=1e-3)
+    assert np.abs(np.delete(moved, np.r_[STREAK], axis=1)).max() < 1e-4
+
+
+def test_the_right_disparity_is_the_left_one_seen_from_the_right():
+    left = np.full((2, 12), np.nan, np.float32)
+    left[0, 4:] = 3.0
+    left[1, 2:6] = 1.0
+    left[1, 6:] = 4.0  # nearer: where both land (columns 2-5), the right view sees it
+    right = right_disparity_from_left(left)
+    assert np.array_equal(np.isnan(right[0]), (np.arange(12) == 0) | (np.arange(12) >= 9))
+    assert (right[0, 1:9] == 3.0).all()
+    assert (right[1, 2:8] == 4.0).all() and right[1, 1] == 1.0 and np.isnan(right[1, 0])
+
+
+@pytest.mark.parametrize('value', [0, 8, 100, 64.0, True])
+def test_a_search_range_that_is_no_multiple_of_16_is_refused(value):
+    with pytest.raises(ValueError, match='^view_fusion_disparity_range must be a positive '
+                                         'multiple of 16'):
+        EngineConfig(view_fusion_disparity_range=value)
+
+
+def test_the_engine_fuses_after_the_network_and_keeps_rain_free_pairs():
+    """The packaged weights on a pair with a bright streak residue: fused output is closer."""
+    clean_left, clean_right = (view.astype(np.uint8) for view in _scene())
+    plain = DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None))
+    fusing = DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None,
+                                       view_fusion=True, view_fusion_disparity_range=RANGE))
+    for got, expected in zip(fusing.derain(clean_left, clean_right),
+                             plain.derain(clean_left, clean_right)):
+        assert np.abs(got.astype(int) - expected).mean() < 0.5
+    rainy_left = clean_left.copy()
+    rainy_left[:, 30:130:12] = 250  # thin bright vertical streaks in the left view only
+    rainy = (rainy_left, clean_right)
+    errors = [np.abs(view.astype(float) - clean_left)[:, RANGE:].mean()
+              for view in (plain.derain(*rainy)[0], fusing.derain(*rainy)[0])]
+    assert errors[1] < errors[0]
+
+
+def test_a_batch_is_fused_pair_by_pair():
+    clean_left, clean_right = (view.astype(np.uint8) for view in _scene())
+    streaked = clean_left.copy()
+    streaked[:, 40:120:10] = 240
+    engine = DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None,
+                                       view_fusion=True, view_fusion_disparity_range=RANGE))
+    lefts, rights = engine.derain_batch([streaked, clean_left], [clean_right, clean_right])
+    for index, left in enumerate((streaked, clean_left)):
+        single = engine.derain(left, clean_right)
+        assert np.abs(lefts[index].astype(int) - single[0]).max() <= 1
+        assert np.abs(rights[index].astype(int) - single[1]).max() <= 1
