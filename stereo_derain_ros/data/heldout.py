@@ -145,12 +145,22 @@ def _scene_sample(scene: StereoScene, preset: str | None, index: int,
     return _mono(sample_tensors) if mono else sample_tensors
 
 
+def photo_sample(library: PhotoLibrary, index: int, rng: np.random.Generator,
+                 preset: str | None, mono: bool) -> tuple[str, dict[str, torch.Tensor]]:
+    """Return (scene name, sample) as the photo sets draw their sample `index`.
+
+    The sets draw from the library's held-out split; tuning an option on pairs drawn the same
+    way from the training split (`tools/view_fusion_tuning.py`) leaves the sets untouched.
+    """
+    scene_name, scene = _photo_scene(library, index, rng)
+    return scene_name, _scene_sample(scene, preset, index, rng, mono)
+
+
 def _photo_set(name: str, preset: str | None, mono: bool, photos: Path | None) -> HeldoutSet:
     library = PhotoLibrary.open_or_builtin(photos, 'heldout')
 
     def render(index: int, rng: np.random.Generator) -> tuple[str, dict[str, torch.Tensor]]:
-        scene_name, scene = _photo_scene(library, index, rng)
-        return scene_name, _scene_sample(scene, preset, index, rng, mono)
+        return photo_sample(library, index, rng, preset, mono)
     return HeldoutSet(name, PHOTO_SCENES, render, library.origin)
 
 

@@ -1,0 +1,142 @@
+"""Choose the second-view fusion's settings on training photographs, never on the held-out sets.
+
+Draws pairs as the held-out photo sets draw theirs (`data.heldout.photo_sample`) but from the
+photo library's training split with the `val-compose` seed SEED: medium, light, monochrome
+medium, heavy and no rain, plus medium-preset pairs on procedural scenes of other seeds than the
+preset set's. A checkpoint derains them once; every setting of a grid (`FusionSettings`: agreement,
+darkening at full weight, largest share) then fuses the derained views and is scored against the
+clean views (rain-free pairs: against the input), both views, as the gain over the network alone.
+Two alternatives are scored at the engine's settings: the right view's disparity from a second
+SGBM run instead of the splatted left one, and a gate on the darkening's local detail (minus its
+Gaussian blur), which would not count a removed veil. Used for the model card's "Second-view
+fusion"; run from the repository root:
+
+    PYTHONPATH=. .venv/bin/python tools/view_fusion_tuning.py \
+        stereo_derain_ros/weights/bandnet.safetensors --photos data/photos
+"""
+
+import argparse
+from itertools import product
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stereo_derain_ros.data.heldout import photo_sample, sample_dict
+from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.engine.view_fusion import (
+    blend_view,
+    FusionSettings,
+    right_disparity_from_left,
+)
+from stereo_derain_ros.evaluation.disparity import right_view_disparity
+from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.procedural import procedural_scene
+from stereo_derain_ros.rain.render import render_rain
+from stereo_derain_ros.sgbm import sgbm_disparity
+
+SEED = 7
+PHOTO_SETS = {'medium': ('medium', False), 'light': ('light', False),
+              'medium-mono': ('medium', True), 'heavy': ('heavy', False), 'clean': (None, False)}
+PRESET_SCENE_SEED, PRESET_RAIN_SEED = 10_000, 20_000
+AGREE_GREY = (20.0, 30.0, 50.0)
+FULL_WEIGHT_GREY = (2.0, 4.0, 6.0, 10.0)
+MAX_WEIGHT = (0.4, 0.5, 0.6)
+LOCAL_SIGMAS_PX = (2.0, 4.0, 8.0)
+DISPARITY_RANGE = 64
+
+
+def as_image(tensor: torch.Tensor) -> np.ndarray:
+    return np.round(tensor.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+
+
+def tuning_pairs(photos: Path, count: int) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Return {set: [{'rainy': [l, r], 'clean': [l, r]} as uint8]} drawn from training data."""
+    library = PhotoLibrary.open_or_builtin(photos, 'train')
+    sets: dict[str, list[dict[str, np.ndarray]]] = {}
+    for name, (preset, mono) in PHOTO_SETS.items():
+        sets[name] = []
+        for index in range(count):
+            _, sample = photo_sample(library, index, generator('val-compose', SEED, index),
+                                     preset, mono)
+            sets[name].append(sample)
+    sets['preset-medium'] = []
+    for index in range(count):
+        scene = procedural_scene(PRESET_SCENE_SEED + index)
+        sets['preset-medium'].append(sample_dict(
+            render_rain(scene, rain_params('medium'), PRESET_RAIN_SEED + index), scene))
+    return {name: [{'rainy': [as_image(sample[f'rainy_{view}']) for view in ('left', 'right')],
+                    'clean': [as_image(sample[f'clean_{view}']) for view in ('left', 'right')]}
+                   for sample in samples] for name, samples in sets.items()}
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    error = ((np.clip(np.rint(image * 255.0), 0, 255) - reference.astype(np.float64)) ** 2).mean()
+    return float(10.0 * np.log10(255.0 ** 2 / max(error, 1e-12)))
+
+
+def local_detail(rainy: np.ndarray, derained: np.ndarray, sigma: float) -> np.ndarray:
+    """Return a stand-in rainy view whose darkening is the true one minus its Gaussian blur."""
+    darkened = (rainy - derained).mean(axis=2)
+    detail = darkened - cv2.GaussianBlur(darkened, (0, 0), sigma)
+    return derained + detail[..., None]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('--photos', type=Path, default=Path('data/photos'))
+    parser.add_argument('--pairs', type=int, default=12, help='pairs per set (default: 12)')
+    options = parser.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
+                                       weights=options.checkpoint, threads=1))
+    grid = [FusionSettings(*values)
+            for values in product(AGREE_GREY, FULL_WEIGHT_GREY, MAX_WEIGHT)]
+    engine_settings = FusionSettings()
+    alternatives = ['second SGBM run', *(f'local gate {sigma:g} px' for sigma in LOCAL_SIGMAS_PX)]
+    gains: dict[str, dict[str, list[float]]] = {}
+    for name, pairs in tuning_pairs(options.photos, options.pairs).items():
+        for pair in pairs:
+            derained_u8 = engine.derain(*pair['rainy'], 'rgb')
+            rainy, derained = ([np.float32(view / 255.0) for view in views]
+                               for views in (pair['rainy'], derained_u8))
+            reference = pair['rainy'] if name == 'clean' else pair['clean']
+            left = sgbm_disparity(derained_u8[0], derained_u8[1], DISPARITY_RANGE)
+            disparities = {'splatted': [left, right_disparity_from_left(left)],
+                           'second SGBM run': [left, right_view_disparity(
+                               derained_u8[0], derained_u8[1], DISPARITY_RANGE)]}
+            for index, view in enumerate(('left', 'right')):
+                base = psnr(derained[index], reference[index])
+                args = (derained[index], derained[1 - index])
+                trials = {str(settings): blend_view(
+                    rainy[index], *args, disparities['splatted'][index], view, settings)
+                    for settings in grid}
+                trials['second SGBM run'] = blend_view(
+                    rainy[index], *args, disparities['second SGBM run'][index], view)
+                for sigma in LOCAL_SIGMAS_PX:
+                    trials[f'local gate {sigma:g} px'] = blend_view(
+                        local_detail(rainy[index], derained[index], sigma), *args,
+                        disparities['splatted'][index], view)
+                for key, fused in trials.items():
+                    gains.setdefault(key, {}).setdefault(name, []).append(
+                        psnr(fused, reference[index]) - base)
+        print(f'{name}: {len(pairs)} pairs done', flush=True)
+    sets = list(gains[str(engine_settings)])
+    print('agree full-weight max-share | ' + ' | '.join(f'{name} (worst)' for name in sets))
+    rows = [(settings, str(settings)) for settings in grid] + [(None, key) for key in alternatives]
+    for settings, key in rows:
+        label = (f'{settings.agree_grey:g} {settings.full_weight_grey:g} {settings.max_weight:g}'
+                 if settings else key)
+        if settings == engine_settings:
+            label += ' (engine)'
+        print(label + ' | ' + ' | '.join(
+            f'{np.mean(gains[key][name]):+.3f} ({min(gains[key][name]):+.2f})' for name in sets))
+
+
+if __name__ == '__main__':
+    main()
