@@ -116,6 +116,23 @@ def test_pass_through_republishes_input_unchanged_and_enable_switches_live(start
     assert not np.array_equal(derained, left)
 
 
+def test_view_fusion_switches_on_live_and_sets_keep_flowing(start_node):
+    from rclpy.parameter import Parameter
+
+    node, rig = start_node()
+    left, right = rainy_pair('rgb8', seed=2)
+    rig.publish_set(left, right, 'rgb8', 30 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') >= 1)
+    result = node.set_parameters([Parameter('view_fusion', value=True),
+                                  Parameter('view_fusion_disparity_range', value=32)])
+    assert all(item.successful for item in result), [item.reason for item in result]
+    config = node._engine.config
+    assert config.view_fusion and config.view_fusion_disparity_range == 32
+    rig.publish_set(left, right, 'rgb8', 31 * SECOND)
+    assert rig.wait_for(lambda: rig.count('right_image') >= 2)
+    assert rig.messages('left_image')[1].header.stamp.sec == 31
+
+
 def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
     from rclpy.parameter import Parameter
 
@@ -125,7 +142,8 @@ def test_invalid_parameter_changes_are_rejected_with_reasons(start_node):
     result = node.set_parameters([Parameter('precision', value='fp8')])[0]
     assert not result.successful and 'precision must be one of' in result.reason
     for name, value in (('tile_size', -3), ('threads', 1000), ('max_disparity', 5000),
-                        ('self_ensemble', 3), ('self_ensemble', 5)):
+                        ('self_ensemble', 3), ('self_ensemble', 5),
+                        ('view_fusion_disparity_range', 40), ('view_fusion_disparity_range', 8)):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and name in result.reason
     result = node.set_parameters([Parameter('queue_size', value=9)])[0]
@@ -313,6 +331,7 @@ def test_diagnostics_report_rates_latencies_and_engine(start_node):
         assert key in values
     assert values['device'] == 'cpu' and values['model'] == 'bandnet'
     assert values['weights'] == 'untrained' and values['self_ensemble'] == '1'
+    assert values['view_fusion'] == 'false'
     assert float(values['inference_latency_mean_ms']) > 0
     assert float(values['end_to_end_latency_p95_ms']) >= float(
         values['inference_latency_mean_ms']) * 0.5
