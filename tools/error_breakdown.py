@@ -26,7 +26,7 @@ import torch.nn.functional as functional
 
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
-from stereo_derain_ros.rain.contact_sheet import label
+from stereo_derain_ros.rain.contact_sheet import label, signed
 
 LOWPASS_SIGMA_PX = 8.0
 # Pixels whose streak opacity exceeds this count as rain pixels, above the second as strong rain.
@@ -95,12 +95,6 @@ def removed(row: dict[str, float], pixels: str) -> float:
 
 def as_image(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy() * 255.0
-
-
-def signed(difference: np.ndarray, gain: float = 4.0) -> np.ndarray:
-    """Show a signed difference (0-255 units) as grey around mid-grey, `gain` times stronger."""
-    grey = np.clip(128.0 + gain * difference.astype(np.float64).mean(axis=2), 0, 255)
-    return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
 
 
 def figure(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,

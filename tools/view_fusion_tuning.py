@@ -13,6 +13,10 @@ fusion"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_tuning.py \
         stereo_derain_ros/weights/bandnet.safetensors --photos data/photos
+
+`--figure PATH` also draws the left view of one tuning pair (`--figure-set`, `--figure-pair`) with
+the engine's settings: rainy | network | network and fusion above the rain left by each (four
+times amplified around mid-grey) and the fusion's weight (white: half the other view).
 """
 
 import argparse
@@ -33,6 +37,7 @@ from stereo_derain_ros.engine.view_fusion import (
     right_disparity_from_left,
 )
 from stereo_derain_ros.evaluation.disparity import right_view_disparity
+from stereo_derain_ros.rain.contact_sheet import label, signed
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
@@ -85,11 +90,32 @@ def local_detail(rainy: np.ndarray, derained: np.ndarray, sigma: float) -> np.nd
     return derained + detail[..., None]
 
 
+def figure(rainy: np.ndarray, derained: np.ndarray, fused: np.ndarray,
+           clean: np.ndarray) -> np.ndarray:
+    """Return the two-row RGB picture that `--figure` writes (float views in [0, 1])."""
+    rainy, derained, fused, clean = (np.clip(view * 255.0, 0, 255)
+                                     for view in (rainy, derained, fused, clean))
+    change = np.clip(np.abs(fused - derained).mean(axis=2) * 8.0, 0, 255).astype(np.uint8)
+    change = np.repeat(change[..., None], 3, axis=2)
+    top = [label(view.astype(np.uint8), text) for view, text in
+           ((rainy, 'rainy'), (derained, 'network'), (fused, 'network + view fusion'))]
+    bottom = [label(signed(derained - clean), 'rain left by the network (x4)'),
+              label(signed(fused - clean), 'rain left after the fusion (x4)'),
+              label(change, 'change by the fusion (x8)')]
+    return np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint')
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     parser.add_argument('--pairs', type=int, default=12, help='pairs per set (default: 12)')
+    parser.add_argument('--figure', type=Path, default=None,
+                        help='write a picture of one tuning pair (its left view) to this file')
+    parser.add_argument('--figure-set', default='heavy', choices=[*PHOTO_SETS, 'preset-medium'],
+                        help='set of that pair (default: %(default)s)')
+    parser.add_argument('--figure-pair', type=int, default=0,
+                        help='index of that pair in its set (default: %(default)s)')
     options = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -101,7 +127,7 @@ def main() -> None:
     alternatives = ['second SGBM run', *(f'local gate {sigma:g} px' for sigma in LOCAL_SIGMAS_PX)]
     gains: dict[str, dict[str, list[float]]] = {}
     for name, pairs in tuning_pairs(options.photos, options.pairs).items():
-        for pair in pairs:
+        for number, pair in enumerate(pairs):
             derained_u8 = engine.derain(*pair['rainy'], 'rgb')
             rainy, derained = ([np.float32(view / 255.0) for view in views]
                                for views in (pair['rainy'], derained_u8))
@@ -122,6 +148,12 @@ def main() -> None:
                     trials[f'local gate {sigma:g} px'] = blend_view(
                         local_detail(rainy[index], derained[index], sigma), *args,
                         disparities['splatted'][index], view)
+                if (options.figure and view == 'left' and name == options.figure_set
+                        and number == options.figure_pair):
+                    picture = figure(rainy[0], derained[0], trials[str(engine_settings)],
+                                     np.float32(reference[0] / 255.0))
+                    cv2.imwrite(str(options.figure), picture[:, :, ::-1],
+                                [cv2.IMWRITE_JPEG_QUALITY, 85])
                 for key, fused in trials.items():
                     gains.setdefault(key, {}).setdefault(name, []).append(
                         psnr(fused, reference[index]) - base)

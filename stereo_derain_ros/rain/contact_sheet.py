@@ -26,6 +26,16 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
+def signed(difference: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """Show a signed H×W×C difference (0-255 units) as grey around mid-grey, `gain` times stronger.
+
+    Rain left in an image is a few grey levels: amplified around mid-grey, bright streaks show
+    white and what a correction took too far shows dark.
+    """
+    grey = np.clip(128.0 + gain * difference.astype(np.float64).mean(axis=2), 0, 255)
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+
+
 def contact_sheet(seed: int = 0) -> np.ndarray:
     """Return an RGB sheet: one row per (scene, preset), rainy left | rainy right | alpha."""
     real = motorcycle_scene(TILE_WIDTH / motorcycle_scene().size[0])
