@@ -15,6 +15,7 @@ from stereo_derain_ros.engine.view_fusion import (
     fuse_views,
     right_disparity_from_left,
 )
+from stereo_derain_ros.sgbm import warp_from_other_view
 
 DISPARITY = 6
 HEIGHT, WIDTH = 48, 160
@@ -89,6 +90,12 @@ def test_the_right_disparity_is_the_left_one_seen_from_the_right():
     assert np.array_equal(np.isnan(right[0]), (np.arange(12) == 0) | (np.arange(12) >= 9))
     assert (right[0, 1:9] == 3.0).all()
     assert (right[1, 2:8] == 4.0).all() and right[1, 1] == 1.0 and np.isnan(right[1, 0])
+
+
+def test_a_warp_names_its_view():
+    image = np.zeros((4, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="^view must be 'left' or 'right', got 'centre'"):
+        warp_from_other_view(image, np.zeros((4, 8), np.float32), 'centre')
 
 
 @pytest.mark.parametrize('value', [0, 8, 100, 64.0, True])
