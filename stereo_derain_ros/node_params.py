@@ -111,6 +111,9 @@ class NodeParameters:
     view_fusion_disparity_range: int = _engine_parameter(
         64, "with view_fusion: SGBM's search range in px, a multiple of 16 (as "
         "stereo_image_proc's disparity_range)", minimum=16, maximum=1024)
+    view_fusion_gate: str = _engine_parameter(
+        '', 'with view_fusion: gate checkpoint from stereo-derain train-fusion-gate; empty = the '
+        'packaged gate')
     input_type: str = _startup_parameter(
         'raw', "'raw' (sensor_msgs/Image) or 'compressed' (<image topic>/compressed)",
         choices=INPUT_TYPES)
@@ -158,7 +161,8 @@ def engine_config(params: NodeParameters) -> EngineConfig:
         device=params.device, precision=params.precision, backend=params.backend,
         max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads,
         self_ensemble=params.self_ensemble, view_fusion=params.view_fusion,
-        view_fusion_disparity_range=params.view_fusion_disparity_range)
+        view_fusion_disparity_range=params.view_fusion_disparity_range,
+        view_fusion_gate=params.view_fusion_gate)
 
 
 def sync_config(params: NodeParameters) -> SyncConfig:

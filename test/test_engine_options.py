@@ -28,6 +28,7 @@ COMMANDS = {
     'bench node': ['bench', 'node'],
     'bench bag': ['bench', 'bag'],
     'train': ['train', '--model', 'bandnet', '--out', 'run'],
+    'train-fusion-gate': ['train-fusion-gate', '--out', 'gate.safetensors'],
 }
 
 
@@ -60,14 +61,16 @@ def test_full_option_group_reaches_the_config(parse):
     args = parse([*COMMANDS['derain'], '--model', 'apanet',
                   '--weights', 'w.safetensors', '--precision', 'fp16', '--max-disparity', '48',
                   '--tile', '128x256', '--tile-overlap', '16', '--threads', '1',
-                  '--self-ensemble', '4', '--view-fusion', '--view-fusion-disparity-range', '96'])
+                  '--self-ensemble', '4', '--view-fusion', '--view-fusion-disparity-range', '96',
+                  '--view-fusion-gate', 'g.safetensors'])
     config = engine_config(args)
     assert (config.model, config.weights, config.precision, config.max_disparity, config.tile,
             config.tile_overlap, config.threads, config.self_ensemble, config.view_fusion,
-            config.view_fusion_disparity_range) == (
-        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1, 4, True, 96)
+            config.view_fusion_disparity_range, config.view_fusion_gate) == (
+        'apanet', 'w.safetensors', 'fp16', 48, (128, 256), 16, 1, 4, True, 96, 'g.safetensors')
     defaults = engine_config(parse(COMMANDS['derain']))
-    assert (defaults.view_fusion, defaults.view_fusion_disparity_range) == (False, 64)
+    assert (defaults.view_fusion, defaults.view_fusion_disparity_range,
+            defaults.view_fusion_gate) == (False, 64, None)
 
 
 def test_eval_scores_at_full_precision_unless_asked(parse):

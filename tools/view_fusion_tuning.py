@@ -1,25 +1,26 @@
-"""Choose the second-view fusion's settings on training photographs, never on the held-out sets.
+"""Compare the second-view fusion's gates on training photographs, never on the held-out sets.
 
 Draws pairs as the held-out photo sets draw theirs (`data.heldout.photo_sample`) but from the
 photo library's training split with the `val-compose` seed SEED: medium, light, monochrome
 medium, heavy and no rain, plus medium-preset pairs on procedural scenes of other seeds than the
-preset set's. A checkpoint derains them once; every setting of a grid (`FusionSettings`: agreement,
-darkening at full weight, largest share) then fuses the derained views and is scored against the
-clean views (rain-free pairs: against the input), both views, as the gain over the network alone.
-Two alternatives are scored at the engine's settings: the right view's disparity from a second
-SGBM run instead of the splatted left one, and a gate on the darkening's local detail (minus its
-Gaussian blur), which would not count a removed veil. Used for the model card's "Second-view
-fusion"; run from the repository root:
+preset set's. A checkpoint derains them once; each gate then fuses the derained views and is
+scored against the clean views (rain-free pairs: against the input), both views, as the gain over
+the network alone: a grid of hand-set gates (`HandGate`: a share that rises with the network's
+darkening up to a largest share, where the views agree within a few grey levels), and the
+engine's learnt gate (`stereo-derain train-fusion-gate`, trained on pairs of another seed), also
+with the right view's disparity from a second SGBM run instead of the splatted left one. Used for
+the model card's "Second-view fusion"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_tuning.py \
         stereo_derain_ros/weights/bandnet.safetensors --photos data/photos
 
-`--figure PATH` also draws the left view of one tuning pair (`--figure-set`, `--figure-pair`) with
-the engine's settings: rainy | network | network and fusion above the rain left by each (four
-times amplified around mid-grey) and the fusion's weight (white: half the other view).
+`--figure PATH` also draws the left view of one tuning pair (`--figure-set`, `--figure-pair`)
+fused by the engine's gate: rainy | network | network and fusion above the rain left by each
+(four times amplified around mid-grey) and what the fusion changed.
 """
 
 import argparse
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.engine.view_fusion import (
     blend_view,
-    FusionSettings,
+    packaged_fusion_gate,
     right_disparity_from_left,
 )
 from stereo_derain_ros.evaluation.disparity import right_view_disparity
@@ -41,7 +42,7 @@ from stereo_derain_ros.rain.contact_sheet import label, signed
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
-from stereo_derain_ros.sgbm import sgbm_disparity
+from stereo_derain_ros.sgbm import sgbm_disparity, warp_from_other_view
 
 SEED = 7
 PHOTO_SETS = {'medium': ('medium', False), 'light': ('light', False),
@@ -50,7 +51,6 @@ PRESET_SCENE_SEED, PRESET_RAIN_SEED = 10_000, 20_000
 AGREE_GREY = (20.0, 30.0, 50.0)
 FULL_WEIGHT_GREY = (2.0, 4.0, 6.0, 10.0)
 MAX_WEIGHT = (0.4, 0.5, 0.6)
-LOCAL_SIGMAS_PX = (2.0, 4.0, 8.0)
 DISPARITY_RANGE = 64
 
 
@@ -78,16 +78,27 @@ def tuning_pairs(photos: Path, count: int) -> dict[str, list[dict[str, np.ndarra
                    for sample in samples] for name, samples in sets.items()}
 
 
+@dataclass(frozen=True)
+class HandGate:
+    """A hand-set share: rising with the network's darkening to `max_share` at `full_grey`."""
+
+    agree_grey: float
+    full_grey: float
+    max_share: float
+
+    def blend(self, rainy: np.ndarray, derained: np.ndarray, other: np.ndarray,
+              disparity: np.ndarray, view: str) -> np.ndarray:
+        warped, known = warp_from_other_view(other, disparity, view)
+        gap = warped - derained
+        darkened = (rainy - derained).mean(axis=2) * 255.0
+        share = self.max_share * np.clip(darkened / self.full_grey, 0.0, 1.0)
+        share[~known | (np.abs(gap.mean(axis=2)) * 255.0 >= self.agree_grey)] = 0.0
+        return derained + share[..., None] * gap
+
+
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     error = ((np.clip(np.rint(image * 255.0), 0, 255) - reference.astype(np.float64)) ** 2).mean()
     return float(10.0 * np.log10(255.0 ** 2 / max(error, 1e-12)))
-
-
-def local_detail(rainy: np.ndarray, derained: np.ndarray, sigma: float) -> np.ndarray:
-    """Return a stand-in rainy view whose darkening is the true one minus its Gaussian blur."""
-    darkened = (rainy - derained).mean(axis=2)
-    detail = darkened - cv2.GaussianBlur(darkened, (0, 0), sigma)
-    return derained + detail[..., None]
 
 
 def figure(rainy: np.ndarray, derained: np.ndarray, fused: np.ndarray,
@@ -121,10 +132,10 @@ def main() -> None:
     cv2.setNumThreads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
                                        weights=options.checkpoint, threads=1))
-    grid = [FusionSettings(*values)
-            for values in product(AGREE_GREY, FULL_WEIGHT_GREY, MAX_WEIGHT)]
-    engine_settings = FusionSettings()
-    alternatives = ['second SGBM run', *(f'local gate {sigma:g} px' for sigma in LOCAL_SIGMAS_PX)]
+    gate = packaged_fusion_gate()
+    hand_gates = {f'hand {agree:g} {full:g} {share:g}': HandGate(agree, full, share)
+                  for agree, full, share in product(AGREE_GREY, FULL_WEIGHT_GREY, MAX_WEIGHT)}
+    learnt, second_run = 'learnt gate (engine)', 'learnt gate, second SGBM run'
     gains: dict[str, dict[str, list[float]]] = {}
     for name, pairs in tuning_pairs(options.photos, options.pairs).items():
         for number, pair in enumerate(pairs):
@@ -133,24 +144,20 @@ def main() -> None:
                                for views in (pair['rainy'], derained_u8))
             reference = pair['rainy'] if name == 'clean' else pair['clean']
             left = sgbm_disparity(derained_u8[0], derained_u8[1], DISPARITY_RANGE)
-            disparities = {'splatted': [left, right_disparity_from_left(left)],
-                           'second SGBM run': [left, right_view_disparity(
-                               derained_u8[0], derained_u8[1], DISPARITY_RANGE)]}
+            splatted = [left, right_disparity_from_left(left)]
+            matched = [left, right_view_disparity(derained_u8[0], derained_u8[1],
+                                                  DISPARITY_RANGE)]
             for index, view in enumerate(('left', 'right')):
                 base = psnr(derained[index], reference[index])
-                args = (derained[index], derained[1 - index])
-                trials = {str(settings): blend_view(
-                    rainy[index], *args, disparities['splatted'][index], view, settings)
-                    for settings in grid}
-                trials['second SGBM run'] = blend_view(
-                    rainy[index], *args, disparities['second SGBM run'][index], view)
-                for sigma in LOCAL_SIGMAS_PX:
-                    trials[f'local gate {sigma:g} px'] = blend_view(
-                        local_detail(rainy[index], derained[index], sigma), *args,
-                        disparities['splatted'][index], view)
+                own, other = derained[index], derained[1 - index]
+                trials = {key: hand.blend(rainy[index], own, other, splatted[index], view)
+                          for key, hand in hand_gates.items()}
+                for key, disparity in ((learnt, splatted[index]), (second_run, matched[index])):
+                    trials[key] = blend_view(gate, rainy[index], own, rainy[1 - index], other,
+                                             disparity, view)
                 if (options.figure and view == 'left' and name == options.figure_set
                         and number == options.figure_pair):
-                    picture = figure(rainy[0], derained[0], trials[str(engine_settings)],
+                    picture = figure(rainy[0], derained[0], trials[learnt],
                                      np.float32(reference[0] / 255.0))
                     cv2.imwrite(str(options.figure), picture[:, :, ::-1],
                                 [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -158,15 +165,11 @@ def main() -> None:
                     gains.setdefault(key, {}).setdefault(name, []).append(
                         psnr(fused, reference[index]) - base)
         print(f'{name}: {len(pairs)} pairs done', flush=True)
-    sets = list(gains[str(engine_settings)])
-    print('agree full-weight max-share | ' + ' | '.join(f'{name} (worst)' for name in sets))
-    rows = [(settings, str(settings)) for settings in grid] + [(None, key) for key in alternatives]
-    for settings, key in rows:
-        label = (f'{settings.agree_grey:g} {settings.full_weight_grey:g} {settings.max_weight:g}'
-                 if settings else key)
-        if settings == engine_settings:
-            label += ' (engine)'
-        print(label + ' | ' + ' | '.join(
+    sets = list(gains[learnt])
+    print('gate (hand: agree full-weight largest-share) | '
+          + ' | '.join(f'{name} (worst)' for name in sets))
+    for key in [*hand_gates, learnt, second_run]:
+        print(key + ' | ' + ' | '.join(
             f'{np.mean(gains[key][name]):+.3f} ({min(gains[key][name]):+.2f})' for name in sets))
 
 

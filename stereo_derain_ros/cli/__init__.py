@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     'models',
     'synth',
     'train',
+    'train_fusion_gate',
     'average',
     'evaluate',
     'heldout',

@@ -70,6 +70,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
         'type': int, 'default': default_of('view_fusion_disparity_range'), 'metavar': 'PX',
         'help': "with --view-fusion: SGBM's search range, a multiple of 16 (default: "
                 '%(default)s)'},
+    'view_fusion_gate': {'metavar': 'PATH',
+                         'help': 'with --view-fusion: a gate from stereo-derain '
+                                 'train-fusion-gate (default: the packaged gate)'},
 }
 ENGINE_OPTIONS = tuple(_OPTIONS)
 

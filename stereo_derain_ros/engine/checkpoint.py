@@ -39,6 +39,7 @@ from stereo_derain_ros.models import (
     model_config,
     model_name,
 )
+from stereo_derain_ros.models.fusion_gate import FusionGate
 
 FORMAT = 'stereo_derain_ros.checkpoint'
 FORMAT_VERSION = 1
@@ -46,6 +47,7 @@ _HEADER_LIMIT = 100 * 1024 * 1024
 MAX_CONFIG_INT = 4096
 MAX_BLOCKS = 64
 MAX_CONFIG_ITEMS = 8
+MAX_GATE_HIDDEN = 256
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
@@ -110,6 +112,33 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
     model = build_model(name, **config)
     model.load_state_dict(state_dict)
     return model.eval()
+
+
+def build_fusion_gate_from_checkpoint(path: str | os.PathLike) -> FusionGate:
+    """Rebuild a `FusionGate` (`stereo-derain train-fusion-gate`) with the same vetting.
+
+    The gate is not a deraining model, so it is not in the registry; its one config value is
+    bounded, its tensors must have the shapes it builds and be finite.
+    """
+    state_dict, metadata = load_checkpoint(path)
+    if metadata['model'] != FusionGate.name:
+        raise CheckpointError(f'checkpoint {path} holds model {metadata["model"]!r}, not a '
+                              f'{FusionGate.name!r} (from stereo-derain train-fusion-gate)')
+    hidden = metadata['config'].get('hidden') if isinstance(metadata['config'], dict) else None
+    if (set(metadata['config'] or {}) != {'hidden'} or not isinstance(hidden, int)
+            or isinstance(hidden, bool) or not 1 <= hidden <= MAX_GATE_HIDDEN):
+        raise CheckpointError(f'checkpoint {path} has gate config {metadata["config"]!r}; '
+                              f'expected {{"hidden": 1 to {MAX_GATE_HIDDEN}}}')
+    gate = FusionGate(hidden)
+    expected = {key: tuple(tensor.shape) for key, tensor in gate.state_dict().items()}
+    found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
+    if found != expected:
+        differing = sorted(set(found) ^ set(expected)) or sorted(found)
+        raise CheckpointError(f'checkpoint {path} does not fit a fusion gate of width '
+                              f'{hidden}: tensors {_first(differing)}')
+    _check_finite(path, state_dict)
+    gate.load_state_dict(state_dict)
+    return gate.eval()
 
 
 def _check_config_bounds(path: Path, name: str, config: dict[str, Any]) -> None:

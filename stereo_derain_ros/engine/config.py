@@ -61,7 +61,8 @@ class EngineConfig:
     `view_fusion` matches the derained pair at full resolution with SGBM (search range
     `view_fusion_disparity_range` pixels, a multiple of 16) and blends each view towards the
     other where the network removed rain (`engine.view_fusion`): better rainy images for one
-    CPU matching per pair, so it is off by default.
+    CPU matching per pair, so it is off by default. `view_fusion_gate` is the gate's checkpoint
+    (`stereo-derain train-fusion-gate`); None means the packaged one.
     """
 
     model: str | None = None
@@ -86,6 +87,7 @@ class EngineConfig:
     self_ensemble: int = 1
     view_fusion: bool = False
     view_fusion_disparity_range: int = 64
+    view_fusion_gate: str | None = None
 
     @classmethod
     def from_options(cls, **options: Any) -> 'EngineConfig':
@@ -104,8 +106,9 @@ class EngineConfig:
         for name in _UNSET_WHEN_FALSY:
             if name in options and options[name] in ('', 0):
                 options[name] = None
-        if options.get('weights') is not None:
-            options['weights'] = str(options['weights'])
+        for name in ('weights', 'view_fusion_gate'):
+            if options.get(name) is not None:
+                options[name] = str(options[name])
         return cls(**options)
 
     def model_to_run(self) -> str:
@@ -179,7 +182,7 @@ class EngineConfig:
                 f'got {self.warmup_shape!r}')
 
 
-_UNSET_WHEN_FALSY = ('model', 'weights', 'tile', 'max_disparity', 'threads')
+_UNSET_WHEN_FALSY = ('model', 'weights', 'tile', 'max_disparity', 'threads', 'view_fusion_gate')
 
 
 def default_of(name: str) -> Any:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from stereo_derain_ros.engine.backend import create_backend
+from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
 from stereo_derain_ros.engine.config import EngineConfig, tile_shape
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
@@ -28,7 +29,7 @@ from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radiu
 from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
-from stereo_derain_ros.engine.view_fusion import fuse_views
+from stereo_derain_ros.engine.view_fusion import fuse_views, packaged_fusion_gate
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class DerainEngine:
         self._margin = config.tile_margin
         self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
+        self._fusion_gate = None
+        if config.view_fusion:
+            self._fusion_gate = (packaged_fusion_gate() if config.view_fusion_gate is None
+                                 else build_fusion_gate_from_checkpoint(config.view_fusion_gate))
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
                            'cannot be seen')
@@ -154,8 +159,8 @@ class DerainEngine:
         """Run the model on N×3×H×W float views of any size, over `self_ensemble` flips."""
         out_left, out_right = self_ensemble(self._run_once, left, right,
                                             self.config.self_ensemble)
-        if self.config.view_fusion:
-            out_left, out_right = fuse_views(left, right, out_left, out_right,
+        if self._fusion_gate is not None:
+            out_left, out_right = fuse_views(self._fusion_gate, left, right, out_left, out_right,
                                              self.config.view_fusion_disparity_range)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
