@@ -90,14 +90,14 @@ def fit_gate(samples: GateSamples, config: GateTrainingConfig,
     torch.manual_seed(config.seed)
     gate = FusionGate(config.hidden)
     optimiser = torch.optim.Adam(gate.parameters(), lr=config.learning_rate)
-    generator_ = torch.Generator().manual_seed(config.seed)
+    batches = torch.Generator().manual_seed(config.seed)
     count = samples.features.shape[0]
     if count == 0:
         raise ValueError('no pixel where the derainer removed rain and SGBM found a match; '
                          'expected rainy training pairs (more --pairs)')
     loss = torch.zeros(())
     for step in range(config.steps):
-        batch = torch.randint(0, count, (config.batch_pixels,), generator=generator_)
+        batch = torch.randint(0, count, (config.batch_pixels,), generator=batches)
         share = gate(samples.features[batch])[:, None]
         error = ((share * samples.gaps[batch] - samples.wanted[batch]) ** 2).mean(dim=1)
         loss = (error * samples.weights[batch]).mean()
@@ -105,4 +105,4 @@ def fit_gate(samples: GateSamples, config: GateTrainingConfig,
         loss.backward()
         optimiser.step()
         progress(step + 1, loss.item())
-    return gate.eval(), float(loss)
+    return gate.eval(), loss.item()
