@@ -193,3 +193,12 @@ def test_train_fusion_gate_writes_a_gate_the_engine_vets(tmp_path, monkeypatch, 
                                   view_fusion_gate=str(tmp_path / 'missing.safetensors')))
     assert main([*argv[:2], str(tmp_path / 'gate.pt'), *argv[3:]]) == 2
     assert main([*argv[:4], '0', *argv[5:]]) == 2
+
+
+def test_a_fit_without_pixels_to_learn_from_says_so():
+    from stereo_derain_ros.training.fusion_gate import fit_gate, GateSamples
+    from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
+
+    empty = GateSamples(torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0))
+    with pytest.raises(ValueError, match='^no pixel where the derainer removed rain'):
+        fit_gate(empty, GateTrainingConfig(steps=1))
