@@ -3,7 +3,9 @@
 A neutral module beside the layers, because three of them match with it: the reserved real
 pairs without ground truth (data) take the disparity that places their rain from it, the
 evaluation scores every pair with the same call, and the engine's second-view fusion finds
-where each pixel lies in the other view with it.
+where each pixel lies in the other view with it. Beside the matcher, the two warps by disparity
+they share: a view resampled at its matches in the other view, and a left disparity map carried
+over to the right view.
 """
 
 import cv2
@@ -61,3 +63,17 @@ def warp_from_other_view(other: np.ndarray, disparity: np.ndarray,
     warped = cv2.remap(other, map_x, rows, interpolation=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped, finite & (map_x >= 0) & (map_x <= width - 1)
+
+
+def warp_disparity_to_right(disparity_left: np.ndarray) -> np.ndarray:
+    """Forward-warp left disparity to the right view, nearest surface winning; holes are +inf."""
+    height, width = disparity_left.shape
+    ys, xs = np.nonzero(np.isfinite(disparity_left))
+    values = disparity_left[ys, xs]
+    targets = np.round(xs - values).astype(np.int64)
+    inside = (targets >= 0) & (targets < width)
+    flat = ys[inside] * width + targets[inside]
+    result = np.full(height * width, -np.inf, dtype=np.float32)
+    np.maximum.at(result, flat, values[inside].astype(np.float32))
+    result[~np.isfinite(result)] = np.inf
+    return result.reshape(height, width)

@@ -17,12 +17,11 @@ from stereo_derain_ros.engine.view_fusion import (
     blend_view,
     fuse_views,
     gate_features,
-    packaged_fusion_gate,
-    right_disparity_from_left,
+    load_fusion_gate,
 )
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.fusion_gate import FusionGate
-from stereo_derain_ros.sgbm import warp_from_other_view
+from stereo_derain_ros.sgbm import warp_disparity_to_right, warp_from_other_view
 
 DISPARITY = 6
 HEIGHT, WIDTH = 48, 160
@@ -44,7 +43,7 @@ def _tensors(*views: np.ndarray) -> list[torch.Tensor]:
 
 @pytest.fixture(scope='module')
 def gate():
-    return packaged_fusion_gate()
+    return load_fusion_gate()
 
 
 def _fused(gate, rainy_left, rainy_right, left, right) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +114,10 @@ def test_the_right_disparity_is_the_left_one_seen_from_the_right():
     left[0, 4:] = 3.0
     left[1, 2:6] = 1.0
     left[1, 6:] = 4.0  # nearer: where both land (columns 2-5), the right view sees it
-    right = right_disparity_from_left(left)
-    assert np.array_equal(np.isnan(right[0]), (np.arange(12) == 0) | (np.arange(12) >= 9))
+    right = warp_disparity_to_right(left)
+    assert np.array_equal(np.isinf(right[0]), (np.arange(12) == 0) | (np.arange(12) >= 9))
     assert (right[0, 1:9] == 3.0).all()
-    assert (right[1, 2:8] == 4.0).all() and right[1, 1] == 1.0 and np.isnan(right[1, 0])
+    assert (right[1, 2:8] == 4.0).all() and right[1, 1] == 1.0 and np.isinf(right[1, 0])
 
 
 def test_a_warp_names_its_view():

@@ -34,15 +34,15 @@ from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.engine.view_fusion import (
     blend_view,
-    packaged_fusion_gate,
-    right_disparity_from_left,
+    load_fusion_gate,
 )
 from stereo_derain_ros.evaluation.disparity import right_view_disparity
+from stereo_derain_ros.pixels import to_unit_float
 from stereo_derain_ros.rain.contact_sheet import label, signed
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
-from stereo_derain_ros.sgbm import sgbm_disparity, warp_from_other_view
+from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right, warp_from_other_view
 
 SEED = 7
 PHOTO_SETS = {'medium': ('medium', False), 'light': ('light', False),
@@ -132,7 +132,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
                                        weights=options.checkpoint, threads=1))
-    gate = packaged_fusion_gate()
+    gate = load_fusion_gate()
     hand_gates = {f'hand {agree:g} {full:g} {share:g}': HandGate(agree, full, share)
                   for agree, full, share in product(AGREE_GREY, FULL_WEIGHT_GREY, MAX_WEIGHT)}
     learnt, second_run = 'learnt gate (engine)', 'learnt gate, second SGBM run'
@@ -140,11 +140,11 @@ def main() -> None:
     for name, pairs in tuning_pairs(options.photos, options.pairs).items():
         for number, pair in enumerate(pairs):
             derained_u8 = engine.derain(*pair['rainy'], 'rgb')
-            rainy, derained = ([np.float32(view / 255.0) for view in views]
+            rainy, derained = ([to_unit_float(view) for view in views]
                                for views in (pair['rainy'], derained_u8))
             reference = pair['rainy'] if name == 'clean' else pair['clean']
             left = sgbm_disparity(derained_u8[0], derained_u8[1], DISPARITY_RANGE)
-            splatted = [left, right_disparity_from_left(left)]
+            splatted = [left, warp_disparity_to_right(left)]
             matched = [left, right_view_disparity(derained_u8[0], derained_u8[1],
                                                   DISPARITY_RANGE)]
             for index, view in enumerate(('left', 'right')):
@@ -158,7 +158,7 @@ def main() -> None:
                 if (options.figure and view == 'left' and name == options.figure_set
                         and number == options.figure_pair):
                     picture = figure(rainy[0], derained[0], trials[learnt],
-                                     np.float32(reference[0] / 255.0))
+                                     to_unit_float(reference[0]))
                     cv2.imwrite(str(options.figure), picture[:, :, ::-1],
                                 [cv2.IMWRITE_JPEG_QUALITY, 85])
                 for key, fused in trials.items():

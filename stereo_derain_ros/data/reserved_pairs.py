@@ -35,8 +35,8 @@ from stereo_derain_ros.atomic import write_text_atomic
 from stereo_derain_ros.data.photos.collect import PhotoCollectionError, unpack_package
 from stereo_derain_ros.data.photos.debian_copyright import license_of, parse_copyright
 from stereo_derain_ros.data.pseudo_stereo import BASELINE_M
-from stereo_derain_ros.rain.scene import StereoScene, warp_disparity_to_right
-from stereo_derain_ros.sgbm import sgbm_disparity
+from stereo_derain_ros.rain.scene import StereoScene
+from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right
 
 RESERVED_FOLDER = 'reserved'
 MANIFEST = 'manifest.json'

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from stereo_derain_ros.engine.backend import create_backend
-from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
 from stereo_derain_ros.engine.config import EngineConfig, tile_shape
 from stereo_derain_ros.engine.errors import EngineError
 from stereo_derain_ros.engine.layout import (
@@ -29,7 +28,7 @@ from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radiu
 from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
-from stereo_derain_ros.engine.view_fusion import fuse_views, packaged_fusion_gate
+from stereo_derain_ros.engine.view_fusion import fuse_views, load_fusion_gate
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,10 +56,8 @@ class DerainEngine:
         self._margin = config.tile_margin
         self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
-        self._fusion_gate = None
-        if config.view_fusion:
-            self._fusion_gate = (packaged_fusion_gate() if config.view_fusion_gate is None
-                                 else build_fusion_gate_from_checkpoint(config.view_fusion_gate))
+        self._fusion_gate = (load_fusion_gate(config.view_fusion_gate) if config.view_fusion
+                             else None)
         if config.tile is not None and self.max_disparity is None:
             LOGGER.warning('tiling without max_disparity: matches farther apart than a tile '
                            'cannot be seen')

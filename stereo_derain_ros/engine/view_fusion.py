@@ -25,28 +25,15 @@ from stereo_derain_ros.models.fusion_gate import (
     FusionGate,
 )
 from stereo_derain_ros.pixels import to_uint8
-from stereo_derain_ros.sgbm import sgbm_disparity, warp_from_other_view
+from stereo_derain_ros.sgbm import (
+    sgbm_disparity,
+    warp_disparity_to_right,
+    warp_from_other_view,
+)
 
 _CHANNEL_SUM = np.ones((1, 3), np.float32)
 # Channel sums of [0, 1] values are grey levels times 3 / 255.
 _PER_GREY = np.float32(3.0 / 255.0)
-
-
-def right_disparity_from_left(disparity: np.ndarray) -> np.ndarray:
-    """Return the right view's disparity (NaN where unseen) from the left view's.
-
-    Each matched left pixel x lands on the right pixel x - d; where two land on one pixel, the
-    larger disparity (the nearer surface, the one the right view sees) wins.
-    """
-    height, width = disparity.shape
-    splatted = np.full(height * width, -1.0, np.float32)
-    rows, columns = np.nonzero(np.isfinite(disparity))
-    values = disparity[rows, columns]
-    targets = np.rint(columns - values).astype(np.int64)
-    inside = targets >= 0
-    np.maximum.at(splatted, rows[inside] * width + targets[inside], values[inside])
-    splatted[splatted < 0] = np.nan
-    return splatted.reshape(height, width)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -60,7 +47,8 @@ def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarr
     """Return the gate's H×W×4 features (`fusion_gate.FEATURES`) and the H×W×3 gap to the match.
 
     Images are H×W×3 float32 in [0, 1]; `view` ('left' or 'right') is the view being fused and
-    `disparity` its disparity (NaN: no match). The gap is the match minus the derained pixel.
+    `disparity` its disparity (not finite: no match). The gap is the match minus the derained
+    pixel.
     """
     warped, matched = warp_from_other_view(other_derained, disparity, view)
     warped_rainy, _ = warp_from_other_view(other_rainy, disparity, view)
@@ -85,13 +73,15 @@ def blend_view(gate: FusionGate, rainy: np.ndarray, derained: np.ndarray,
     return derained + share[..., None] * gap
 
 
-def packaged_fusion_gate() -> FusionGate:
-    """Return the packaged gate (`weights/fusion_gate.safetensors`), vetted like any checkpoint."""
-    path = packaged_weights(FusionGate.name)
+def load_fusion_gate(path: str | None = None) -> FusionGate:
+    """Return the gate at `path`, else the packaged one, vetted like any checkpoint."""
     if path is None:
-        raise EngineError(f'view_fusion needs the packaged gate {FusionGate.name}.safetensors, '
-                          'which this installation lacks; expected it in '
-                          'stereo_derain_ros/weights (stereo-derain train-fusion-gate writes one)')
+        path = packaged_weights(FusionGate.name)
+        if path is None:
+            raise EngineError(
+                f'view_fusion needs the packaged gate {FusionGate.name}.safetensors, which this '
+                'installation lacks; expected it in stereo_derain_ros/weights (stereo-derain '
+                'train-fusion-gate writes one)')
     return build_fusion_gate_from_checkpoint(path)
 
 
@@ -111,6 +101,6 @@ def fuse_views(gate: FusionGate, rainy_left: torch.Tensor, rainy_right: torch.Te
         disparity = sgbm_disparity(to_uint8(out_l), to_uint8(out_r), disparity_range)
         fused_left.append(blend_view(gate, rainy_l, out_l, rainy_r, out_r, disparity, 'left'))
         fused_right.append(blend_view(gate, rainy_r, out_r, rainy_l, out_l,
-                                      right_disparity_from_left(disparity), 'right'))
+                                      warp_disparity_to_right(disparity), 'right'))
     return tuple(torch.from_numpy(np.stack(fused)).permute(0, 3, 1, 2).to(left.device)
                  for fused in (fused_left, fused_right))

@@ -6,6 +6,8 @@ import functools
 import cv2
 import numpy as np
 
+from stereo_derain_ros.sgbm import warp_disparity_to_right
+
 
 @dataclass(frozen=True)
 class StereoScene:
@@ -106,20 +108,6 @@ def fill_invalid_disparity(disparity: np.ndarray) -> np.ndarray:
     nearest = np.minimum(from_left, from_right)
     nearest = np.where(np.isfinite(nearest), nearest, fallback)
     return np.where(valid, disparity, nearest).astype(np.float32)
-
-
-def warp_disparity_to_right(disparity_left: np.ndarray) -> np.ndarray:
-    """Forward-warp left disparity to the right view, nearest surface winning; holes are +inf."""
-    height, width = disparity_left.shape
-    ys, xs = np.nonzero(np.isfinite(disparity_left))
-    values = disparity_left[ys, xs]
-    targets = np.round(xs - values).astype(np.int64)
-    inside = (targets >= 0) & (targets < width)
-    flat = ys[inside] * width + targets[inside]
-    result = np.full(height * width, -np.inf, dtype=np.float32)
-    np.maximum.at(result, flat, values[inside].astype(np.float32))
-    result[~np.isfinite(result)] = np.inf
-    return result.reshape(height, width)
 
 
 # Middlebury 2014 Motorcycle at the quarter resolution scikit-image ships (741 x 500).

@@ -18,10 +18,10 @@ import torch
 from stereo_derain_ros.data.heldout import photo_sample
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
-from stereo_derain_ros.engine.view_fusion import gate_features, right_disparity_from_left
+from stereo_derain_ros.engine.view_fusion import gate_features
 from stereo_derain_ros.models.fusion_gate import FEATURES, FusionGate
-from stereo_derain_ros.pixels import to_uint8
-from stereo_derain_ros.sgbm import sgbm_disparity
+from stereo_derain_ros.pixels import to_uint8, to_unit_float
+from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right
 from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
@@ -43,10 +43,6 @@ class GateSamples:
 Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _unit(image: np.ndarray) -> np.ndarray:
-    return np.float32(image / 255.0)
-
-
 def gate_samples(derain: Derainer, library: PhotoLibrary, config: GateTrainingConfig,
                  progress: Callable[[int], None] = lambda done: None) -> GateSamples:
     """Draw `config.pairs` pairs, derain them and sample pixels where the gate may open.
@@ -63,8 +59,8 @@ def gate_samples(derain: Derainer, library: PhotoLibrary, config: GateTrainingCo
                          for view in ('left', 'right')] for kind in ('rainy', 'clean'))
         derained = derain(rainy[0], rainy[1])
         left_disparity = sgbm_disparity(derained[0], derained[1], config.disparity_range)
-        disparities = (left_disparity, right_disparity_from_left(left_disparity))
-        rainy, clean, derained = ([_unit(view) for view in views]
+        disparities = (left_disparity, warp_disparity_to_right(left_disparity))
+        rainy, clean, derained = ([to_unit_float(view) for view in views]
                                   for views in (rainy, clean, derained))
         for own, (view, disparity) in enumerate(zip(('left', 'right'), disparities)):
             features, gap = gate_features(rainy[own], derained[own], rainy[1 - own],
