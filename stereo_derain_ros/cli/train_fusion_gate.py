@@ -18,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'train-fusion-gate', help="fit the gate of the engine's second-view fusion",
         description="Derain training-photograph pairs (the photo library's training split, "
                     'every rain strength and none) with the given derainer, match them with '
-                    'SGBM and fit the per-pixel gate that decides how much of the other view '
-                    'the fusion takes (`--view-fusion`). Writes a checkpoint with its recipe; '
-                    'the packaged one is stereo_derain_ros/weights/fusion_gate.safetensors. '
-                    'See docs/engine.md.')
+                    'SGBM and fit the gate that decides, per pixel, how much of the other '
+                    'view and of the rainy input the fusion takes (`--view-fusion`). Writes a '
+                    'checkpoint with its recipe; the packaged one is '
+                    'stereo_derain_ros/weights/fusion_gate.safetensors. See docs/engine.md.')
     parser.add_argument('--out', type=Path, required=True, metavar='OUT.safetensors',
                         help='gate checkpoint to write (atomically)')
     parser.add_argument('--photos', type=Path, default=None,
@@ -31,12 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--pairs', type=int, default=defaults.pairs,
                         help='training pairs to draw (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=defaults.seed,
-                        help='seed of the pairs, the pixels and the fit (default: %(default)s)')
+                        help='seed of the pairs, the patches and the fit (default: %(default)s)')
     parser.add_argument('--steps', type=int, default=defaults.steps,
                         help='optimiser steps (default: %(default)s)')
-    parser.add_argument('--rain-free-weight', type=float, default=defaults.rain_free_weight,
-                        help='loss weight of rain-free pairs against rainy ones '
-                             '(default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
     add_engine_arguments(parser, ENGINE_ARGUMENTS,
                          weights='derainer checkpoint the gate will follow (default: the '
@@ -49,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stereo_derain_ros.data.photos.library import default_cache, PhotoLibrary
     from stereo_derain_ros.engine.checkpoint import save_checkpoint
-    from stereo_derain_ros.training.fusion_gate import fit_gate, gate_samples
+    from stereo_derain_ros.training.fusion_gate import fit_gate, gate_views
     from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
 
     if args.out.suffix != '.safetensors':
@@ -57,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ('pairs', 'steps'):
         if getattr(args, name) < 1:
             raise CommandError(f'--{name} must be at least 1, got {getattr(args, name)}')
-    if not args.rain_free_weight > 0:
-        raise CommandError(f'--rain-free-weight must be positive, got {args.rain_free_weight}')
-    config = GateTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps,
-                                rain_free_weight=args.rain_free_weight)
+    config = GateTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps)
     engine = build_engine(args, view_fusion=False)
     library = PhotoLibrary.open_or_builtin(args.photos or default_cache(), 'train')
 
@@ -68,21 +62,21 @@ def run(args: argparse.Namespace) -> int:
         return engine.derain(left, right, 'rgb')
 
     with tqdm(total=config.pairs, desc='pairs', disable=args.no_progress) as bar:
-        samples = gate_samples(derain, library, config, lambda done: bar.update(1))
+        views = gate_views(derain, library, config, lambda done: bar.update(1))
     with tqdm(total=config.steps, desc='fit', disable=args.no_progress) as bar:
         def show(step: int, loss: float) -> None:
             bar.update(1)
             if step % 100 == 0:
                 bar.set_postfix(loss=f'{loss:.3g}')
         try:
-            gate, loss = fit_gate(samples, config, show)
+            gate, loss = fit_gate(views, config, show)
         except ValueError as error:
             raise CommandError(str(error)) from None
     recipe = {'command': 'stereo-derain train-fusion-gate', **asdict(config),
               'derainer': engine.weights_source, 'photos': library.origin,
-              'pixels': int(samples.features.shape[0])}
+              'views': len(views.features)}
     save_checkpoint(args.out, gate, recipe=recipe, metrics={'last_batch_loss': loss})
     print(f'wrote {args.out}: gate of width {gate.config.hidden} fitted on '
-          f'{recipe["pixels"]} pixels of {config.pairs} pairs behind {engine.weights_source}')
+          f'{recipe["views"]} views of {config.pairs} pairs behind {engine.weights_source}')
     return 0
 

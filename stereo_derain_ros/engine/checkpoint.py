@@ -135,7 +135,9 @@ def build_fusion_gate_from_checkpoint(path: str | os.PathLike) -> FusionGate:
     if found != expected:
         differing = sorted(set(found) ^ set(expected)) or sorted(found)
         raise CheckpointError(f'checkpoint {path} does not fit a fusion gate of width '
-                              f'{hidden}: tensors {_first(differing)}')
+                              f'{hidden}: tensors {_first(differing)}; expected a gate written by '
+                              "this version's stereo-derain train-fusion-gate (retrain older "
+                              'ones)')
     _check_finite(path, state_dict)
     gate.load_state_dict(state_dict)
     return gate.eval()

@@ -1,12 +1,18 @@
-"""FusionGate: how much of the other view the second-view fusion takes at each pixel.
+"""FusionGate: per pixel, how much of the other view to take and how much rain to give back.
 
-A small MLP over four per-pixel cues that a hand-set rule weighs poorly together: how far the
-derainer darkened the pixel (it found rain there), how far it darkened the pixel's match in the
-other view (rain there too makes the match a poor stand-in), how far the two disagree, and whether
-SGBM found a match at all. Its output is a share in [0, 1], scaled by the darkening (full at
-DARKENED_SCALE_GREY levels) so that a pixel the derainer left alone is never changed: rain-free
-frames stay as the derainer returns them. Trained by `stereo-derain train-fusion-gate`; used by
-`engine.view_fusion`.
+A small convolutional net over six cue maps of a derained view and its match in the other view
+(`FEATURES`): how far the derainer darkened the pixel (it found rain there) and the match, how
+far the two derained views disagree, whether SGBM matched at all, how far the two rainy inputs
+disagree, and the derained brightness. Two shares come out. The first moves the pixel towards its
+match: what the network left of a streak in one view is background in the other. The second moves
+it back towards the rainy input: where both rainy views agree at the match, what the network
+darkened was most likely scene, not rain, since a streak sits at its own depth. That share
+shrinks as the rainy views disagree and is zero from DISAGREEMENT_SCALE_GREY levels on, whatever
+the net makes of the neighbourhood: a streak that one view shows and the other does not is never
+given back. A neighbourhood (7×7 pixels) rather than one pixel, because a streak and an SGBM
+mismatch look alike per pixel but not in shape. Both shares are zero where the derainer darkened
+nothing or SGBM found no match, so a pixel the derainer left alone is never changed. Trained by
+`stereo-derain train-fusion-gate`; used by `engine.view_fusion`.
 """
 
 from dataclasses import dataclass
@@ -14,7 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-FEATURES = ('darkened', 'other_darkened', 'disagreement', 'matched')
+FEATURES = ('darkened', 'other_darkened', 'disagreement', 'matched', 'input_disagreement',
+            'brightness')
+SHARES = ('towards_match', 'towards_input')
 # Grey levels (0-255) that scale the features to about unit size.
 DARKENED_SCALE_GREY = 10.0
 DISAGREEMENT_SCALE_GREY = 30.0
@@ -22,27 +30,29 @@ DISAGREEMENT_SCALE_GREY = 30.0
 
 @dataclass
 class FusionGateConfig:
-    hidden: int = 32
+    hidden: int = 16
 
 
 class FusionGate(nn.Module):
-    """Map features (..., 4) (`FEATURES`, scaled) to shares (...) of the other view.
-
-    Pixels rather than images: the engine evaluates it only where the share can be non-zero
-    (the derainer darkened the pixel and SGBM matched it), often a small part of the frame.
-    """
+    """Map N×6×H×W feature maps (`FEATURES`, scaled) to N×2×H×W shares (`SHARES`) in [0, 1]."""
 
     name = 'fusion_gate'
 
-    def __init__(self, hidden: int = 32) -> None:
+    def __init__(self, hidden: int = 16) -> None:
         super().__init__()
         self.config = FusionGateConfig(hidden)
         self.layers = nn.Sequential(
-            nn.Linear(len(FEATURES), hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 1))
+            nn.Conv2d(len(FEATURES), hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, len(SHARES), 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        darkened, matched = features[..., 0], features[..., 3]
-        share = torch.sigmoid(self.layers(features)[..., 0])
-        return share * darkened.clamp(0.0, 1.0) * matched
+        darkened, matched = features[:, 0:1], features[:, 3:4]
+        input_disagreement = features[:, 4:5]
+        shares = torch.sigmoid(self.layers(features))
+        open_pixels = matched * (darkened > 0)
+        # Rain given back only where the rainy views agree: none at DISAGREEMENT_SCALE_GREY.
+        agreement = (1.0 - input_disagreement.abs()).clamp(min=0.0)
+        return torch.cat([shares[:, 0:1] * darkened.clamp(0.0, 1.0),
+                          shares[:, 1:2] * agreement], dim=1) * open_pixels

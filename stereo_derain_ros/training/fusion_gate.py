@@ -1,12 +1,10 @@
 """Fit the second-view fusion's gate on training photographs (`stereo-derain train-fusion-gate`).
 
-The gate decides, per pixel, how much of the other view's match replaces what the derainer
-returned. The best share at a pixel is known wherever the clean view is: (clean - derained) .
-gap / |gap|², so the gate is fitted by least squares on pixels of training-photograph pairs with
-fresh rain of every strength and without rain, drawn as the held-out photo sets draw theirs but
-from the library's training split, derained by the derainer it will follow. Rain-free pairs weigh
-more (`rain_free_weight`): their errors are tiny, and an unweighted fit lets the gate blend
-texture on clean frames for a little more rain removed elsewhere.
+The gate decides, per pixel, how much of the other view's match, and how much of the rainy
+input, replaces what the derainer returned. Wherever the clean view is known the best correction
+is too, so the gate is fitted to it on training-photograph pairs with fresh rain of every strength
+and without rain, drawn as the held-out photo sets draw theirs but from the library's training
+split, derained by the derainer it will follow.
 """
 
 from collections.abc import Callable
@@ -19,7 +17,7 @@ from stereo_derain_ros.data.heldout import photo_sample
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.engine.view_fusion import gate_features
-from stereo_derain_ros.models.fusion_gate import FEATURES, FusionGate
+from stereo_derain_ros.models.fusion_gate import FusionGate
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right
 from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
@@ -31,26 +29,29 @@ SEED_PURPOSE = 'val-compose'
 
 
 @dataclass
-class GateSamples:
-    """Pixels the gate can open on: features, gap to the match, wanted change, loss weight."""
+class GateViews:
+    """Derained views of training pairs: gate features, both corrections and the wanted change.
 
-    features: torch.Tensor
-    gaps: torch.Tensor
-    wanted: torch.Tensor
-    weights: torch.Tensor
+    Each item is one view, C×H×W: features (`fusion_gate.FEATURES`), the gap to the match, the
+    way back to the rainy input, and clean (rain-free pairs: rainy) minus derained.
+    """
+
+    features: list[torch.Tensor]
+    to_match: list[torch.Tensor]
+    to_input: list[torch.Tensor]
+    wanted: list[torch.Tensor]
 
 
 Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def gate_samples(derain: Derainer, library: PhotoLibrary, config: GateTrainingConfig,
-                 progress: Callable[[int], None] = lambda done: None) -> GateSamples:
-    """Draw `config.pairs` pairs, derain them and sample pixels where the gate may open.
+def gate_views(derain: Derainer, library: PhotoLibrary, config: GateTrainingConfig,
+               progress: Callable[[int], None] = lambda done: None) -> GateViews:
+    """Draw `config.pairs` pairs, derain them and compute what the gate learns from.
 
     `derain` takes and returns uint8 H×W×3 RGB views; `progress` is called after each pair.
     """
-    rng = np.random.default_rng(config.seed)
-    parts: dict[str, list[np.ndarray]] = {'features': [], 'gaps': [], 'wanted': [], 'weights': []}
+    collected = GateViews([], [], [], [])
     for index in range(config.pairs):
         preset, mono = PAIR_KINDS[index % len(PAIR_KINDS)]
         _, sample = photo_sample(library, index, generator(SEED_PURPOSE, config.seed, index),
@@ -62,43 +63,60 @@ def gate_samples(derain: Derainer, library: PhotoLibrary, config: GateTrainingCo
         disparities = (left_disparity, warp_disparity_to_right(left_disparity))
         rainy, clean, derained = ([to_unit_float(view) for view in views]
                                   for views in (rainy, clean, derained))
+        reference = rainy if preset is None else clean
         for own, (view, disparity) in enumerate(zip(('left', 'right'), disparities)):
             features, gap = gate_features(rainy[own], derained[own], rainy[1 - own],
                                           derained[1 - own], disparity, view)
-            features, gap = features.reshape(-1, len(FEATURES)), gap.reshape(-1, 3)
-            open_pixels = np.flatnonzero((features[:, 0] > 0) & (features[:, 3] > 0))
-            chosen = rng.choice(open_pixels, min(config.pixels_per_view, open_pixels.size),
-                                replace=False)
-            parts['features'].append(features[chosen])
-            parts['gaps'].append(gap[chosen])
-            parts['wanted'].append((clean[own] - derained[own]).reshape(-1, 3)[chosen])
-            weight = config.rain_free_weight if preset is None else 1.0
-            parts['weights'].append(np.full(chosen.size, weight, np.float32))
+            collected.features.append(torch.from_numpy(features))
+            for part, image in ((collected.to_match, gap),
+                                (collected.to_input, rainy[own] - derained[own]),
+                                (collected.wanted, reference[own] - derained[own])):
+                part.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
         progress(index + 1)
-    return GateSamples(**{key: torch.from_numpy(np.concatenate(value))
-                          for key, value in parts.items()})
+    return collected
 
 
-def fit_gate(samples: GateSamples, config: GateTrainingConfig,
+def fit_gate(views: GateViews, config: GateTrainingConfig,
              progress: Callable[[int, float], None] = lambda step, loss: None
              ) -> tuple[FusionGate, float]:
-    """Fit a gate by weighted least squares; return it (eval mode) and its last batch loss."""
+    """Fit a gate on random patches; return it (eval mode) and its last batch loss.
+
+    The loss is each patch's log squared error after the correction, so every patch weighs as a
+    PSNR weighs it: a rain-free patch, whose error is tiny, counts as much as a heavy-rain one, and
+    the gate learns to leave clean frames alone without a hand-set weight.
+    """
+    if not views.features:
+        raise ValueError('no derained view to learn from; expected training pairs (--pairs)')
+    smallest = min(min(feature.shape[1:]) for feature in views.features)
+    if smallest < config.patch:
+        raise ValueError(f'training views are {smallest} px on their short side; expected at '
+                         f'least the {config.patch}-px patch')
     torch.manual_seed(config.seed)
     gate = FusionGate(config.hidden)
     optimiser = torch.optim.Adam(gate.parameters(), lr=config.learning_rate)
-    batches = torch.Generator().manual_seed(config.seed)
-    count = samples.features.shape[0]
-    if count == 0:
-        raise ValueError('no pixel where the derainer removed rain and SGBM found a match; '
-                         'expected rainy training pairs (more --pairs)')
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+    draws = torch.Generator().manual_seed(config.seed)
     loss = torch.zeros(())
     for step in range(config.steps):
-        batch = torch.randint(0, count, (config.batch_pixels,), generator=batches)
-        share = gate(samples.features[batch])[:, None]
-        error = ((share * samples.gaps[batch] - samples.wanted[batch]) ** 2).mean(dim=1)
-        loss = (error * samples.weights[batch]).mean()
+        batch = [_patch(views, draws, config.patch) for _ in range(config.batch_patches)]
+        features, to_match, to_input, wanted = (torch.stack(part) for part in zip(*batch))
+        shares = gate(features)
+        corrected = shares[:, 0:1] * to_match + shares[:, 1:2] * to_input
+        error = ((corrected - wanted) ** 2).mean(dim=(1, 2, 3))
+        loss = torch.log(error + config.log_floor).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        schedule.step()
         progress(step + 1, loss.item())
     return gate.eval(), loss.item()
+
+
+def _patch(views: GateViews, draws: torch.Generator, size: int) -> tuple[torch.Tensor, ...]:
+    """Return one random size×size patch of one random view, from each of its four parts."""
+    index = int(torch.randint(len(views.features), (1,), generator=draws))
+    height, width = views.features[index].shape[1:]
+    top = int(torch.randint(height - size + 1, (1,), generator=draws))
+    left = int(torch.randint(width - size + 1, (1,), generator=draws))
+    return tuple(part[index][:, top:top + size, left:left + size]
+                 for part in (views.features, views.to_match, views.to_input, views.wanted))

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 class GateTrainingConfig:
     pairs: int = 100
     seed: int = 11
-    steps: int = 2000
-    batch_pixels: int = 8192
-    learning_rate: float = 3e-3
-    pixels_per_view: int = 30000
-    rain_free_weight: float = 300.0
+    steps: int = 12000
+    batch_patches: int = 16
+    patch: int = 64
+    learning_rate: float = 2e-3
+    # Squared error (unit range) added inside each patch's log: 60 dB, below any frame's error.
+    log_floor: float = 1e-6
     disparity_range: int = 64
-    hidden: int = 32
+    hidden: int = 16
