@@ -105,8 +105,8 @@ class NodeParameters:
         1, 'average the network over 1, 2 or 4 flips of each pair: better images for 2x or 4x '
         'the inference time (docs/engine.md)', minimum=1, maximum=4)
     view_fusion: bool = _engine_parameter(
-        False, 'match the derained pair with SGBM and blend each view towards the other where '
-        'the network removed rain: better rainy images for one CPU matching per set '
+        False, 'match the derained pair with SGBM and correct each view from the other where '
+        'the network changed it: better rainy and rain-free images for one CPU matching per set '
         '(docs/engine.md)')
     view_fusion_disparity_range: int = _engine_parameter(
         64, "with view_fusion: SGBM's search range in px, a multiple of 16 (as "

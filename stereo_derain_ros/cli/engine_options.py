@@ -63,9 +63,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                       'help': 'average the network over 1, 2 or 4 flips of the pair: better '
                               'images for that many times the compute (default: %(default)s)'},
     'view_fusion': {'action': 'store_true',
-                    'help': 'match the derained pair with SGBM and blend each view towards the '
-                            'other where the network removed rain: better rainy images for one '
-                            'CPU matching per pair (docs/engine.md)'},
+                    'help': 'match the derained pair with SGBM and correct each view from the '
+                            'other where the network changed it: better rainy and rain-free '
+                            'images for one CPU matching per pair (docs/engine.md)'},
     'view_fusion_disparity_range': {
         'type': int, 'default': default_of('view_fusion_disparity_range'), 'metavar': 'PX',
         'help': "with --view-fusion: SGBM's search range, a multiple of 16 (default: "
