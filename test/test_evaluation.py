@@ -127,6 +127,21 @@ def test_self_paired_row_shows_what_the_second_view_changes(tmp_path):
     assert alone['psnr'] > scores['rainy input']['psnr']
 
 
+@pytest.mark.slow
+def test_the_self_paired_row_runs_without_the_stereo_only_fusion(tmp_path):
+    """A view matched with itself would look all scene to the fusion; the row is the network's."""
+    reports = {}
+    for fusion in ([], ['--view-fusion']):
+        out = tmp_path / ('fused' if fusion else 'plain')
+        assert main(['eval', 'bandnet', 'heldout:medium', '--limit', '1', '--self-paired',
+                     *fusion, '--figures', '0', '--out', str(out), '--device', 'cpu',
+                     '--threads', '1', '--no-progress']) == 0
+        reports[bool(fusion)] = json.loads((out / 'report.json').read_text())['summary']
+    alone = 'bandnet, each view paired with itself'
+    assert reports[True][alone] == reports[False][alone]
+    assert reports[True]['bandnet'] != reports[False]['bandnet']
+
+
 def test_eval_command_rejects_an_unknown_dataset(tmp_path, capsys):
     status = main(['eval', 'bandnet', 'heldout:drizzle', '--untrained', '--out', str(tmp_path)])
     assert status == 2

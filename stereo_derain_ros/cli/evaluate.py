@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='samples shown in figure.png, 0 for no figure (default: %(default)s)')
     parser.add_argument('--self-paired', action='store_true',
                         help='add a row per model with each view fed as both views: what the '
-                             'second view is worth to a stereo model')
+                             'second view is worth to a stereo model (without --view-fusion, '
+                             'which needs a second view)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     add_engine_arguments(parser, [name for name in ENGINE_OPTIONS if name not in SPEC_OPTIONS],
                          untrained='allow a model name without packaged weights (random init; '
@@ -59,11 +60,11 @@ def _is_checkpoint(spec: str) -> bool:
     return spec.endswith('.safetensors') or Path(spec).is_file()
 
 
-def _engine_derainer(spec: str, args: argparse.Namespace):
+def _engine_derainer(spec: str, args: argparse.Namespace, **overrides):
     if _is_checkpoint(spec):
-        engine = build_engine(args, model=None, weights=spec, untrained=False)
+        engine = build_engine(args, model=None, weights=spec, untrained=False, **overrides)
     else:
-        engine = build_engine(args, model=spec, weights=None)
+        engine = build_engine(args, model=spec, weights=None, **overrides)
 
     def derain(left, right):
         return engine.derain(left, right, 'rgb')
@@ -103,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
         derainers[label] = derain
         labels.append(label)
         if args.self_paired:
-            derainers[f'{label}, each view paired with itself'] = _self_paired(derain)
+            # The fusion is a stereo-only step: with a view as its own match it would take
+            # everything the network darkened for scene, so the row runs the network alone.
+            alone = (_engine_derainer(spec, args, view_fusion=False)[1] if args.view_fusion
+                     else derain)
+            derainers[f'{label}, each view paired with itself'] = _self_paired(alone)
     try:
         dataset = open_dataset(args.dataset, args.photos)
     except DataError as error:
