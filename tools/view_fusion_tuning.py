@@ -7,9 +7,10 @@ preset set's. A checkpoint derains them once; each gate then fuses the derained 
 scored against the clean views (rain-free pairs: against the input), both views, as the gain over
 the network alone: a grid of hand-set gates (`HandGate`: a share that rises with the network's
 darkening up to a largest share, where the views agree within a few grey levels), and the
-engine's learnt gate (`stereo-derain train-fusion-gate`, trained on pairs of another seed), also
-with the right view's disparity from a second SGBM run instead of the splatted left one. Used for
-the model card's "Second-view fusion"; run from the repository root:
+engine's learnt gate (`stereo-derain train-fusion-gate`, trained on pairs of another seed;
+`--gate PATH` scores another one), also with the right view's disparity from a second SGBM run
+instead of the splatted left one. Used for the model card's "Second-view fusion"; run from the
+repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_tuning.py \
         stereo_derain_ros/weights/bandnet.safetensors --photos data/photos
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument('checkpoint')
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     parser.add_argument('--pairs', type=int, default=12, help='pairs per set (default: 12)')
+    parser.add_argument('--gate', default=None,
+                        help='learnt gate to score (default: the packaged one)')
     parser.add_argument('--figure', type=Path, default=None,
                         help='write a picture of one tuning pair (its left view) to this file')
     parser.add_argument('--figure-set', default='heavy', choices=[*PHOTO_SETS, 'preset-medium'],
@@ -132,7 +135,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
                                        weights=options.checkpoint, threads=1))
-    gate = load_fusion_gate()
+    gate = load_fusion_gate(options.gate)
     hand_gates = {f'hand {agree:g} {full:g} {share:g}': HandGate(agree, full, share)
                   for agree, full, share in product(AGREE_GREY, FULL_WEIGHT_GREY, MAX_WEIGHT)}
     learnt, second_run = 'learnt gate (engine)', 'learnt gate, second SGBM run'
