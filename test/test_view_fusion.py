@@ -96,11 +96,12 @@ def test_the_gate_reads_darkening_disagreement_and_the_match(gate):
              (rainy_left, derained_left, clean_right, clean_right)]
     disparity = np.full((HEIGHT, WIDTH), DISPARITY, np.float32)
     disparity[:, :DISPARITY] = np.nan
-    features, gap = gate_features(*views, disparity, 'left')
+    features, gap, back = gate_features(*views, disparity, 'left')
     assert np.allclose(features[0][:, STREAK], 4.0, atol=1e-3)  # darkened 40 grey levels / 10
     assert np.allclose(features[2][:, STREAK], -20 / 30, atol=1e-3)  # the match 20 levels darker
     assert np.allclose(features[4][:, STREAK], -60 / 30, atol=1e-3)  # the rainy inputs 60 apart
     assert np.allclose(gap[:, STREAK] * 255.0, -20.0, atol=1e-3)
+    assert np.allclose(back[:, STREAK] * 255.0, 40.0, atol=1e-3)
     assert (features[3][:, :DISPARITY] == 0).all() and (features[3][:, DISPARITY:] == 1).all()
     blended = blend_view(gate, *views, disparity, 'left')
     moved = (blended - views[1]) * 255.0

@@ -44,23 +44,24 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarray,
                   other_derained: np.ndarray, disparity: np.ndarray,
-                  view: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return the gate's 6×H×W features (`fusion_gate.FEATURES`) and the H×W×3 gap to the match.
+                  view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the gate's 6×H×W features (`fusion_gate.FEATURES`) and its two H×W×3 corrections.
 
     Images are H×W×3 float32 in [0, 1]; `view` ('left' or 'right') is the view being fused and
-    `disparity` its disparity (not finite: no match). The gap is the match minus the derained
-    pixel; the disagreements are signed (match minus pixel).
+    `disparity` its disparity (not finite: no match). The corrections (`fusion_gate.SHARES`) are
+    the gap to the match (match minus derained pixel) and the way back to the rainy input (rainy
+    minus derained); the disagreements are signed (match minus pixel).
     """
     warped, matched = warp_from_other_view(other_derained, disparity, view)
     warped_rainy, _ = warp_from_other_view(other_rainy, disparity, view)
-    gap = warped - derained
-    features = np.stack([_grey(rainy - derained) / DARKENED_SCALE_GREY,
+    gap, back = warped - derained, rainy - derained
+    features = np.stack([_grey(back) / DARKENED_SCALE_GREY,
                          _grey(warped_rainy - warped) / DARKENED_SCALE_GREY,
                          _grey(gap) / DISAGREEMENT_SCALE_GREY,
                          matched.astype(np.float32),
                          _grey(warped_rainy - rainy) / DISAGREEMENT_SCALE_GREY,
                          _grey(derained) / 255.0 - 0.5])
-    return features.astype(np.float32), gap
+    return features.astype(np.float32, copy=False), gap, back
 
 
 def gate_shares(gate: FusionGate, features: np.ndarray) -> np.ndarray:
@@ -78,10 +79,10 @@ def blend_view(gate: FusionGate, rainy: np.ndarray, derained: np.ndarray,
                other_rainy: np.ndarray, other_derained: np.ndarray, disparity: np.ndarray,
                view: str) -> np.ndarray:
     """Return one derained view moved by the gate's shares (see gate_features, `SHARES`)."""
-    features, gap = gate_features(rainy, derained, other_rainy, other_derained, disparity, view)
+    features, gap, back = gate_features(rainy, derained, other_rainy, other_derained, disparity,
+                                        view)
     towards_match, towards_input = gate_shares(gate, features)
-    return (derained + towards_match[..., None] * gap
-            + towards_input[..., None] * (rainy - derained))
+    return derained + towards_match[..., None] * gap + towards_input[..., None] * back
 
 
 def load_fusion_gate(path: str | None = None) -> FusionGate:

@@ -65,11 +65,10 @@ def gate_views(derain: Derainer, library: PhotoLibrary, config: GateTrainingConf
                                   for views in (rainy, clean, derained))
         reference = rainy if preset is None else clean
         for own, (view, disparity) in enumerate(zip(('left', 'right'), disparities)):
-            features, gap = gate_features(rainy[own], derained[own], rainy[1 - own],
-                                          derained[1 - own], disparity, view)
+            features, gap, back = gate_features(rainy[own], derained[own], rainy[1 - own],
+                                                derained[1 - own], disparity, view)
             collected.features.append(torch.from_numpy(features))
-            for part, image in ((collected.to_match, gap),
-                                (collected.to_input, rainy[own] - derained[own]),
+            for part, image in ((collected.to_match, gap), (collected.to_input, back),
                                 (collected.wanted, reference[own] - derained[own])):
                 part.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
         progress(index + 1)
