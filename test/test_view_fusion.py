@@ -17,11 +17,12 @@ from stereo_derain_ros.engine.view_fusion import (
     blend_view,
     fuse_views,
     gate_features,
+    gate_shares,
     load_fusion_gate,
 )
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.fusion_gate import FusionGate
-from stereo_derain_ros.sgbm import warp_disparity_to_right, warp_from_other_view
+from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right, warp_from_other_view
 
 DISPARITY = 6
 HEIGHT, WIDTH = 48, 160
@@ -47,7 +48,7 @@ def gate():
 
 
 def _fused(gate, rainy_left, rainy_right, left, right) -> tuple[np.ndarray, np.ndarray]:
-    outputs = fuse_views(gate, *_tensors(rainy_left, rainy_right, left, right), RANGE)
+    outputs = fuse_views(gate, *_tensors(rainy_left, rainy_right, left, right), RANGE, 'fp32')
     return tuple(view[0].permute(1, 2, 0).numpy() * 255.0 for view in outputs)
 
 
@@ -86,14 +87,19 @@ def test_pixels_the_network_left_alone_stay_as_they_are(gate):
     assert np.abs(fused_right - clean_right).max() < 1e-3
 
 
-def test_the_gate_reads_darkening_disagreement_and_the_match(gate):
-    """Features at the true disparity: the streak is darkened and disagrees, the rest is not."""
+def _streaked_views() -> list[np.ndarray]:
+    """Return rainy left, derained left (a streak darkened by 40, 20 left), clean right twice."""
     clean_left, clean_right = _scene()
     rainy_left, derained_left = clean_left.copy(), clean_left.copy()
     rainy_left[:, STREAK] += 60
     derained_left[:, STREAK] += 20
-    views = [np.float32(view / 255.0) for view in
-             (rainy_left, derained_left, clean_right, clean_right)]
+    return [np.float32(view / 255.0) for view in
+            (rainy_left, derained_left, clean_right, clean_right)]
+
+
+def test_the_gate_reads_darkening_disagreement_and_the_match(gate):
+    """Features at the true disparity: the streak is darkened and disagrees, the rest is not."""
+    views = _streaked_views()
     disparity = np.full((HEIGHT, WIDTH), DISPARITY, np.float32)
     disparity[:, :DISPARITY] = np.nan
     features, gap, back = gate_features(*views, disparity, 'left')
@@ -110,6 +116,46 @@ def test_the_gate_reads_darkening_disagreement_and_the_match(gate):
     assert (moved[:, STREAK] < 0).all() and (moved[:, STREAK] >= -20 - 1e-3).all()
     assert moved[:, STREAK].mean() < -15
     assert np.abs(np.delete(moved, np.r_[STREAK], axis=1)).max() < 1e-4
+
+
+def test_both_views_of_a_pair_go_through_the_gate_as_each_would_alone(gate):
+    rainy_left, derained_left, rainy_right, derained_right = _streaked_views()
+    disparity = sgbm_disparity(derained_left, derained_right, RANGE)
+    fused = fuse_views(gate, *(torch.from_numpy(view).permute(2, 0, 1)[None] for view in
+                               (rainy_left, rainy_right, derained_left, derained_right)),
+                       RANGE, 'fp32')
+    alone = (blend_view(gate, rainy_left, derained_left, rainy_right, derained_right, disparity,
+                        'left'),
+             blend_view(gate, rainy_right, derained_right, rainy_left, derained_left,
+                        warp_disparity_to_right(disparity), 'right'))
+    for batched, single in zip(fused, alone):
+        assert np.abs(batched[0].permute(1, 2, 0).numpy() - single).max() < 1e-6
+
+
+def test_the_gate_over_bands_of_rows_gives_what_it_gives_over_the_whole_frame(gate, monkeypatch):
+    # 7 rows: 7 bands and a part
+    monkeypatch.setattr('stereo_derain_ros.engine.view_fusion.CPU_BAND_PIXELS', 7 * WIDTH)
+    features = torch.rand(2, 6, HEIGHT + 4, WIDTH, generator=torch.Generator().manual_seed(1))
+    features[:, 0] -= 0.2  # some pixels not darkened
+    features[:, 3] = (features[:, 3] > 0.1).float()
+    with torch.inference_mode():
+        whole = gate(features.contiguous(memory_format=torch.channels_last)).numpy()
+    banded = gate_shares(gate, features.numpy())
+    assert gate.receptive_radius == 3 and banded.shape == whole.shape
+    assert np.abs(banded - whole).max() < 1e-6
+
+
+def test_a_bf16_gate_stays_closed_where_it_must_and_near_the_fp32_shares(gate):
+    """The engine runs the gate in the network's precision; bf16 must not open closed pixels."""
+    views = _streaked_views()
+    disparity = np.full((HEIGHT, WIDTH), DISPARITY, np.float32)
+    disparity[:, :DISPARITY] = np.nan
+    features = gate_features(*views, disparity, 'left')[0][None]
+    exact, half = (gate_shares(gate, features, precision) for precision in ('fp32', 'bf16'))
+    closed = (features[:, 0] <= 0) | (features[:, 3] == 0)
+    assert closed.any() and (half[:, :, closed[0]] == 0).all()
+    assert np.abs(half - exact).max() < 0.1
+    assert half[0, 0][:, STREAK].mean() == pytest.approx(exact[0, 0][:, STREAK].mean(), abs=0.02)
 
 
 def test_the_packaged_gate_loads_vetted_and_others_are_refused(tmp_path):

@@ -158,7 +158,8 @@ class DerainEngine:
                                             self.config.self_ensemble)
         if self._fusion_gate is not None:
             out_left, out_right = fuse_views(self._fusion_gate, left, right, out_left, out_right,
-                                             self.config.view_fusion_disparity_range)
+                                             self.config.view_fusion_disparity_range,
+                                             self._backend.precision)
         if not (torch.isfinite(out_left).all() and torch.isfinite(out_right).all()):
             # Clamping would turn NaN into black images that look like results.
             raise EngineError('the model produced NaN or infinite values, so there is no image '

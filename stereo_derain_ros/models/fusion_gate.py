@@ -47,6 +47,12 @@ class FusionGate(nn.Module):
             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, len(SHARES), 1))
 
+    @property
+    def receptive_radius(self) -> int:
+        """Return how many pixels each side of an output pixel the gate reads (3: a 7×7 patch)."""
+        return sum(layer.kernel_size[0] // 2 for layer in self.layers
+                   if isinstance(layer, nn.Conv2d))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         darkened, matched = features[:, 0:1], features[:, 3:4]
         input_disagreement = features[:, 4:5]
