@@ -1,9 +1,11 @@
 """The prepared device script: a lent GPU gives 15 minutes once, so its commands must work.
 
-Its training section runs here as written, shrunk to seconds and moved to the CPU through the
-environment variables the script reads; only the sizes and the device differ from the GPU run.
+Its training and fusion-timing sections run here as written, shrunk to seconds and moved to the
+CPU through the environment variables the script reads; only the sizes and the device differ
+from the GPU run.
 """
 
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -46,3 +48,17 @@ def test_the_training_section_names_the_missing_photo_cache(tmp_path):
     assert result.returncode != 0
     assert f'no photo cache at {tmp_path / "nowhere"} (carry it)' in result.stdout
     assert not (tmp_path / 'out' / 'gpu_run').exists()
+
+
+def test_the_view_fusion_section_times_the_fusion_against_one_pass(tmp_path):
+    result = _run('view_fusion_rows', tmp_path, DEVICE='cpu', FUSION_SIZES='128x64', ROUNDS='1')
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / 'out' / 'view_fusion_cost.json').read_text())['sizes']['128x64']
+    assert set(rows) == {'issue-time bandnet', 'fp32', 'fp32 view_fusion', 'fp16',
+                         'fp16 view_fusion'}
+    assert rows['issue-time bandnet']['vs_issue_time'] == rows['fp32']['vs_one_pass'] == 1.0
+    assert 'parts' not in rows['fp32']
+    assert set(rows['fp16 view_fusion']['parts']) == {'sgbm', 'cue_maps_both_views',
+                                                      'gate_both_views'}
+    assert rows['fp16']['precision'] == 'fp32'  # fp16 runs on CUDA only
+    assert '128x64 (ratios to the issue-time bandnet and to one pass at fp32):' in result.stdout

@@ -50,8 +50,18 @@ onnxruntime.get_available_providers(), "torch", torch.__version__, torch.cuda.ge
         --backends torch,onnxruntime --warmup 3 --repeats 20 --out-dir "$OUT/models_gpu"
 }
 
+# The second-view fusion against one pass, interleaved, with its parts (SGBM and cue maps on the
+# host, the gate on the GPU in the network's precision, fp32 and fp16): what the fusion costs
+# on a GPU robot.
+# DEVICE, FUSION_SIZES and ROUNDS shrink it for test/test_gpu_script.py.
+view_fusion_rows() {
+    "$PYTHON" tools/view_fusion_cost.py --device "${DEVICE:-cuda}" --precisions fp32,fp16 \
+        --sizes "${FUSION_SIZES:-640x360,1280x720}" --rounds "${ROUNDS:-20}" \
+        --out "$OUT/view_fusion_cost.json"
+}
+
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(train_bf16 precision_and_onnx_rows)
+[ ${#sections[@]} -eq 0 ] && sections=(train_bf16 precision_and_onnx_rows view_fusion_rows)
 for section in "${sections[@]}"; do
     echo "== $section"
     "$section"
