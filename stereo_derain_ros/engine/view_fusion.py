@@ -128,9 +128,9 @@ def fuse_views(gate: FusionGate, rainy_left: torch.Tensor, rainy_right: torch.Te
 
     `gate` is moved to the views' device first, so it follows the network there and back to the
     CPU after an out-of-memory fall-back, and runs in the network's `precision` (as the backend
-    resolved it). `disparity_range` is SGBM's search range in pixels (a
-    positive multiple of 16); the leftmost that many columns of the left view have no match and
-    stay as the network left them.
+    resolved it). `disparity_range` is SGBM's search range in pixels (a positive multiple of 16);
+    the leftmost that many columns of the left view have no match and stay as the network left
+    them.
     """
     gate.to(left.device)
     views = [np.ascontiguousarray(tensor.float().permute(0, 2, 3, 1).cpu().numpy())
