@@ -3,16 +3,22 @@
 #   PYTHONPATH=. bash tools/gpu_script.sh [SECTION ...]    (default: every section)
 # Results go to $OUT (the device tool's output folder) or /tmp/gpu_out. Each section is one
 # function, so other GPU work (e.g. training) can be added beside these without touching them.
+# A command may run 10 minutes, a session has 15 of device time (the machine's start included)
+# and a call brings back at most 8 files, so run it as two calls on one warm machine:
+#   1. run(carry=['data/photos_gpu'], command='bash tools/gpu_script.sh train_bf16',
+#          timeout_s=600)   (6 files: the run folder)
+#   2. at once: run(command='bash tools/gpu_script.sh view_fusion_rows precision_and_onnx_rows',
+#          timeout_s=240)   (4 files), then give_back.
 set -euo pipefail
 export PYTHONPATH=.
 OUT=${OUT:-/tmp/gpu_out}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 
-# Training first (the brief: the lent machine's most valuable use). Carry the photographs with
-#   run(carry=['data/photos_gpu', 'stereo_derain_ros/weights'], command='bash tools/gpu_script.sh')
-# after `stereo-derain photos --cache data/photos_gpu --shrink-from PHOTO_CACHE --max-side 512`
-# (about 26 MB). Pools render on every core, training runs bf16 for at most TRAIN_MINUTES and
+# Training first (the brief: the lent machine's most valuable use). Carry the photographs (call 1
+# above) after `stereo-derain photos --cache data/photos_gpu --shrink-from PHOTO_CACHE --max-side
+# 512` (about 26 MB). Pools render on every core (about a minute), training runs bf16 for at
+# most TRAIN_MINUTES (default 8, so that the call ends inside its 10 minutes) and
 # brings back the run folder (weights, optimiser, curves, recipe) under $OUT/gpu_run (the weights
 # are a moving average, so a run stopped before its cosine ends is still usable); evaluate
 # it here with `stereo-derain eval $FILES/gpu_run/last.safetensors heldout:photos-medium`.
@@ -35,7 +41,7 @@ train_bf16() {
         --val-samples "${VAL_SAMPLES:-24}" --val-every 1000 --checkpoint-every 500 \
         --data-cache "${POOL_CACHE:-/tmp/pools}" --photos "$photos" --jobs "$(nproc)" \
         --device "${DEVICE:-cuda}" --amp --threads "${THREADS:-4}" \
-        --stop-after-minutes "${TRAIN_MINUTES:-9}" --no-progress
+        --stop-after-minutes "${TRAIN_MINUTES:-8}" --no-progress
 }
 
 # torch fp32/fp16/bf16, eager and torch.compile, and onnxruntime CUDA rows for the default model
@@ -61,7 +67,7 @@ view_fusion_rows() {
 }
 
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(train_bf16 precision_and_onnx_rows view_fusion_rows)
+[ ${#sections[@]} -eq 0 ] && sections=(train_bf16 view_fusion_rows precision_and_onnx_rows)
 for section in "${sections[@]}"; do
     echo "== $section"
     "$section"
