@@ -31,6 +31,7 @@ def test_the_training_section_fine_tunes_the_packaged_weights_and_returns_the_ru
     collect_photos(photos, ['skimage'], max_side=256, progress=False)
     result = _run('train_bf16', tmp_path, PHOTOS=str(photos), DEVICE='cpu', TRAIN_STEPS='2',
                   BATCH='1', CROP_SCHEDULE='64x128', POOL='3', VAL_SAMPLES='1', THREADS='1',
+                  DATA_WORKERS='1',
                   POOL_CACHE=str(tmp_path / 'pools'))
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / 'out' / 'gpu_run'

@@ -1,6 +1,7 @@
 """Training: the loss falls, resume equals an uninterrupted run, DDP ranks stay identical."""
 
 import math
+import multiprocessing
 import os
 from pathlib import Path
 import socket
@@ -179,6 +180,26 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert metadata['recipe']['step'] == 40 and metadata['recipe']['model_args'] == TINY
     assert metadata['recipe']['data_version'] == DATA_VERSION
     assert set(metadata['metrics']) == {'psnr', 'ssim', 'psnr_rainy', 'ssim_rainy'}
+
+
+def test_batches_composed_by_worker_processes_train_the_same_weights(tmp_path):
+    """The GPU path composes batches ahead in forked workers; the run must not change."""
+    torch.set_num_threads(1)
+    train_pool, val_pool = _pools()
+    config = _config(steps=6, crop_schedule='32x64:3,48x64', val_every=6, checkpoint_every=6)
+    weights = {}
+    for workers in (0, 2):
+        out = tmp_path / str(workers)
+        result = train(config, Runtime(out=out, progress=False, data_workers=workers),
+                       train_pool, val_pool)
+        assert result.finished and result.step == 6
+        weights[workers] = load_checkpoint(out / CHECKPOINT_NAME)[0]
+    assert weights[0].keys() == weights[2].keys()
+    assert all(torch.equal(weights[0][key], weights[2][key]) for key in weights[0])
+    stopped = train(config, Runtime(out=tmp_path / 'stopped', progress=False, stop_at_step=2,
+                                    data_workers=2), train_pool, val_pool)
+    assert not stopped.finished and stopped.step == 2
+    assert not multiprocessing.active_children()
 
 
 def test_amp_trains_in_bf16_on_a_cpu_that_runs_it_and_in_fp32_elsewhere(tmp_path, caplog):

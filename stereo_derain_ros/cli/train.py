@@ -120,6 +120,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "scikit-image's samples when there is none)")
     parser.add_argument('--jobs', type=int, default=1,
                         help='processes that render the pools (default: %(default)s)')
+    parser.add_argument('--data-workers', type=int, default=0, metavar='N',
+                        help='processes that compose batches ahead of the step, the same batches '
+                             'as without them; on a GPU use most of the CPU cores (default: '
+                             '%(default)s, composed by the training process)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
@@ -225,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
 
     # The one validator checks --model, --device and --threads now, not after the pools rendered.
     engine_config(args)
+    if args.data_workers < 0:
+        raise CommandError(f'--data-workers must be 0 or more, got {args.data_workers}')
     config = _resumed_config(args) if args.resume else _new_config(args)
     try:
         config.validate()
@@ -239,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         runtime = Runtime(out=args.out, device=args.device, threads=args.threads,
                           progress=not args.no_progress,
                           stop_after_minutes=args.stop_after_minutes,
-                          stop_at_step=args.stop_at_step)
+                          stop_at_step=args.stop_at_step, data_workers=args.data_workers)
         result = train(config, runtime, train_pool, val_pool, resume=args.resume)
     except (ValueError, DataError, EngineError) as error:
         raise CommandError(str(error)) from None

@@ -11,6 +11,7 @@ evaluated and shipped: it averages out the last steps' noise) and `raw.safetenso
 the optimiser works on, which a resume continues from.
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 import time
@@ -28,6 +29,7 @@ from stereo_derain_ros.engine.errors import CheckpointError
 from stereo_derain_ros.engine.precision import autocast, resolve_precision
 from stereo_derain_ros.evaluation.metrics import psnr, ssim
 from stereo_derain_ros.models import build_model
+from stereo_derain_ros.training.batches import step_batches, StepBatches
 from stereo_derain_ros.training.curves import CsvLog, plot_curves
 from stereo_derain_ros.training.distributed import (
     close_distributed,
@@ -127,6 +129,8 @@ class Runtime:
     progress: bool = True
     stop_after_minutes: float | None = None
     stop_at_step: int | None = None
+    # Worker processes composing batches ahead of the step (training.batches); 0: in-process.
+    data_workers: int = 0
 
 
 @dataclass
@@ -144,12 +148,6 @@ def recipe_of_run(checkpoint: Path) -> dict:
     if not isinstance(recipe, dict) or 'model' not in recipe:
         raise CheckpointError(f'{checkpoint} carries no training recipe')
     return recipe
-
-
-def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
-    generator = torch.Generator()
-    generator.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
-    return generator
 
 
 def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer, step: int) -> None:
@@ -422,15 +420,15 @@ def _save_run(config: TrainConfig, state: _RunState, context: DistributedContext
     plot_curves(out / 'loss.csv', out / 'validation.csv', out / 'curves.png')
 
 
-def _step(config: TrainConfig, state: _RunState, criterion: StereoLoss, train_pool,
-          crop: tuple[int, int], step: int, rank: int, meter: '_Meter'
+def _step(config: TrainConfig, state: _RunState, criterion: StereoLoss,
+          batches: Iterator[dict[str, torch.Tensor]], step: int, meter: '_Meter'
           ) -> tuple[torch.Tensor, dict, float]:
-    """Run optimiser step `step` on a batch of `crop` crops; return loss, its terms and the lr."""
+    """Run optimiser step `step` on the next batch; return loss, its terms and the lr."""
     lr = cosine_lr(step, config.steps, config.lr, config.lr_min, config.warmup)
     for group in state.optimizer.param_groups:
         group['lr'] = lr
     waited = time.monotonic()
-    batch = train_pool.batch(config.batch, crop, _batch_generator(config.seed, rank, step))
+    batch = next(batches)
     meter.data_s += time.monotonic() - waited
     loss, parts = _optimise(config, state, criterion, batch)
     if state.average is not None:
@@ -453,33 +451,36 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
     last_metrics, step, finished = None, state.start_step, True
     bar = tqdm(total=config.steps, initial=state.start_step, desc=f'train {config.model}',
                disable=not (runtime.progress and context.is_main), dynamic_ncols=True)
-    for step in range(state.start_step, config.steps):
-        if _out_of_budget(runtime, started, step):
-            finished = False
-            break
-        crop = schedule.crop_at(step)
-        loss, parts, lr = _step(config, state, criterion, train_pool, crop, step, context.rank,
-                                meter)
-        done = step + 1
-        bar.update(1)
-        if not context.is_main:
-            continue
-        if _due(config.log_every, done, config):
-            row = meter.row(done, loss, lr, crop, parts)
-            state.loss_log.append(row)
-            bar.set_postfix(loss=row['loss'], lr=row['lr'], crop=row['crop'],
-                            pairs_s=row['pairs_per_s'], data_s=row['data_s'])
-        if _due(config.val_every, done, config):
-            last_metrics = _validate_run(state)
-            state.val_log.append({'step': done, **{key: f'{value:.5f}'
-                                                   for key, value in last_metrics.items()}})
-            bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB '
-                      f'(rainy {last_metrics["psnr_rainy"]:.2f}), SSIM {last_metrics["ssim"]:.4f}')
-        if _due(config.checkpoint_every, done, config):
-            _save_run(config, state, context, out, done,
-                      state.wall_before + time.monotonic() - started, last_metrics)
-    else:
-        step = config.steps
+    steps = range(state.start_step, config.steps)
+    step_pool = StepBatches(train_pool, config.batch, schedule, config.seed, context.rank)
+    with step_batches(step_pool, steps, runtime.data_workers,
+                      pin_memory=state.device.type == 'cuda') as batches:
+        for step in steps:
+            if _out_of_budget(runtime, started, step):
+                finished = False
+                break
+            crop = schedule.crop_at(step)
+            loss, parts, lr = _step(config, state, criterion, batches, step, meter)
+            done = step + 1
+            bar.update(1)
+            if not context.is_main:
+                continue
+            if _due(config.log_every, done, config):
+                row = meter.row(done, loss, lr, crop, parts)
+                state.loss_log.append(row)
+                bar.set_postfix(loss=row['loss'], lr=row['lr'], crop=row['crop'],
+                                pairs_s=row['pairs_per_s'], data_s=row['data_s'])
+            if _due(config.val_every, done, config):
+                last_metrics = _validate_run(state)
+                state.val_log.append({'step': done, **{key: f'{value:.5f}'
+                                                       for key, value in last_metrics.items()}})
+                bar.write(f'step {done}: val PSNR {last_metrics["psnr"]:.2f} dB (rainy '
+                          f'{last_metrics["psnr_rainy"]:.2f}), SSIM {last_metrics["ssim"]:.4f}')
+            if _due(config.checkpoint_every, done, config):
+                _save_run(config, state, context, out, done,
+                          state.wall_before + time.monotonic() - started, last_metrics)
+        else:
+            step = config.steps
     bar.close()
     if not finished and context.is_main:
         _save_run(config, state, context, out, step,
