@@ -200,6 +200,12 @@ def test_batches_composed_by_worker_processes_train_the_same_weights(tmp_path):
                                     data_workers=2), train_pool, val_pool)
     assert not stopped.finished and stopped.step == 2
     assert not multiprocessing.active_children()
+    too_large = _config(crop_schedule='32x64:3,64x64')
+    with pytest.raises(ValueError, match=r'^crop 64x64 does not fit the smallest training pair '
+                                         r'\(48x80\); use a smaller --crop$'):
+        train(too_large, Runtime(out=tmp_path / 'large', progress=False, data_workers=2),
+              train_pool, val_pool)
+    assert not (tmp_path / 'large').exists()  # refused before the run folder is made
 
 
 def test_amp_trains_in_bf16_on_a_cpu_that_runs_it_and_in_fp32_elsewhere(tmp_path, caplog):

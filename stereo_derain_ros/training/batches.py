@@ -30,6 +30,12 @@ class StepBatches(Dataset):
 
     def __init__(self, pool, batch_size: int, schedule: CropSchedule, seed: int,
                  rank: int) -> None:
+        height, width = pool.min_size()
+        for (crop_h, crop_w), _ in schedule.phases:
+            # Checked here, before any step: a worker's error would arrive wrapped in its trace.
+            if crop_h > height or crop_w > width:
+                raise ValueError(f'crop {crop_h}x{crop_w} does not fit the smallest training '
+                                 f'pair ({height}x{width}); use a smaller --crop')
         self.pool, self.batch_size, self.schedule = pool, batch_size, schedule
         self.seed, self.rank = seed, rank
 

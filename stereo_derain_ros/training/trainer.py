@@ -442,9 +442,10 @@ def _due(every: int, done: int, config: TrainConfig) -> bool:
 
 def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool,
            resume: bool, context: DistributedContext) -> TrainResult:
+    schedule = CropSchedule.parse(config.crop_schedule)
+    step_pool = StepBatches(train_pool, config.batch, schedule, config.seed, context.rank)
     state = _prepare(config, runtime, val_pool, resume, context)
     out = Path(runtime.out)
-    schedule = CropSchedule.parse(config.crop_schedule)
     criterion = StereoLoss.from_spec(config.loss)
     started = time.monotonic()
     meter = _Meter(config, context)
@@ -452,7 +453,6 @@ def _train(config: TrainConfig, runtime: Runtime, train_pool, val_pool: PairPool
     bar = tqdm(total=config.steps, initial=state.start_step, desc=f'train {config.model}',
                disable=not (runtime.progress and context.is_main), dynamic_ncols=True)
     steps = range(state.start_step, config.steps)
-    step_pool = StepBatches(train_pool, config.batch, schedule, config.seed, context.rank)
     with step_batches(step_pool, steps, runtime.data_workers,
                       pin_memory=state.device.type == 'cuda') as batches:
         for step in steps:
