@@ -50,7 +50,7 @@ class FusionGate(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """Return how many pixels each side of an output pixel the gate reads (3: a 7×7 patch)."""
-        return sum(layer.kernel_size[0] // 2 for layer in self.layers
+        return sum(layer.dilation[0] * (layer.kernel_size[0] // 2) for layer in self.layers
                    if isinstance(layer, nn.Conv2d))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
