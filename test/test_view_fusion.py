@@ -173,6 +173,11 @@ def test_the_packaged_gate_loads_vetted_and_others_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match='does not fit a fusion gate of width 32: .*'
                                               'retrain older ones'):
         build_fusion_gate_from_checkpoint(older)
+    other_shares = FusionGate(hidden=16)  # same names, one layer of another shape: named
+    other_shares.layers[-1] = torch.nn.Conv2d(16, 3, 1)
+    other = save_checkpoint(tmp_path / 'other_shares.safetensors', other_shares)
+    with pytest.raises(CheckpointError, match='width 16: tensors layers.6.bias, layers.6.weight;'):
+        build_fusion_gate_from_checkpoint(other)
     broken = FusionGate(hidden=4)
     with torch.no_grad():
         broken.layers[0].weight[0, 0, 1, 1] = float('nan')

@@ -133,7 +133,8 @@ def build_fusion_gate_from_checkpoint(path: str | os.PathLike) -> FusionGate:
     expected = {key: tuple(tensor.shape) for key, tensor in gate.state_dict().items()}
     found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
     if found != expected:
-        differing = sorted(set(found) ^ set(expected)) or sorted(found)
+        differing = (sorted(set(found) ^ set(expected))
+                     or sorted(key for key in found if found[key] != expected[key]))
         raise CheckpointError(f'checkpoint {path} does not fit a fusion gate of width '
                               f'{hidden}: tensors {_first(differing)}; expected a gate written by '
                               "this version's stereo-derain train-fusion-gate (retrain older "
