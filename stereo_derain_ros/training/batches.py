@@ -3,9 +3,9 @@
 On a GPU one bandnet step of 32 pairs takes milliseconds, while composing its batch takes about
 0.4 s of one CPU core (96 ms for 8 pairs of 192×384 on an AMD EPYC core, measured in a
 training run's loss.csv), so a training process that composed its own batches would leave the
-GPU idle most of the time. A batch depends
-only on (seed, rank, step) and the step's crop, so worker processes can compose the next ones
-ahead of the step and the run stays the same, batch for batch, whatever the number of workers.
+GPU idle most of the time. A batch depends only on (seed, rank, step) and the step's crop, so
+worker processes can compose the next ones ahead of the step and the run stays the same, batch
+for batch, whatever the number of workers.
 The workers are forked: they share the pools with the training process instead of copying them.
 """
 
