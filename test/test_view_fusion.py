@@ -15,6 +15,7 @@ from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig
 from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
 from stereo_derain_ros.engine.view_fusion import (
     blend_view,
+    brightness_fit,
     fuse_views,
     gate_features,
     gate_shares,
@@ -64,6 +65,39 @@ def test_a_streak_left_in_one_view_is_thinned_from_the_other_view(gate):
     untouched[STREAK] = False
     assert np.abs(fused_left - clean_left)[:, untouched].max() < 1e-3
     assert np.abs(fused_right - clean_right).max() < 1e-3
+
+
+def test_a_streak_is_thinned_from_a_brighter_camera_without_taking_its_brightness(gate):
+    """The right camera exposes 15 % brighter: the left view takes its match, not its exposure."""
+    clean_left, clean_right = _scene()
+    brighter_right = clean_right * 1.15
+    rainy_left, derained_left = clean_left.copy(), clean_left.copy()
+    rainy_left[:, STREAK] += 60
+    derained_left[:, STREAK] += 20
+    fused_left, fused_right = _fused(gate, rainy_left, brighter_right, derained_left,
+                                     brighter_right)
+    assert 0 <= (fused_left - clean_left)[8:-8, STREAK].mean() < 15
+    assert np.abs(fused_right - brighter_right).max() < 1e-3
+
+
+def test_the_brightness_fit_finds_the_other_cameras_gain_past_streaks_and_mismatches():
+    rng = np.random.default_rng(1)
+    own = rng.uniform(0.1, 0.8, (HEIGHT, WIDTH, 3)).astype(np.float32)
+    warped = (own - 0.02) / 1.15  # the other camera 15 % darker, and 5 grey levels lower
+    warped[:, STREAK] += 0.25  # a streak the other view shows and this one does not
+    warped[:8] = rng.uniform(0.0, 1.0, (8, WIDTH, 3))  # rows SGBM matched wrongly
+    gain, offset = brightness_fit(own, warped.astype(np.float32),
+                                  np.ones((HEIGHT, WIDTH), bool))
+    assert gain == pytest.approx(1.15, abs=2e-3) and offset == pytest.approx(0.02, abs=1e-3)
+
+
+def test_the_brightness_fit_takes_the_views_as_they_are_without_matches_or_texture():
+    rng = np.random.default_rng(2)
+    own = rng.uniform(0.1, 0.8, (HEIGHT, WIDTH, 3)).astype(np.float32)
+    assert brightness_fit(own, own * 0.9, np.zeros((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
+    flat = np.full((HEIGHT, WIDTH, 3), 0.5, np.float32)
+    assert brightness_fit(flat, flat * 0.9, np.ones((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
+    assert brightness_fit(own, own * 0.2, np.ones((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
 
 
 def test_a_scene_edge_the_network_darkened_in_both_views_is_given_back(gate):

@@ -8,11 +8,14 @@ resolution, too coarse to carry that detail, so this step matches the derained p
 resolution with the package's SGBM, and a small learnt gate (`models.fusion_gate`, trained on
 training photographs by `stereo-derain train-fusion-gate`) reads cue maps of the pair and its
 match and moves each pixel towards its match, or back towards its rainy input, by two shares.
-Where the network changed nothing (rain-free frames, mostly) the gate is closed. The right
-view's disparity is the left one's splatted onto the right view, which costs no second match.
-SGBM, the cue maps and the blend run on the host (OpenCV's matcher and remap, a few milliseconds
-each); the gate, most of the fusion's arithmetic, runs on the network's device and in its
-precision, both views of a pair in one batch.
+Where the network changed nothing (rain-free frames, mostly) the gate is closed. Two cameras
+rarely agree in brightness (exposure, gain, vignetting), so the other view is first brought to
+this view's brightness by a gain and offset fitted on the matched pixels; without that, a 15 %
+exposure difference took the fusion's whole gain on real pairs (docs/model_card.md, "Second-view
+fusion"). The right view's disparity is the left one's splatted onto the right view, which costs
+no second match. SGBM, the fit, the cue maps and the blend run on the host (OpenCV's matcher and
+remap, a few milliseconds each); the gate, most of the fusion's arithmetic, runs on the
+network's device and in its precision, both views of a pair in one batch.
 """
 
 import cv2
@@ -42,11 +45,59 @@ _CHANNEL_SUM = np.ones((1, 3), np.float32)
 CPU_BAND_PIXELS = 2 ** 17
 # Channel sums of [0, 1] values are grey levels times 3 / 255.
 _PER_GREY = np.float32(3.0 / 255.0)
+# After a first least-squares fit over every matched pixel, each further round refits on those
+# whose views still differ by less than its number of grey levels, coarse to fine, so that rain
+# residue, occlusions and mismatches drop out: over all pixels the fit reads them as a gain of
+# 0.89-0.99 on pairs of one camera.
+BRIGHTNESS_FIT_GREY = (32.0, 16.0, 8.0, 4.0, 4.0)
+# Grey levels beyond which a pixel may be clipped by its camera, so that it follows no gain: the
+# fit leaves out pixels darker or brighter than these in either view.
+BRIGHTNESS_FIT_UNCLIPPED_GREY = (4.0, 250.0)
+# Fewer matched pixels than this, or a gain outside BRIGHTNESS_GAIN_RANGE, is no fit: the views
+# are taken as they are.
+BRIGHTNESS_FIT_MIN_PIXELS = 256
+BRIGHTNESS_GAIN_RANGE = (0.5, 2.0)
+# The fit reads every BRIGHTNESS_FIT_STRIDE-th row and column: a quarter of the pixels fit the
+# same two numbers at a quarter of the cost.
+BRIGHTNESS_FIT_STRIDE = 2
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
     """Return an H×W×3 [0, 1] difference as H×W grey levels (mean over channels, 0-255)."""
     return cv2.transform(image, _CHANNEL_SUM) / _PER_GREY
+
+
+def brightness_fit(own: np.ndarray, warped: np.ndarray,
+                   matched: np.ndarray) -> tuple[float, float]:
+    """Return (gain, offset in [0, 1] units) that take the warped other view to this one.
+
+    `own` and `warped` are H×W×3 float32 views in [0, 1], `matched` where the warp found a match.
+    (1, 0) where too few unclipped pixels matched or the fit is implausible.
+    """
+    step = BRIGHTNESS_FIT_STRIDE
+    own_grey, warped_grey = (_grey(np.ascontiguousarray(view[::step, ::step]))
+                             for view in (own, warped))
+    darkest, brightest = BRIGHTNESS_FIT_UNCLIPPED_GREY
+    matched = (matched[::step, ::step] & (own_grey > darkest) & (own_grey < brightest)
+               & (warped_grey > darkest) & (warped_grey < brightest))
+    keep = matched
+    gain, offset = 1.0, 0.0
+    for tolerance in (None, *BRIGHTNESS_FIT_GREY):
+        if tolerance is not None:
+            keep = matched & (np.abs(own_grey - (gain * warped_grey + offset)) < tolerance)
+        if np.count_nonzero(keep) < BRIGHTNESS_FIT_MIN_PIXELS:
+            return 1.0, 0.0
+        x, y = warped_grey[keep], own_grey[keep]
+        x_mean, y_mean = float(x.mean(dtype=np.float64)), float(y.mean(dtype=np.float64))
+        x, y = x - np.float32(x_mean), y - np.float32(y_mean)
+        spread = float(np.dot(x, x)) / x.size
+        if spread < 1e-6:
+            return 1.0, 0.0
+        gain = float(np.dot(x, y)) / x.size / spread
+        offset = y_mean - gain * x_mean
+    if not BRIGHTNESS_GAIN_RANGE[0] <= gain <= BRIGHTNESS_GAIN_RANGE[1]:
+        return 1.0, 0.0
+    return gain, offset / 255.0
 
 
 def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarray,
@@ -57,10 +108,15 @@ def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarr
     Images are H×W×3 float32 in [0, 1]; `view` ('left' or 'right') is the view being fused and
     `disparity` its disparity (not finite: no match). The corrections (`fusion_gate.SHARES`) are
     the gap to the match (match minus derained pixel) and the way back to the rainy input (rainy
-    minus derained); the disagreements are signed (match minus pixel).
+    minus derained); the disagreements are signed (match minus pixel). Both warped views are
+    first brought to this view's brightness (`brightness_fit`, on the derained views).
     """
     warped, matched = warp_from_other_view(other_derained, disparity, view)
     warped_rainy, _ = warp_from_other_view(other_rainy, disparity, view)
+    gain, offset = brightness_fit(derained, warped, matched)
+    if (gain, offset) != (1.0, 0.0):
+        warped = warped * np.float32(gain) + np.float32(offset)
+        warped_rainy = warped_rainy * np.float32(gain) + np.float32(offset)
     gap, back = warped - derained, rainy - derained
     features = np.stack([_grey(back) / DARKENED_SCALE_GREY,
                          _grey(warped_rainy - warped) / DARKENED_SCALE_GREY,
