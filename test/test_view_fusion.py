@@ -82,20 +82,19 @@ def test_a_streak_is_thinned_from_a_brighter_camera_without_taking_its_brightnes
 
 def test_the_brightness_fit_finds_the_other_cameras_gain_past_streaks_and_mismatches():
     rng = np.random.default_rng(1)
-    own = rng.uniform(0.1, 0.8, (HEIGHT, WIDTH, 3)).astype(np.float32)
-    warped = (own - 0.02) / 1.15  # the other camera 15 % darker, and 5 grey levels lower
-    warped[:, STREAK] += 0.25  # a streak the other view shows and this one does not
-    warped[:8] = rng.uniform(0.0, 1.0, (8, WIDTH, 3))  # rows SGBM matched wrongly
-    gain, offset = brightness_fit(own, warped.astype(np.float32),
-                                  np.ones((HEIGHT, WIDTH), bool))
-    assert gain == pytest.approx(1.15, abs=2e-3) and offset == pytest.approx(0.02, abs=1e-3)
+    own = rng.uniform(25.0, 200.0, (HEIGHT, WIDTH)).astype(np.float32)
+    warped = (own - 5.0) / 1.15  # grey levels of the other camera: 15 % darker, 5 levels lower
+    warped[:, STREAK] += 60.0  # a streak the other view shows and this one does not
+    warped[:8] = rng.uniform(0.0, 255.0, (8, WIDTH))  # rows SGBM matched wrongly
+    gain, offset = brightness_fit(own, warped, np.ones((HEIGHT, WIDTH), bool))
+    assert gain == pytest.approx(1.15, abs=2e-3) and offset == pytest.approx(5.0, abs=0.2)
 
 
 def test_the_brightness_fit_takes_the_views_as_they_are_without_matches_or_texture():
     rng = np.random.default_rng(2)
-    own = rng.uniform(0.1, 0.8, (HEIGHT, WIDTH, 3)).astype(np.float32)
+    own = rng.uniform(25.0, 200.0, (HEIGHT, WIDTH)).astype(np.float32)
     assert brightness_fit(own, own * 0.9, np.zeros((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
-    flat = np.full((HEIGHT, WIDTH, 3), 0.5, np.float32)
+    flat = np.full((HEIGHT, WIDTH), 128.0, np.float32)
     assert brightness_fit(flat, flat * 0.9, np.ones((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
     assert brightness_fit(own, own * 0.2, np.ones((HEIGHT, WIDTH), bool)) == (1.0, 0.0)
 

@@ -38,13 +38,12 @@ from stereo_derain_ros.sgbm import (
     warp_from_other_view,
 )
 
-_CHANNEL_SUM = np.ones((1, 3), np.float32)
+# Channel means of [0, 1] values, as grey levels (0-255).
+_TO_GREY = np.full((1, 3), 255.0 / 3.0, np.float32)
 # Pixels per view the gate takes at once on a CPU: its 16-channel maps for a band of rows that
 # size stay in cache, which halves its time on 1280×720 views (one thread, AMD EPYC), and the
 # band's halo rows make the result the same as over the whole frame.
 CPU_BAND_PIXELS = 2 ** 17
-# Channel sums of [0, 1] values are grey levels times 3 / 255.
-_PER_GREY = np.float32(3.0 / 255.0)
 # After a first least-squares fit over every matched pixel, each further round refits on those
 # whose views still differ by less than its number of grey levels, coarse to fine, so that rain
 # residue, occlusions and mismatches drop out: over all pixels the fit reads them as a gain of
@@ -63,20 +62,20 @@ BRIGHTNESS_FIT_STRIDE = 2
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    """Return an H×W×3 [0, 1] difference as H×W grey levels (mean over channels, 0-255)."""
-    return cv2.transform(image, _CHANNEL_SUM) / _PER_GREY
+    """Return an H×W×3 [0, 1] image as H×W grey levels (mean over channels, 0-255)."""
+    return cv2.transform(image, _TO_GREY)
 
 
-def brightness_fit(own: np.ndarray, warped: np.ndarray,
+def brightness_fit(own_grey: np.ndarray, warped_grey: np.ndarray,
                    matched: np.ndarray) -> tuple[float, float]:
-    """Return (gain, offset in [0, 1] units) that take the warped other view to this one.
+    """Return (gain, offset in grey levels) that take the warped other view to this one.
 
-    `own` and `warped` are H×W×3 float32 views in [0, 1], `matched` where the warp found a match.
-    (1, 0) where too few unclipped pixels matched or the fit is implausible.
+    `own_grey` and `warped_grey` are H×W grey levels (0-255) of this view and of the other view
+    warped onto it, `matched` where the warp found a match. (1, 0) where too few unclipped
+    pixels matched or the fit is implausible.
     """
     step = BRIGHTNESS_FIT_STRIDE
-    own_grey, warped_grey = (_grey(np.ascontiguousarray(view[::step, ::step]))
-                             for view in (own, warped))
+    own_grey, warped_grey = own_grey[::step, ::step], warped_grey[::step, ::step]
     darkest, brightest = BRIGHTNESS_FIT_UNCLIPPED_GREY
     matched = (matched[::step, ::step] & (own_grey > darkest) & (own_grey < brightest)
                & (warped_grey > darkest) & (warped_grey < brightest))
@@ -97,7 +96,7 @@ def brightness_fit(own: np.ndarray, warped: np.ndarray,
         offset = y_mean - gain * x_mean
     if not BRIGHTNESS_GAIN_RANGE[0] <= gain <= BRIGHTNESS_GAIN_RANGE[1]:
         return 1.0, 0.0
-    return gain, offset / 255.0
+    return gain, offset
 
 
 def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarray,
@@ -113,18 +112,22 @@ def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarr
     """
     warped, matched = warp_from_other_view(other_derained, disparity, view)
     warped_rainy, _ = warp_from_other_view(other_rainy, disparity, view)
-    gain, offset = brightness_fit(derained, warped, matched)
+    # Grey levels are linear in the views, so the cues are differences of four grey maps.
+    grey_rainy, grey_derained, grey_warped, grey_warped_rainy = (
+        _grey(image) for image in (rainy, derained, warped, warped_rainy))
+    gain, offset = brightness_fit(grey_derained, grey_warped, matched)
     if (gain, offset) != (1.0, 0.0):
-        warped = warped * np.float32(gain) + np.float32(offset)
-        warped_rainy = warped_rainy * np.float32(gain) + np.float32(offset)
-    gap, back = warped - derained, rainy - derained
-    features = np.stack([_grey(back) / DARKENED_SCALE_GREY,
-                         _grey(warped_rainy - warped) / DARKENED_SCALE_GREY,
-                         _grey(gap) / DISAGREEMENT_SCALE_GREY,
+        gain, offset = np.float32(gain), np.float32(offset)
+        warped = warped * gain + offset / np.float32(255.0)
+        grey_warped, grey_warped_rainy = (grey * gain + offset
+                                          for grey in (grey_warped, grey_warped_rainy))
+    features = np.stack([(grey_rainy - grey_derained) / DARKENED_SCALE_GREY,
+                         (grey_warped_rainy - grey_warped) / DARKENED_SCALE_GREY,
+                         (grey_warped - grey_derained) / DISAGREEMENT_SCALE_GREY,
                          matched.astype(np.float32),
-                         _grey(warped_rainy - rainy) / DISAGREEMENT_SCALE_GREY,
-                         _grey(derained) / 255.0 - 0.5])
-    return features.astype(np.float32, copy=False), gap, back
+                         (grey_warped_rainy - grey_rainy) / DISAGREEMENT_SCALE_GREY,
+                         grey_derained / np.float32(255.0) - np.float32(0.5)])
+    return features, warped - derained, rainy - derained
 
 
 def gate_shares(gate: FusionGate, features: np.ndarray, precision: str = 'fp32') -> np.ndarray:
