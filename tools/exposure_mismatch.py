@@ -25,17 +25,16 @@ import torch
 from stereo_derain_ros.data.heldout import heldout_set, HELDOUT_SETS
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 import stereo_derain_ros.engine.view_fusion as view_fusion
+from stereo_derain_ros.evaluation.metrics import psnr
+from stereo_derain_ros.pixels import to_uint8
 
 ARMS = ('network', 'fusion', 'fusion without the brightness fit')
 
 
-def as_image(tensor: torch.Tensor) -> np.ndarray:
-    return np.round(tensor.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
-
-
-def psnr(image: np.ndarray, reference: np.ndarray) -> float:
-    error = ((image.astype(np.float64) - reference.astype(np.float64)) ** 2).mean()
-    return float(10.0 * np.log10(255.0 ** 2 / max(error, 1e-12)))
+def view_psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """Return the PSNR in dB of an H×W×3 uint8 view against another."""
+    return float(psnr(*(torch.from_numpy(view).permute(2, 0, 1).float() / 255.0
+                        for view in (image, reference))))
 
 
 def exposed(view: np.ndarray, gain: float) -> np.ndarray:
@@ -69,8 +68,8 @@ def main() -> None:
             scores: dict[str, list[float]] = {arm: [] for arm in ARMS}
             for index in range(len(data)):
                 sample = data[index]
-                rainy, clean = ([as_image(sample[f'{kind}_{view}']) for view in ('left', 'right')]
-                                for kind in ('rainy', 'clean'))
+                rainy, clean = ([to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0)).numpy()
+                                 for view in ('left', 'right')] for kind in ('rainy', 'clean'))
                 rainy[1], clean[1] = exposed(rainy[1], gain), exposed(clean[1], gain)
                 for arm in ARMS:
                     view_fusion.BRIGHTNESS_FIT_MIN_PIXELS = (
@@ -78,8 +77,8 @@ def main() -> None:
                     engine = plain if arm == 'network' else fusing
                     output = engine.derain(rainy[0], rainy[1], 'rgb')
                     scores[arm].extend(
-                        psnr(output[view], clean[view])
-                        - (0.0 if rain_free else psnr(rainy[view], clean[view]))
+                        view_psnr(output[view], clean[view])
+                        - (0.0 if rain_free else view_psnr(rainy[view], clean[view]))
                         for view in range(2))
             view_fusion.BRIGHTNESS_FIT_MIN_PIXELS = fit_pixels
             sign = '' if rain_free else '+'
