@@ -43,37 +43,53 @@ def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) ->
     return raw
 
 
+class MatchWarp:
+    """Resample images of the other view at each pixel's match, for one disparity map.
+
+    `view` is the view the disparity belongs to: a left pixel at column x sees the scene point
+    that the right view shows at x - d, a right pixel the one the left view shows at x + d.
+    Bilinear; a pixel whose disparity is NaN or whose match falls outside the other view takes
+    its own column and is not `known`. One map serves every image warped with it.
+    """
+
+    def __init__(self, disparity: np.ndarray, view: str) -> None:
+        if view not in ('left', 'right'):
+            raise ValueError(f"view must be 'left' or 'right', got {view!r}")
+        height, width = disparity.shape
+        columns, self._rows = np.meshgrid(np.arange(width, dtype=np.float32),
+                                          np.arange(height, dtype=np.float32))
+        finite = np.isfinite(disparity)
+        direction = -1.0 if view == 'left' else 1.0
+        self._columns = columns + direction * np.where(finite, disparity, 0.0).astype(np.float32)
+        self.known = finite & (self._columns >= 0) & (self._columns <= width - 1)
+
+    def __call__(self, other: np.ndarray) -> np.ndarray:
+        """Return `other` (H×W or H×W×C float32) resampled at the matches."""
+        return cv2.remap(other, self._columns, self._rows, interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+
 def warp_from_other_view(other: np.ndarray, disparity: np.ndarray,
                          view: str) -> tuple[np.ndarray, np.ndarray]:
     """Return the other view resampled at each pixel's match, and where that match is known.
 
-    `view` is the view the disparity belongs to: a left pixel at column x sees the scene point
-    that the right view shows at x - d, a right pixel the one the left view shows at x + d.
-    `other` is H×W or H×W×C float32; bilinear, and a pixel whose disparity is NaN or whose match
-    falls outside the other view takes its own column and is not `known`.
+    See `MatchWarp`, which warps several images of one view with one map.
     """
-    if view not in ('left', 'right'):
-        raise ValueError(f"view must be 'left' or 'right', got {view!r}")
-    height, width = disparity.shape
-    columns, rows = np.meshgrid(np.arange(width, dtype=np.float32),
-                                np.arange(height, dtype=np.float32))
-    finite = np.isfinite(disparity)
-    direction = -1.0 if view == 'left' else 1.0
-    map_x = columns + direction * np.where(finite, disparity, 0.0).astype(np.float32)
-    warped = cv2.remap(other, map_x, rows, interpolation=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    return warped, finite & (map_x >= 0) & (map_x <= width - 1)
+    warp = MatchWarp(disparity, view)
+    return warp(other), warp.known
 
 
 def warp_disparity_to_right(disparity_left: np.ndarray) -> np.ndarray:
     """Forward-warp left disparity to the right view, nearest surface winning; holes are +inf."""
     height, width = disparity_left.shape
-    ys, xs = np.nonzero(np.isfinite(disparity_left))
-    values = disparity_left[ys, xs]
-    targets = np.round(xs - values).astype(np.int64)
+    disparities = disparity_left.ravel()
+    pixels = np.flatnonzero(np.isfinite(disparities))
+    values = disparities[pixels]
+    columns = pixels % width
+    targets = np.round(columns - values).astype(np.int64)
     inside = (targets >= 0) & (targets < width)
-    flat = ys[inside] * width + targets[inside]
     result = np.full(height * width, -np.inf, dtype=np.float32)
-    np.maximum.at(result, flat, values[inside].astype(np.float32))
-    result[~np.isfinite(result)] = np.inf
+    np.maximum.at(result, (pixels - columns + targets)[inside],
+                  values[inside].astype(np.float32))
+    result[result == -np.inf] = np.inf
     return result.reshape(height, width)

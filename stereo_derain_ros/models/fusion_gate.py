@@ -54,9 +54,17 @@ class FusionGate(nn.Module):
                    if isinstance(layer, nn.Conv2d))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.shares(features, self.layers(features))
+
+    @staticmethod
+    def shares(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Return the shares from the features and what `layers` made of them (N×2×H×W).
+
+        Apart from `forward` so that the engine can run `layers` its own way on a CPU.
+        """
         darkened, matched = features[:, 0:1], features[:, 3:4]
         input_disagreement = features[:, 4:5]
-        shares = torch.sigmoid(self.layers(features))
+        shares = torch.sigmoid(logits)
         open_pixels = matched * (darkened > 0)
         # Rain given back only where the rainy views agree: none at DISAGREEMENT_SCALE_GREY.
         agreement = (1.0 - input_disagreement.abs()).clamp(min=0.0)
