@@ -92,8 +92,8 @@ class NodeParameters:
         'torch', 'runs the network; with onnxruntime, `weights` may be an .onnx file (see '
         'docs/deploy.md)', choices=BACKENDS)
     threads: int = _engine_parameter(
-        1, 'torch intra-op CPU threads; 0 = torch default (one per core). 1 measured fastest on '
-        'small shared CPUs (docs/node.md)', minimum=0, maximum=256)
+        1, 'CPU threads of torch and OpenCV (the view fusion); 0 = their defaults (one per '
+        'core). 1 measured fastest on small shared CPUs (docs/node.md)', minimum=0, maximum=256)
     tile_size: int = _engine_parameter(
         0, 'process images in square tiles of this many pixels per side, wider than 2 x '
         '(max_disparity + receptive margin) + 32 (about 640 px for bandnet); 0 = whole image',

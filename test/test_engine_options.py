@@ -3,6 +3,7 @@
 import ast
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 
@@ -119,16 +120,18 @@ def test_the_default_model_is_the_checkpoints(tmp_path):
     assert (demo.model, demo.weights) == ('apanet', checkpoint)
 
 
-def test_engine_applies_threads():
-    before = torch.get_num_threads()
+def test_engine_applies_threads_to_torch_and_opencv():
+    before = torch.get_num_threads(), cv2.getNumThreads()
     try:
         torch.set_num_threads(2)
+        cv2.setNumThreads(2)
         DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None),
                      model=build_model('bandnet_mono', width=8, encoder_blocks=(1,),
                                        decoder_blocks=(1,), middle_blocks=1))
-        assert torch.get_num_threads() == 1
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 def test_device_resolver():

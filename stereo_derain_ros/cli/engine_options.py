@@ -57,7 +57,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                      'help': 'pixels over which neighbouring tiles are blended '
                              '(default: %(default)s)'},
     'threads': {'type': int, 'metavar': 'N',
-                'help': "torch intra-op CPU threads (default: torch's own choice)"},
+                'help': 'CPU threads of torch and OpenCV (default: theirs, one per core)'},
     'self_ensemble': {'type': int, 'default': default_of('self_ensemble'),
                       'choices': SELF_ENSEMBLE_PASSES, 'metavar': 'PASSES',
                       'help': 'average the network over 1, 2 or 4 flips of the pair: better '

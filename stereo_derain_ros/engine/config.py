@@ -48,8 +48,9 @@ class EngineConfig:
     bandnet is 1.17x faster than in NCHW at 640x360 and 1.36x at 1280x720: no layout copies
     around its per-pixel LayerNorm and 1x1 convolutions); False keeps NCHW.
 
-    `threads` sets torch's intra-op CPU threads when the engine is built (None keeps torch's
-    default); on small shared machines one thread is often faster than several.
+    `threads` sets the CPU threads of torch (intra-op) and of OpenCV (the view fusion's SGBM and
+    warps) when the engine is built (None keeps their defaults, one per core); on small shared
+    machines one thread is often faster than several.
 
     `backend` runs the network: 'torch' (eager PyTorch) or 'onnxruntime' (an exported graph;
     `weights` may then also be an .onnx file from `stereo-derain export`).

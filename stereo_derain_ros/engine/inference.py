@@ -8,6 +8,7 @@ network itself runs in a backend (`engine.backend`): eager torch or ONNX Runtime
 from collections.abc import Sequence
 import logging
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -49,6 +50,8 @@ class DerainEngine:
         if config.threads is not None:
             # Before the backend starts: onnxruntime takes its thread count from torch's.
             torch.set_num_threads(config.threads)
+            # OpenCV runs the view fusion's SGBM (on every core by default) and warps.
+            cv2.setNumThreads(config.threads)
         self._backend = create_backend(config, model)
         info = self._backend.info
         self.model_name, self.weights_source = info.name, info.weights_source
