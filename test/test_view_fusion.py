@@ -22,6 +22,7 @@ from stereo_derain_ros.engine.view_fusion import (
     gate_features,
     gate_shares,
     load_fusion_gate,
+    match_disparity,
 )
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.fusion_gate import FusionGate
@@ -155,7 +156,7 @@ def test_the_gate_reads_darkening_disagreement_and_the_match(gate):
 
 def test_both_views_of_a_pair_go_through_the_gate_as_each_would_alone(gate):
     rainy_left, derained_left, rainy_right, derained_right = _streaked_views()
-    disparity = sgbm_disparity(derained_left, derained_right, RANGE)
+    disparity = match_disparity(derained_left, derained_right, RANGE)
     fused = fuse_views(gate, *(torch.from_numpy(view).permute(2, 0, 1)[None] for view in
                                (rainy_left, rainy_right, derained_left, derained_right)),
                        RANGE, 'fp32')
@@ -235,6 +236,18 @@ def test_the_packaged_gate_loads_vetted_and_others_are_refused(tmp_path):
     path = save_checkpoint(tmp_path / 'nan.safetensors', broken)
     with pytest.raises(CheckpointError, match='NaN or infinite'):
         build_fusion_gate_from_checkpoint(path)
+
+
+def test_the_fusion_matches_at_half_resolution_what_sgbm_finds_at_full():
+    left, right = (view.astype(np.uint8) for view in _scene())
+    full = sgbm_disparity(left, right, RANGE)
+    half = match_disparity(left, right, RANGE)
+    assert half.shape == full.shape and half.dtype == np.float32
+    both = np.isfinite(full) & np.isfinite(half)
+    assert both.mean() > 0.7 and not np.isfinite(half[:, :DISPARITY - 1]).any()
+    assert np.abs(half[both] - DISPARITY).max() <= 0.5
+    with pytest.raises(ValueError, match='^disparity_range must be a positive multiple of 16'):
+        match_disparity(left, right, 24)
 
 
 def test_the_right_disparity_is_the_left_one_seen_from_the_right():

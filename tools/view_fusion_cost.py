@@ -28,12 +28,17 @@ import torch
 
 from stereo_derain_ros.bench.machine import describe_machine
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
-from stereo_derain_ros.engine.view_fusion import gate_features, gate_shares, load_fusion_gate
+from stereo_derain_ros.engine.view_fusion import (
+    gate_features,
+    gate_shares,
+    load_fusion_gate,
+    match_disparity,
+)
 from stereo_derain_ros.pixels import to_unit_float
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
-from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right
+from stereo_derain_ros.sgbm import warp_disparity_to_right
 
 SCENE_SEED, RAIN_SEED = 3, 4
 ISSUE_TIME = 'issue-time bandnet'
@@ -64,7 +69,7 @@ def fusion_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], roun
     derained_uint8 = engine.derain(*pair)
     derained = [to_unit_float(view) for view in derained_uint8]
     disparity_range = engine.config.view_fusion_disparity_range
-    disparity = sgbm_disparity(*derained_uint8, disparity_range)
+    disparity = match_disparity(*derained_uint8, disparity_range)
     disparities = (disparity, warp_disparity_to_right(disparity))
 
     def cues() -> np.ndarray:
@@ -74,7 +79,7 @@ def fusion_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], roun
 
     features = cues()
     gate = load_fusion_gate(engine.config.view_fusion_gate).to(engine.device)
-    parts = {'sgbm': lambda: sgbm_disparity(*derained_uint8, disparity_range),
+    parts = {'sgbm': lambda: match_disparity(*derained_uint8, disparity_range),
              'cue_maps_both_views': cues,
              'gate_both_views': lambda: gate_shares(gate, features, engine.precision)}
     return {name: summary([timed(call, synchronize) for _ in range(rounds)])

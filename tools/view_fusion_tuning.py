@@ -9,8 +9,8 @@ the network alone: a grid of hand-set gates (`HandGate`: a share that rises with
 darkening up to a largest share, where the views agree within a few grey levels), and the
 engine's learnt gate (`stereo-derain train-fusion-gate`, trained on pairs of another seed;
 `--gate PATH` scores another one), also with the right view's disparity from a second SGBM run
-instead of the splatted left one. Used for the model card's "Second-view fusion"; run from the
-repository root:
+(at full resolution; the engine matches at half) instead of the splatted left one. Used for the
+model card's "Second-view fusion"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_tuning.py \
         stereo_derain_ros/weights/bandnet.safetensors --photos data/photos
@@ -36,6 +36,7 @@ from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.engine.view_fusion import (
     blend_view,
     load_fusion_gate,
+    match_disparity,
 )
 from stereo_derain_ros.evaluation.disparity import right_view_disparity
 from stereo_derain_ros.pixels import to_unit_float
@@ -43,7 +44,7 @@ from stereo_derain_ros.rain.contact_sheet import label, signed
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain
-from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right, warp_from_other_view
+from stereo_derain_ros.sgbm import warp_disparity_to_right, warp_from_other_view
 
 SEED = 7
 PHOTO_SETS = {'medium': ('medium', False), 'light': ('light', False),
@@ -146,7 +147,7 @@ def main() -> None:
             rainy, derained = ([to_unit_float(view) for view in views]
                                for views in (pair['rainy'], derained_u8))
             reference = pair['rainy'] if name == 'clean' else pair['clean']
-            left = sgbm_disparity(derained_u8[0], derained_u8[1], DISPARITY_RANGE)
+            left = match_disparity(derained_u8[0], derained_u8[1], DISPARITY_RANGE)
             splatted = [left, warp_disparity_to_right(left)]
             matched = [left, right_view_disparity(derained_u8[0], derained_u8[1],
                                                   DISPARITY_RANGE)]

@@ -4,10 +4,11 @@ What the network leaves of a streak in one view mostly lies over background that
 sees clear, since a streak sits at its own depth and the background at another (docs/model_card.md,
 "What the second view is worth"); and what it darkens that both rainy views show alike at the
 match is mostly scene it took for rain. The network's own exchange runs at 1/8 and 1/16
-resolution, too coarse to carry that detail, so this step matches the derained pair at full
-resolution with the package's SGBM, and a small learnt gate (`models.fusion_gate`, trained on
-training photographs by `stereo-derain train-fusion-gate`) reads cue maps of the pair and its
-match and moves each pixel towards its match, or back towards its rainy input, by two shares.
+resolution, too coarse to carry that detail, so this step matches the derained pair at half
+resolution with the package's SGBM (`match_disparity`), and a small learnt gate
+(`models.fusion_gate`, trained on training photographs by `stereo-derain train-fusion-gate`)
+reads cue maps of the pair and its match and moves each pixel towards its match, or back
+towards its rainy input, by two shares.
 Where the network changed nothing (rain-free frames, mostly) the gate is closed. Two cameras
 rarely agree in brightness (exposure, gain, vignetting), so the other view is first brought to
 this view's brightness by a gain and offset fitted on the matched pixels; without that, a 15 %
@@ -36,6 +37,10 @@ from stereo_derain_ros.models.fusion_gate import (
 from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.sgbm import MatchWarp, sgbm_disparity, warp_disparity_to_right
 
+# SGBM matches the derained pair shrunk by this factor: an eighth of the work (a quarter of the
+# pixels, half the disparities), and the smoother matches fused better on every rainy held-out
+# set but monochrome medium rain (docs/model_card.md, "Second-view fusion").
+MATCH_SCALE = 2
 # Channel means of [0, 1] values, as grey levels (0-255).
 _TO_GREY = np.full((1, 3), 255.0 / 3.0, np.float32)
 # Pixels per view the gate takes at once on a CPU: its 16-channel maps for a band of rows that
@@ -63,6 +68,26 @@ BRIGHTNESS_GAIN_RANGE = (0.5, 2.0)
 # The fit reads every BRIGHTNESS_FIT_STRIDE-th row and column: a quarter of the pixels fit the
 # same two numbers at a quarter of the cost.
 BRIGHTNESS_FIT_STRIDE = 2
+
+
+def match_disparity(left: np.ndarray, right: np.ndarray, disparity_range: int) -> np.ndarray:
+    """Return the left view's disparity in px (NaN: no match) as the fusion matches the views.
+
+    `left` and `right` are the derained H×W×3 views (uint8 or [0, 1] floats); `disparity_range`
+    is SGBM's search range at full resolution, a positive multiple of 16. SGBM runs on the views
+    shrunk by MATCH_SCALE (area averages) over the range shrunk alike, rounded up to a multiple of
+    16; each match serves the MATCH_SCALE × MATCH_SCALE pixels it came from.
+    """
+    if disparity_range <= 0 or disparity_range % 16:
+        raise ValueError(f'disparity_range must be a positive multiple of 16, got '
+                         f'{disparity_range}')
+    height, width = left.shape[:2]
+    small_size = (max(1, width // MATCH_SCALE), max(1, height // MATCH_SCALE))
+    small = [cv2.resize(to_uint8(view) if view.dtype != np.uint8 else view, small_size,
+                        interpolation=cv2.INTER_AREA) for view in (left, right)]
+    small_range = 16 * -(-disparity_range // (16 * MATCH_SCALE))
+    disparity = sgbm_disparity(*small, small_range) * np.float32(MATCH_SCALE)
+    return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -225,16 +250,16 @@ def fuse_views(gate: FusionGate, rainy_left: torch.Tensor, rainy_right: torch.Te
 
     `gate` is moved to the views' device first, so it follows the network there and back to the
     CPU after an out-of-memory fall-back, and runs in the network's `precision` (as the backend
-    resolved it). `disparity_range` is SGBM's search range in pixels (a positive multiple of 16);
-    the leftmost that many columns of the left view have no match and stay as the network left
-    them.
+    resolved it). `disparity_range` is SGBM's search range in pixels (a positive multiple of 16,
+    see `match_disparity`); about that many of the left view's leftmost columns have no match and
+    stay as the network left them.
     """
     gate.to(left.device)
     views = [np.ascontiguousarray(tensor.float().permute(0, 2, 3, 1).cpu().numpy())
              for tensor in (rainy_left, rainy_right, left, right)]
     fused_left, fused_right = [], []
     for rainy_l, rainy_r, out_l, out_r in zip(*views):
-        disparity = sgbm_disparity(to_uint8(out_l), to_uint8(out_r), disparity_range)
+        disparity = match_disparity(out_l, out_r, disparity_range)
         cues = (gate_features(rainy_l, out_l, rainy_r, out_r, disparity, 'left'),
                 gate_features(rainy_r, out_r, rainy_l, out_l, warp_disparity_to_right(disparity),
                               'right'))

@@ -16,10 +16,10 @@ import torch
 from stereo_derain_ros.data.heldout import photo_sample
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
-from stereo_derain_ros.engine.view_fusion import gate_features
+from stereo_derain_ros.engine.view_fusion import gate_features, match_disparity
 from stereo_derain_ros.models.fusion_gate import FusionGate
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
-from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right
+from stereo_derain_ros.sgbm import warp_disparity_to_right
 from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
@@ -59,7 +59,7 @@ def gate_views(derain: Derainer, library: PhotoLibrary, config: GateTrainingConf
         rainy, clean = ([to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
                          for view in ('left', 'right')] for kind in ('rainy', 'clean'))
         derained = derain(rainy[0], rainy[1])
-        left_disparity = sgbm_disparity(derained[0], derained[1], config.disparity_range)
+        left_disparity = match_disparity(derained[0], derained[1], config.disparity_range)
         disparities = (left_disparity, warp_disparity_to_right(left_disparity))
         rainy, clean, derained = ([to_unit_float(view) for view in views]
                                   for views in (rainy, clean, derained))
