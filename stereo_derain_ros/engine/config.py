@@ -59,11 +59,11 @@ class EngineConfig:
     self_ensemble`): better images on every held-out set for 2x or 4x the compute, so it is off
     (1) by default and meant for a GPU with time to spare or for offline bag processing.
 
-    `view_fusion` matches the derained pair at full resolution with SGBM (search range
+    `view_fusion` matches the derained pair at half resolution with SGBM (search range
     `view_fusion_disparity_range` pixels, a multiple of 16) and a learnt gate corrects each view
     from the other where the network changed it (`engine.view_fusion`): better rainy and
-    rain-free images for one CPU matching per pair and 1.8x the CPU time, so it is off by
-    default. `view_fusion_gate` is the gate's checkpoint
+    rain-free images for one CPU matching per pair and about 1.5x the CPU time in fp32, so it is
+    off by default. `view_fusion_gate` is the gate's checkpoint
     (`stereo-derain train-fusion-gate`); None means the packaged one.
     """
 
