@@ -38,8 +38,8 @@ from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.sgbm import MatchWarp, sgbm_disparity, warp_disparity_to_right
 
 # SGBM matches the derained pair shrunk by this factor: an eighth of the work (a quarter of the
-# pixels, half the disparities), and the smoother matches fused better on every rainy held-out
-# set but monochrome medium rain (docs/model_card.md, "Second-view fusion").
+# pixels, half the disparities), and with the gate trained on its matches the fusion gains as
+# much or more on every rainy tuning set (docs/model_card.md, "Matching at half resolution").
 MATCH_SCALE = 2
 # Channel means of [0, 1] values, as grey levels (0-255).
 _TO_GREY = np.full((1, 3), 255.0 / 3.0, np.float32)
