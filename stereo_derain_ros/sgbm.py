@@ -23,7 +23,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) -> np.ndarray:
     """Return the left-view SGBM disparity in px (float32; NaN where SGBM found no match).
 
-    Images are H×W×3 RGB, uint8 or float in [0, 1].
+    Images are H×W×3 RGB, uint8 or float in [0, 1]. SGBM matches no pixel among the leftmost
+    `num_disparities` columns, so a view no wider than that has no match at all (OpenCV's
+    matcher fails on one, or crashes the process).
     """
     if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
         raise ValueError(f'expected two H×W×3 images of one shape, got {left.shape} and '
@@ -31,6 +33,8 @@ def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) ->
     if num_disparities <= 0 or num_disparities % 16:
         raise ValueError(f'num_disparities must be a positive multiple of 16, got '
                          f'{num_disparities}')
+    if left.shape[1] <= num_disparities:
+        return np.full(left.shape[:2], np.nan, np.float32)
     matcher = cv2.StereoSGBM_create(
         minDisparity=0, numDisparities=num_disparities, blockSize=BLOCK_SIZE,
         P1=8 * 3 * BLOCK_SIZE ** 2, P2=32 * 3 * BLOCK_SIZE ** 2, disp12MaxDiff=1,

@@ -250,6 +250,14 @@ def test_the_fusion_matches_at_half_resolution_what_sgbm_finds_at_full():
         match_disparity(left, right, 24)
 
 
+@pytest.mark.parametrize('width', [40, 63, 64])
+def test_a_view_no_wider_than_the_search_range_has_no_match(width):
+    # OpenCV's matcher raised on 40 and 64 columns and killed the process on 63.
+    left = np.random.default_rng(3).integers(0, 256, (30, width, 3), np.uint8)
+    disparity = sgbm_disparity(left, np.roll(left, -3, axis=1), 64)
+    assert disparity.shape == (30, width) and np.isnan(disparity).all()
+
+
 def test_the_right_disparity_is_the_left_one_seen_from_the_right():
     left = np.full((2, 12), np.nan, np.float32)
     left[0, 4:] = 3.0
@@ -293,6 +301,15 @@ def test_the_engine_fuses_after_the_network_and_keeps_rain_free_pairs():
     errors = [np.abs(view.astype(float) - clean_left)[:, RANGE:].mean()
               for view in (plain.derain(*rainy)[0], fusing.derain(*rainy)[0])]
     assert errors[1] < errors[0]
+
+
+def test_a_pair_narrower_than_the_search_range_comes_back_as_the_network_left_it():
+    left, right = (view[:, :40].astype(np.uint8) for view in _scene())
+    plain, fusing = (DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None,
+                                               view_fusion=fused))
+                     for fused in (False, True))
+    for fused, network in zip(fusing.derain(left, right), plain.derain(left, right)):
+        assert np.array_equal(fused, network)
 
 
 def test_a_batch_is_fused_pair_by_pair():
