@@ -15,6 +15,7 @@ from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig
 from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
 from stereo_derain_ros.engine.precision import cpu_has_native_bf16
 from stereo_derain_ros.engine.view_fusion import (
+    _fused_convolution_works,
     blend_view,
     brightness_fit,
     CPU_FUSED_CONVOLUTION,
@@ -27,6 +28,8 @@ from stereo_derain_ros.engine.view_fusion import (
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.fusion_gate import FusionGate
 from stereo_derain_ros.sgbm import sgbm_disparity, warp_disparity_to_right, warp_from_other_view
+
+from conftest import REPO_ROOT
 
 DISPARITY = 6
 HEIGHT, WIDTH = 48, 160
@@ -195,6 +198,30 @@ def test_the_gate_with_fused_convolutions_gives_what_its_layers_give(gate, monke
     assert 0 < (fused > 0).mean() < 1
     # The same to the bit on the Intel Xeon measured; oneDNN may order sums otherwise elsewhere.
     assert np.abs(fused - layer_by_layer).max() < (1e-6 if precision == 'fp32' else 1e-2)
+
+
+def _called_otherwise(*args):
+    raise RuntimeError('_convolution_pointwise() expected at most 9 arguments')
+
+
+def _without_relu(features, weight, bias, padding, stride, dilation, groups, *attributes):
+    return torch.nn.functional.conv2d(features, weight, bias, stride, padding, dilation, groups)
+
+
+def test_the_pinned_torch_runs_the_gate_with_fused_convolutions():
+    pinned = next(line.split('==')[1].split()[0] for line in
+                  (REPO_ROOT / 'Makefile').read_text().splitlines()
+                  if line.startswith('TORCH_SPEC ?= torch=='))
+    if torch.__version__.split('+')[0] != pinned or not torch.backends.mkldnn.is_available():
+        pytest.skip(f'torch {torch.__version__} is not the pinned {pinned} with oneDNN')
+    assert CPU_FUSED_CONVOLUTION
+
+
+@pytest.mark.parametrize('op', [_called_otherwise, _without_relu])
+def test_a_torch_whose_fused_convolution_differs_runs_the_gate_layer_by_layer(monkeypatch, op):
+    # The op is internal to PyTorch: another torch than the pinned one may change it.
+    monkeypatch.setattr(torch.ops.mkldnn, '_convolution_pointwise', op)
+    assert not _fused_convolution_works()
 
 
 def test_a_bf16_gate_stays_closed_where_it_must_and_near_the_fp32_shares(gate):

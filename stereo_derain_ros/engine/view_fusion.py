@@ -47,12 +47,6 @@ _TO_GREY = np.full((1, 3), 255.0 / 3.0, np.float32)
 # size stay in cache, which halves its time on 1280×720 views (one thread, AMD EPYC), and the
 # band's halo rows make the result the same as over the whole frame.
 CPU_BAND_PIXELS = 2 ** 17
-# oneDNN's convolution with the ReLU after it fused in, the op PyTorch's compiler emits for CPU
-# convolutions: run eagerly, each of the gate's ReLUs is a pass of its own over 16-channel maps,
-# and the gate took 1.2x (bf16) and 1.3x (fp32) the fused time on both 640×360 views (one core
-# of an Intel Xeon), for the same shares.
-CPU_FUSED_CONVOLUTION = (torch.backends.mkldnn.is_available()
-                         and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
 # After a first least-squares fit over every matched pixel, each further round refits on those
 # whose views still differ by less than its number of grey levels, coarse to fine, so that rain
 # residue, occlusions and mismatches drop out: over all pixels the fit reads them as a gain of
@@ -213,6 +207,36 @@ def fused_layers(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
             out, conv.weight.to(out.dtype), conv.bias.to(out.dtype), conv.padding, conv.stride,
             conv.dilation, conv.groups, 'relu' if relu else 'none', [], '')
     return out
+
+
+def _fused_convolution_works() -> bool:
+    """Tell whether this torch has oneDNN's fused convolution and it gives what the layers give.
+
+    The op is internal to PyTorch (its compiler emits it), so a torch other than the pinned one
+    may lack it or call it otherwise: then the gate runs layer by layer.
+    """
+    if not (torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
+        return False
+    probe = torch.linspace(-1.0, 1.0, 2 * 4 * 5 * 6).reshape(2, 4, 5, 6)
+    # Built on the meta device and filled below, so that no random initialisation moves torch's
+    # generator when the engine is imported.
+    conv = nn.Conv2d(4, 3, 3, padding=1, device='meta').to_empty(device='cpu')
+    with torch.no_grad():
+        conv.weight.copy_(torch.linspace(-0.5, 0.5, conv.weight.numel()).reshape_as(conv.weight))
+        conv.bias.fill_(0.1)
+        try:
+            fused = fused_layers(nn.Sequential(conv, nn.ReLU()), probe)
+        except (RuntimeError, TypeError):
+            return False
+        return bool(torch.allclose(fused, torch.relu(conv(probe)), atol=1e-5))
+
+
+# oneDNN's convolution with the ReLU after it fused in, the op PyTorch's compiler emits for CPU
+# convolutions: run eagerly, each of the gate's ReLUs is a pass of its own over 16-channel maps,
+# and the gate took 1.2x (bf16) and 1.3x (fp32) the fused time on both 640×360 views (one core
+# of an Intel Xeon), for the same shares.
+CPU_FUSED_CONVOLUTION = _fused_convolution_works()
 
 
 def moved_view(derained: np.ndarray, gap: np.ndarray, back: np.ndarray,
