@@ -25,6 +25,11 @@ def to_uint8(image):
     return (image.clamp(0.0, 1.0) * MAX_UINT8 + 0.5).to(torch.uint8)
 
 
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """Return an H×W(×C) array as uint8: 8-bit input as it is, [0, 1] floats by `to_uint8`."""
+    return image if image.dtype == np.uint8 else to_uint8(image)
+
+
 def chw_unit_tensor(image: np.ndarray):
     """Return an HxWxC 8-bit numpy image as a CxHxW float32 torch tensor in [0, 1]."""
     import torch

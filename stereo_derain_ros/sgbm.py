@@ -11,13 +11,9 @@ over to the right view.
 import cv2
 import numpy as np
 
-from stereo_derain_ros.pixels import to_uint8
+from stereo_derain_ros.pixels import as_uint8
 
 BLOCK_SIZE = 5
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return image if image.dtype == np.uint8 else to_uint8(image)
 
 
 def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) -> np.ndarray:
@@ -40,8 +36,8 @@ def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int) ->
         P1=8 * 3 * BLOCK_SIZE ** 2, P2=32 * 3 * BLOCK_SIZE ** 2, disp12MaxDiff=1,
         uniquenessRatio=10, speckleWindowSize=100, speckleRange=2, preFilterCap=63,
         mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
-    left_bgr = cv2.cvtColor(_to_uint8(left), cv2.COLOR_RGB2BGR)
-    right_bgr = cv2.cvtColor(_to_uint8(right), cv2.COLOR_RGB2BGR)
+    left_bgr = cv2.cvtColor(as_uint8(left), cv2.COLOR_RGB2BGR)
+    right_bgr = cv2.cvtColor(as_uint8(right), cv2.COLOR_RGB2BGR)
     raw = matcher.compute(left_bgr, right_bgr).astype(np.float32) / 16.0
     raw[raw < 0] = np.nan
     return raw

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stereo_derain_ros.atomic import atomic_path, write_text_atomic
-from stereo_derain_ros.pixels import chw_unit_tensor, to_uint8, to_unit_float
+from stereo_derain_ros.pixels import as_uint8, chw_unit_tensor, to_uint8, to_unit_float
 from stereo_derain_ros.stamps import header_stamp_ns, split_ns, stamp_ns
 
 
@@ -27,6 +27,12 @@ def test_to_uint8_clips_and_rounds_to_nearest():
     values = np.array([-0.5, 0.5 / 255, 0.49 / 255, 1.7], dtype=np.float32)
     assert to_uint8(values).tolist() == [0, 1, 0, 255]
     assert to_uint8(torch.from_numpy(values)).tolist() == [0, 1, 0, 255]
+
+
+def test_as_uint8_keeps_8_bit_images_and_rounds_floats():
+    image = np.array([[0, 7, 255]], dtype=np.uint8)
+    assert as_uint8(image) is image
+    assert as_uint8(np.array([[0.0, 7.4 / 255, 1.2]], np.float32)).tolist() == [[0, 7, 255]]
 
 
 def test_chw_unit_tensor_moves_channels_first():

@@ -18,7 +18,6 @@ the repository root:
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -52,8 +51,6 @@ def main() -> None:
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     options = parser.parse_args()
     gains = [float(gain) for gain in options.gains.split(',')]
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     settings = {'device': 'cpu', 'precision': 'fp32', 'threads': 1, 'weights': options.weights,
                 'warmup_shape': None}
     plain = DerainEngine(EngineConfig(**settings))

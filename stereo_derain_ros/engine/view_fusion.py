@@ -34,7 +34,7 @@ from stereo_derain_ros.models.fusion_gate import (
     FusionGate,
     SHARES,
 )
-from stereo_derain_ros.pixels import to_uint8
+from stereo_derain_ros.pixels import as_uint8
 from stereo_derain_ros.sgbm import MatchWarp, sgbm_disparity, warp_disparity_to_right
 
 # SGBM matches the derained pair shrunk by this factor: an eighth of the work (a quarter of the
@@ -77,8 +77,8 @@ def match_disparity(left: np.ndarray, right: np.ndarray, disparity_range: int) -
                          f'{disparity_range}')
     height, width = left.shape[:2]
     small_size = (max(1, width // MATCH_SCALE), max(1, height // MATCH_SCALE))
-    small = [cv2.resize(to_uint8(view) if view.dtype != np.uint8 else view, small_size,
-                        interpolation=cv2.INTER_AREA) for view in (left, right)]
+    small = [cv2.resize(as_uint8(view), small_size, interpolation=cv2.INTER_AREA)
+             for view in (left, right)]
     small_range = 16 * -(-disparity_range // (16 * MATCH_SCALE))
     disparity = sgbm_disparity(*small, small_range) * np.float32(MATCH_SCALE)
     return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)
