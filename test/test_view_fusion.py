@@ -13,12 +13,11 @@ import torch
 
 from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig, save_checkpoint
 from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
+from stereo_derain_ros.engine.pixel_layers import _fused_convolution_works, CPU_FUSED_CONVOLUTION
 from stereo_derain_ros.engine.precision import cpu_has_native_bf16
 from stereo_derain_ros.engine.view_fusion import (
-    _fused_convolution_works,
     blend_view,
     brightness_fit,
-    CPU_FUSED_CONVOLUTION,
     fuse_views,
     gate_features,
     gate_shares,
@@ -173,7 +172,7 @@ def test_both_views_of_a_pair_go_through_the_gate_as_each_would_alone(gate):
 
 def test_the_gate_over_bands_of_rows_gives_what_it_gives_over_the_whole_frame(gate, monkeypatch):
     # 7 rows: 7 bands and a part
-    monkeypatch.setattr('stereo_derain_ros.engine.view_fusion.CPU_BAND_PIXELS', 7 * WIDTH)
+    monkeypatch.setattr('stereo_derain_ros.engine.pixel_layers.CPU_BAND_PIXELS', 7 * WIDTH)
     features = torch.rand(2, 6, HEIGHT + 4, WIDTH, generator=torch.Generator().manual_seed(1))
     features[:, 0] -= 0.2  # some pixels not darkened
     features[:, 3] = (features[:, 3] > 0.1).float()
@@ -193,7 +192,7 @@ def test_the_gate_with_fused_convolutions_gives_what_its_layers_give(gate, monke
     features = torch.rand(2, 6, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(2)) - 0.2
     features[:, 3] = (features[:, 3] > 0.1).float()
     fused = gate_shares(gate, features.numpy(), precision)
-    monkeypatch.setattr('stereo_derain_ros.engine.view_fusion.CPU_FUSED_CONVOLUTION', False)
+    monkeypatch.setattr('stereo_derain_ros.engine.pixel_layers.CPU_FUSED_CONVOLUTION', False)
     layer_by_layer = gate_shares(gate, features.numpy(), precision)
     assert 0 < (fused > 0).mean() < 1
     # The same to the bit on the Intel Xeon measured; oneDNN may order sums otherwise elsewhere.

@@ -22,17 +22,15 @@ network's device and in its precision, both views of a pair in one batch.
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from stereo_derain_ros.engine.checkpoint import build_fusion_gate_from_checkpoint
 from stereo_derain_ros.engine.errors import EngineError
-from stereo_derain_ros.engine.precision import autocast
+from stereo_derain_ros.engine.pixel_layers import run_layers
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.fusion_gate import (
     DARKENED_SCALE_GREY,
     DISAGREEMENT_SCALE_GREY,
     FusionGate,
-    SHARES,
 )
 from stereo_derain_ros.pixels import as_uint8
 from stereo_derain_ros.sgbm import MatchWarp, sgbm_disparity, warp_disparity_to_right
@@ -43,10 +41,6 @@ from stereo_derain_ros.sgbm import MatchWarp, sgbm_disparity, warp_disparity_to_
 MATCH_SCALE = 2
 # Channel means of [0, 1] values, as grey levels (0-255).
 _TO_GREY = np.full((1, 3), 255.0 / 3.0, np.float32)
-# Pixels per view the gate takes at once on a CPU: its 16-channel maps for a band of rows that
-# size stay in cache, which halves its time on 1280×720 views (one thread, AMD EPYC), and the
-# band's halo rows make the result the same as over the whole frame.
-CPU_BAND_PIXELS = 2 ** 17
 # After a first least-squares fit over every matched pixel, each further round refits on those
 # whose views still differ by less than its number of grey levels, coarse to fine, so that rain
 # residue, occlusions and mismatches drop out: over all pixels the fit reads them as a gain of
@@ -160,83 +154,16 @@ def gate_features(rainy: np.ndarray, derained: np.ndarray, other_rainy: np.ndarr
 def gate_shares(gate: FusionGate, features: np.ndarray, precision: str = 'fp32') -> np.ndarray:
     """Return the gate's N×2×H×W shares (`fusion_gate.SHARES`) for N×6×H×W features.
 
-    The gate runs on its own device, channels-last, as `load_fusion_gate` lays it out: its narrow
-    convolutions run about twice as fast that way on the CPU, where it also runs over bands of
-    rows (`CPU_BAND_PIXELS`). `precision` is one that `precision.resolve_precision` returned for
-    that device (bf16 runs the gate about twice as fast as fp32 on a CPU that has it in hardware).
+    The gate runs on its own device, channels-last, as `load_fusion_gate` lays it out, and on a
+    CPU over bands of rows with fused convolutions (`pixel_layers.run_layers`). `precision` is
+    one that `precision.resolve_precision` returned for that device (bf16 runs the gate about
+    twice as fast as fp32 on a CPU that has it in hardware).
     """
     device = next(gate.parameters()).device
     batch = torch.from_numpy(features).to(device)
-    height, width = features.shape[-2:]
-    on_cpu = device.type == 'cpu'
-    rows = max(1, CPU_BAND_PIXELS // width) if on_cpu else height
-    halo = gate.receptive_radius
-    fused = on_cpu and CPU_FUSED_CONVOLUTION
-    dtype = torch.bfloat16 if precision == 'bf16' else torch.float32
-    shares = torch.empty((len(features), len(SHARES), height, width))
+    logits = run_layers(gate.layers, batch, gate.receptive_radius, precision)
     with torch.inference_mode():
-        for top in range(0, height, rows):
-            start, stop = max(0, top - halo), min(height, top + rows + halo)
-            band = batch[:, :, start:stop]
-            own_rows = slice(top - start, min(height, top + rows) - start)
-            if fused:
-                logits = fused_layers(gate.layers,
-                                      band.to(dtype, memory_format=torch.channels_last))
-                band_shares = gate.shares(band[:, :, own_rows], logits[:, :, own_rows])
-            else:
-                with autocast(device, precision):
-                    band_shares = gate(band.contiguous(memory_format=torch.channels_last))
-                band_shares = band_shares[:, :, own_rows].float().cpu()
-            shares[:, :, top:top + rows] = band_shares
-    return shares.numpy()
-
-
-def fused_layers(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
-    """Return what the gate's `layers` (convolutions and ReLUs) make of `features` on a CPU.
-
-    Each convolution runs in `features`' dtype as oneDNN's convolution with the ReLU after it
-    fused in (`CPU_FUSED_CONVOLUTION`), to the bit what the layers give one after the other.
-    """
-    modules = list(layers)
-    out = features
-    for index, conv in enumerate(modules):
-        if isinstance(conv, nn.ReLU):
-            continue
-        relu = index + 1 < len(modules) and isinstance(modules[index + 1], nn.ReLU)
-        out = torch.ops.mkldnn._convolution_pointwise(
-            out, conv.weight.to(out.dtype), conv.bias.to(out.dtype), conv.padding, conv.stride,
-            conv.dilation, conv.groups, 'relu' if relu else 'none', [], '')
-    return out
-
-
-def _fused_convolution_works() -> bool:
-    """Tell whether this torch has oneDNN's fused convolution and it gives what the layers give.
-
-    The op is internal to PyTorch (its compiler emits it), so a torch other than the pinned one
-    may lack it or call it otherwise: then the gate runs layer by layer.
-    """
-    if not (torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
-        return False
-    probe = torch.linspace(-1.0, 1.0, 2 * 4 * 5 * 6).reshape(2, 4, 5, 6)
-    # Built on the meta device and filled below, so that no random initialisation moves torch's
-    # generator when the engine is imported.
-    conv = nn.Conv2d(4, 3, 3, padding=1, device='meta').to_empty(device='cpu')
-    with torch.no_grad():
-        conv.weight.copy_(torch.linspace(-0.5, 0.5, conv.weight.numel()).reshape_as(conv.weight))
-        conv.bias.fill_(0.1)
-        try:
-            fused = fused_layers(nn.Sequential(conv, nn.ReLU()), probe)
-        except (RuntimeError, TypeError):
-            return False
-        return bool(torch.allclose(fused, torch.relu(conv(probe)), atol=1e-5))
-
-
-# oneDNN's convolution with the ReLU after it fused in, the op PyTorch's compiler emits for CPU
-# convolutions: run eagerly, each of the gate's ReLUs is a pass of its own over 16-channel maps,
-# and the gate took 1.2x (bf16) and 1.3x (fp32) the fused time on both 640×360 views (one core
-# of an Intel Xeon), for the same shares.
-CPU_FUSED_CONVOLUTION = _fused_convolution_works()
+        return gate.shares(batch, logits).float().cpu().numpy()
 
 
 def moved_view(derained: np.ndarray, gap: np.ndarray, back: np.ndarray,
