@@ -565,6 +565,7 @@ class StereoDerainNode(Node):
             'weights': self._weights_label(),
             'precision': str(getattr(self._engine, 'precision', self._params.precision)),
             'self_ensemble': str(self._params.self_ensemble),
+            'refine': str(getattr(self._engine, 'refines', self._params.refine)).lower(),
             'view_fusion': str(self._params.view_fusion).lower(),
         }
         for name, received, unmatched in zip(INPUT_NAMES, counters.received, counters.unmatched):

@@ -104,6 +104,12 @@ class NodeParameters:
     self_ensemble: int = _engine_parameter(
         1, 'average the network over 1, 2 or 4 flips of each pair: better images for 2x or 4x '
         'the inference time (docs/engine.md)', minimum=1, maximum=4)
+    refine: bool = _engine_parameter(
+        True, 'correct the fine detail the network leaves on streak pixels with the small '
+        'full-resolution refiner: better rainy and rain-free images (docs/engine.md)')
+    refiner: str = _engine_parameter(
+        '', 'with refine: refiner checkpoint from stereo-derain train-refiner; empty = the '
+        'packaged refiner')
     view_fusion: bool = _engine_parameter(
         False, 'match the derained pair with SGBM and correct each view from the other where '
         'the network changed it: better rainy and rain-free images for one CPU matching per set '
@@ -160,7 +166,8 @@ def engine_config(params: NodeParameters) -> EngineConfig:
         model=params.model, weights=params.weights, untrained=params.allow_untrained_weights,
         device=params.device, precision=params.precision, backend=params.backend,
         max_disparity=params.max_disparity, tile=params.tile_size, threads=params.threads,
-        self_ensemble=params.self_ensemble, view_fusion=params.view_fusion,
+        self_ensemble=params.self_ensemble, refine=params.refine, refiner=params.refiner,
+        view_fusion=params.view_fusion,
         view_fusion_disparity_range=params.view_fusion_disparity_range,
         view_fusion_gate=params.view_fusion_gate)
 

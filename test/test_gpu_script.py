@@ -51,15 +51,17 @@ def test_the_training_section_names_the_missing_photo_cache(tmp_path):
     assert not (tmp_path / 'out' / 'gpu_run').exists()
 
 
-def test_the_view_fusion_section_times_the_fusion_against_one_pass(tmp_path):
+def test_the_view_fusion_section_times_refiner_and_fusion_against_one_pass(tmp_path):
     result = _run('view_fusion_rows', tmp_path, DEVICE='cpu', FUSION_SIZES='128x64', ROUNDS='1')
     assert result.returncode == 0, result.stdout + result.stderr
     rows = json.loads((tmp_path / 'out' / 'view_fusion_cost.json').read_text())['sizes']['128x64']
-    assert set(rows) == {'issue-time bandnet', 'fp32', 'fp32 view_fusion', 'fp16',
-                         'fp16 view_fusion'}
-    assert rows['issue-time bandnet']['vs_issue_time'] == rows['fp32']['vs_one_pass'] == 1.0
+    assert set(rows) == {'issue-time bandnet', 'fp32 network', 'fp32', 'fp32 view_fusion',
+                         'fp16 network', 'fp16', 'fp16 view_fusion'}
+    assert (rows['issue-time bandnet']['vs_issue_time'] == rows['fp32 network']['vs_one_pass']
+            == 1.0)
     assert 'parts' not in rows['fp32']
-    assert set(rows['fp16 view_fusion']['parts']) == {'sgbm', 'cue_maps_both_views',
-                                                      'gate_both_views'}
+    assert set(rows['fp16 view_fusion']['parts']) == {'refiner_both_views', 'sgbm',
+                                                      'cue_maps_both_views', 'gate_both_views'}
     assert rows['fp16']['precision'] == 'fp32'  # fp16 runs on CUDA only
-    assert '128x64 (ratios to the issue-time bandnet and to one pass at fp32):' in result.stdout
+    assert ('128x64 (ratios to the issue-time bandnet and to the fp32 network alone):'
+            in result.stdout)

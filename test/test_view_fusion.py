@@ -241,7 +241,7 @@ def test_the_packaged_gate_loads_vetted_and_others_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="holds model 'bandnet', not a 'fusion_gate'"):
         build_fusion_gate_from_checkpoint(packaged_weights('bandnet'))
     wide = save_checkpoint(tmp_path / 'wide.safetensors', FusionGate(hidden=300))
-    with pytest.raises(CheckpointError, match='has gate config'):
+    with pytest.raises(CheckpointError, match='has fusion gate config'):
         build_fusion_gate_from_checkpoint(wide)
     first_version = FusionGate(hidden=32)  # the per-pixel MLP gate of earlier versions
     first_version.layers = torch.nn.Sequential(

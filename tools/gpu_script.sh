@@ -59,9 +59,9 @@ onnxruntime.get_available_providers(), "torch", torch.__version__, torch.cuda.ge
         --backends torch,onnxruntime --warmup 3 --repeats 20 --out-dir "$OUT/models_gpu"
 }
 
-# The second-view fusion against one pass, interleaved, with its parts (SGBM and cue maps on the
-# host, the gate on the GPU in the network's precision, fp32 and fp16): what the fusion costs
-# on a GPU robot.
+# The network alone, with the refiner (the default) and with the second-view fusion as well,
+# interleaved, with their parts (the refiner and the gate on the GPU in the network's precision,
+# fp32 and fp16; SGBM and cue maps on the host): what each step costs on a GPU robot.
 # DEVICE, FUSION_SIZES and ROUNDS shrink it for test/test_gpu_script.py.
 view_fusion_rows() {
     "$PYTHON" tools/view_fusion_cost.py --device "${DEVICE:-cuda}" --precisions fp32,fp16 \

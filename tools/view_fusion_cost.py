@@ -1,14 +1,16 @@
-"""Time the second-view fusion against one pass of the network, side by side, on any device.
+"""Time the steps after the network (refiner, second-view fusion) against one pass of it.
 
 The engine derains a procedural medium-rain pair of each size (the package's own renderer, so
-nothing needs carrying to a lent machine) with `view_fusion` off and on, at each precision asked
-for, and, as the first row, the issue-time bandnet (global pooling, NCHW, fp32: the baseline of
-the issue's CPU-time target; untrained weights, since speed does not depend on them). Every
-setting runs once per round, the rounds interleaved, so that all share whatever load the machine
-has; it prints the best and median time of each and their ratios to the baseline and to one pass
-of the shipped weights at the first precision. Then it splits the fusion's time into its parts:
-SGBM and the cue maps on the host, the gate (both views in one batch) on the device in each
-precision. Used for the model card's "Second-view fusion" (cost); run from the repository root:
+nothing needs carrying to a lent machine) at each precision asked for: the network alone
+(`refine` off), as the engine runs by default (the refiner after the network), and with
+`view_fusion` as well; and, as the first row, the issue-time bandnet (global pooling, NCHW, fp32:
+the baseline of the issue's CPU-time target; untrained weights, since speed does not depend on
+them). Every setting runs once per round, the rounds interleaved, so that all share whatever load
+the machine has; it prints the best and median time of each and their ratios to the baseline and
+to the network alone at the first precision. Then it splits the refiner's and the fusion's time
+into parts: the refiner (both views in one batch) on the device, SGBM and the cue maps on the
+host, the gate on the device, each in each precision. Used for the model card's "Refiner" and
+"Second-view fusion" (cost); run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_cost.py --device cpu --threads 1 \
         --precisions fp32,bf16
@@ -28,6 +30,7 @@ import torch
 
 from stereo_derain_ros.bench.machine import describe_machine
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.engine.refinement import load_refiner, refine_views
 from stereo_derain_ros.engine.view_fusion import (
     gate_features,
     gate_shares,
@@ -42,6 +45,8 @@ from stereo_derain_ros.sgbm import warp_disparity_to_right
 
 SCENE_SEED, RAIN_SEED = 3, 4
 ISSUE_TIME = 'issue-time bandnet'
+# Row name suffix -> the engine options of that row.
+STEPS = {' network': {'refine': False}, '': {}, ' view_fusion': {'view_fusion': True}}
 
 
 def rainy_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,10 +67,12 @@ def summary(times: list[float]) -> dict[str, float]:
     return {'best_ms': round(min(times), 1), 'median_ms': round(statistics.median(times), 1)}
 
 
-def fusion_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], rounds: int,
-                 synchronize) -> dict[str, dict[str, float]]:
-    """Time SGBM, both views' cue maps and the gate on one derained pair, `rounds` times each."""
+def step_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], rounds: int,
+               synchronize) -> dict[str, dict[str, float]]:
+    """Time the refiner, SGBM, both views' cue maps and the gate on one pair, `rounds` times."""
     rainy = [to_unit_float(view) for view in pair]
+    rainy_tensors = [torch.from_numpy(view).permute(2, 0, 1)[None].to(engine.device)
+                     for view in rainy]
     derained_uint8 = engine.derain(*pair)
     derained = [to_unit_float(view) for view in derained_uint8]
     disparity_range = engine.config.view_fusion_disparity_range
@@ -79,7 +86,12 @@ def fusion_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], roun
 
     features = cues()
     gate = load_fusion_gate(engine.config.view_fusion_gate).to(engine.device)
-    parts = {'sgbm': lambda: match_disparity(*derained_uint8, disparity_range),
+    refiner = load_refiner(engine.config.refiner).to(engine.device)
+    derained_tensors = [torch.from_numpy(view).permute(2, 0, 1)[None].to(engine.device)
+                        for view in derained]
+    parts = {'refiner_both_views': lambda: refine_views(refiner, *rainy_tensors,
+                                                        *derained_tensors, engine.precision),
+             'sgbm': lambda: match_disparity(*derained_uint8, disparity_range),
              'cue_maps_both_views': cues,
              'gate_both_views': lambda: gate_shares(gate, features, engine.precision)}
     return {name: summary([timed(call, synchronize) for _ in range(rounds)])
@@ -105,10 +117,10 @@ def main() -> None:
     engines = {ISSUE_TIME: DerainEngine(EngineConfig(
         model='bandnet', allow_untrained=True, channels_last=False, device=args.device,
         threads=args.threads, precision='fp32'))}
-    engines.update({f'{precision}{" view_fusion" if fusion else ""}': DerainEngine(EngineConfig(
-        device=args.device, threads=args.threads, precision=precision, view_fusion=fusion))
-        for precision in args.precisions.split(',') for fusion in (False, True)})
-    first_pass = args.precisions.split(',')[0]
+    engines.update({f'{precision}{suffix}': DerainEngine(EngineConfig(
+        device=args.device, threads=args.threads, precision=precision, **options))
+        for precision in args.precisions.split(',') for suffix, options in STEPS.items()})
+    first_pass = args.precisions.split(',')[0] + ' network'
     device = engines[ISSUE_TIME].device
 
     def synchronize() -> None:
@@ -127,14 +139,14 @@ def main() -> None:
                 times[key].append(timed(partial(engine.derain, *pair), synchronize))
         baseline, one_pass = (min(times[key]) for key in (ISSUE_TIME, first_pass))
         rows = {}
-        print(f'{size} (ratios to the {ISSUE_TIME} and to one pass at {first_pass}):')
+        print(f'{size} (ratios to the {ISSUE_TIME} and to the {first_pass} alone):')
         for key, engine in engines.items():
             row = summary(times[key])
             row.update(precision=engine.precision,
                        vs_issue_time=round(row['best_ms'] / baseline, 2),
                        vs_one_pass=round(row['best_ms'] / one_pass, 2))
             if engine.config.view_fusion:
-                row['parts'] = fusion_parts(engine, pair, args.rounds, synchronize)
+                row['parts'] = step_parts(engine, pair, args.rounds, synchronize)
             rows[key] = row
             print(f'  {key} ({engine.precision}): best {row["best_ms"]} ms (median '
                   f'{row["median_ms"]}), {row["vs_issue_time"]}x, {row["vs_one_pass"]}x')

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     'synth',
     'train',
     'train_fusion_gate',
+    'train_refiner',
     'average',
     'evaluate',
     'heldout',

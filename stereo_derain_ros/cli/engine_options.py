@@ -62,6 +62,13 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                       'choices': SELF_ENSEMBLE_PASSES, 'metavar': 'PASSES',
                       'help': 'average the network over 1, 2 or 4 flips of the pair: better '
                               'images for that many times the compute (default: %(default)s)'},
+    'refine': {'action': argparse.BooleanOptionalAction, 'default': default_of('refine'),
+               'help': 'correct the fine detail the network leaves on streak pixels with the '
+                       'small full-resolution refiner: better rainy and rain-free images '
+                       '(docs/engine.md; default: on)'},
+    'refiner': {'metavar': 'PATH',
+                'help': 'with --refine: a refiner from stereo-derain train-refiner (default: '
+                        'the packaged refiner)'},
     'view_fusion': {'action': 'store_true',
                     'help': 'match the derained pair with SGBM and correct each view from the '
                             'other where the network changed it: better rainy and rain-free '

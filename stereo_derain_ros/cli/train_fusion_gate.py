@@ -7,7 +7,8 @@ from pathlib import Path
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, build_engine
 
-ENGINE_ARGUMENTS = ('model', 'weights', 'untrained', 'device', 'precision', 'threads')
+ENGINE_ARGUMENTS = ('model', 'weights', 'untrained', 'device', 'precision', 'threads', 'refine',
+                    'refiner')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

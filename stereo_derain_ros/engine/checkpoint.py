@@ -21,7 +21,7 @@ import math
 import os
 from pathlib import Path
 import struct
-from typing import Any
+from typing import Any, TypeVar
 import warnings
 
 from safetensors import SafetensorError
@@ -40,6 +40,7 @@ from stereo_derain_ros.models import (
     model_name,
 )
 from stereo_derain_ros.models.fusion_gate import FusionGate
+from stereo_derain_ros.models.refiner import Refiner
 
 FORMAT = 'stereo_derain_ros.checkpoint'
 FORMAT_VERSION = 1
@@ -47,7 +48,7 @@ _HEADER_LIMIT = 100 * 1024 * 1024
 MAX_CONFIG_INT = 4096
 MAX_BLOCKS = 64
 MAX_CONFIG_ITEMS = 8
-MAX_GATE_HIDDEN = 256
+MAX_PIXEL_NET_HIDDEN = 256
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
@@ -115,33 +116,46 @@ def build_model_from_checkpoint(path: str | os.PathLike, *,
 
 
 def build_fusion_gate_from_checkpoint(path: str | os.PathLike) -> FusionGate:
-    """Rebuild a `FusionGate` (`stereo-derain train-fusion-gate`) with the same vetting.
+    """Rebuild a `FusionGate` (`stereo-derain train-fusion-gate`), vetted like any checkpoint."""
+    return _build_pixel_net(path, FusionGate, 'stereo-derain train-fusion-gate')
 
-    The gate is not a deraining model, so it is not in the registry; its one config value is
-    bounded, its tensors must have the shapes it builds and be finite.
+
+def build_refiner_from_checkpoint(path: str | os.PathLike) -> Refiner:
+    """Rebuild a `Refiner` (`stereo-derain train-refiner`), vetted like any checkpoint."""
+    return _build_pixel_net(path, Refiner, 'stereo-derain train-refiner')
+
+
+PixelNet = TypeVar('PixelNet', FusionGate, Refiner)
+
+
+def _build_pixel_net(path: str | os.PathLike, kind: type[PixelNet], command: str) -> PixelNet:
+    """Rebuild one of the small full-resolution nets that follow a derainer.
+
+    They are not deraining models, so they are not in the registry; their one config value
+    (`hidden`) is bounded, their tensors must have the shapes they build and be finite.
     """
     state_dict, metadata = load_checkpoint(path)
-    if metadata['model'] != FusionGate.name:
+    what = kind.name.replace('_', ' ')
+    if metadata['model'] != kind.name:
         raise CheckpointError(f'checkpoint {path} holds model {metadata["model"]!r}, not a '
-                              f'{FusionGate.name!r} (from stereo-derain train-fusion-gate)')
+                              f'{kind.name!r} (from {command})')
     hidden = metadata['config'].get('hidden') if isinstance(metadata['config'], dict) else None
     if (set(metadata['config'] or {}) != {'hidden'} or not isinstance(hidden, int)
-            or isinstance(hidden, bool) or not 1 <= hidden <= MAX_GATE_HIDDEN):
-        raise CheckpointError(f'checkpoint {path} has gate config {metadata["config"]!r}; '
-                              f'expected {{"hidden": 1 to {MAX_GATE_HIDDEN}}}')
-    gate = FusionGate(hidden)
-    expected = {key: tuple(tensor.shape) for key, tensor in gate.state_dict().items()}
+            or isinstance(hidden, bool) or not 1 <= hidden <= MAX_PIXEL_NET_HIDDEN):
+        raise CheckpointError(f'checkpoint {path} has {what} config {metadata["config"]!r}; '
+                              f'expected {{"hidden": 1 to {MAX_PIXEL_NET_HIDDEN}}}')
+    net = kind(hidden)
+    expected = {key: tuple(tensor.shape) for key, tensor in net.state_dict().items()}
     found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
     if found != expected:
         differing = (sorted(set(found) ^ set(expected))
                      or sorted(key for key in found if found[key] != expected[key]))
-        raise CheckpointError(f'checkpoint {path} does not fit a fusion gate of width '
-                              f'{hidden}: tensors {_first(differing)}; expected a gate written by '
-                              "this version's stereo-derain train-fusion-gate (retrain older "
-                              'ones)')
+        raise CheckpointError(f'checkpoint {path} does not fit a {what} of width {hidden}: '
+                              f'tensors {_first(differing)}; expected one written by this '
+                              f"version's {command} (retrain older ones)")
     _check_finite(path, state_dict)
-    gate.load_state_dict(state_dict)
-    return gate.eval()
+    net.load_state_dict(state_dict)
+    return net.eval()
 
 
 def _check_config_bounds(path: Path, name: str, config: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ network itself runs in a backend (`engine.backend`): eager torch or ONNX Runtime
 
 from collections.abc import Sequence
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,10 +27,13 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
+from stereo_derain_ros.engine.refinement import load_refiner, refine_views, REFINER_DERAINER
 from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
 from stereo_derain_ros.engine.view_fusion import fuse_views, load_fusion_gate
+from stereo_derain_ros.engine.weights import packaged_weights
+from stereo_derain_ros.models.refiner import Refiner
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class DerainEngine:
         self._margin = config.tile_margin
         self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
+        self._refiner = self._chosen_refiner(info.weights_file)
         self._fusion_gate = (load_fusion_gate(config.view_fusion_gate) if config.view_fusion
                              else None)
         if config.tile is not None and self.max_disparity is None:
@@ -66,6 +71,31 @@ class DerainEngine:
                            'cannot be seen')
         if config.warmup_shape is not None:
             self._warm_up(tuple(config.warmup_shape))
+
+    def _chosen_refiner(self, weights_file: str | None) -> Refiner | None:
+        """Return the refiner to run: the one configured, else the packaged one where it fits.
+
+        The packaged refiner learnt what the packaged weights of REFINER_DERAINER leave; behind
+        other weights it would correct errors they do not make, so there it stays off unless a
+        refiner is named.
+        """
+        if not self.config.refine:
+            return None
+        if self.config.refiner is not None:
+            return load_refiner(self.config.refiner)
+        packaged = packaged_weights(REFINER_DERAINER)
+        if (weights_file is None or packaged is None
+                or Path(weights_file).resolve() != packaged.resolve()):
+            LOGGER.info('refine: the packaged refiner follows the packaged %s weights, not %s; '
+                        'running without it (stereo-derain train-refiner fits one to yours)',
+                        REFINER_DERAINER, self.weights_source)
+            return None
+        return load_refiner()
+
+    @property
+    def refines(self) -> bool:
+        """Tell whether a refiner corrects the network's output."""
+        return self._refiner is not None
 
     @property
     def model(self) -> nn.Module | None:
@@ -156,9 +186,15 @@ class DerainEngine:
             return left_out, right_out
 
     def _run(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the model on N×3×H×W float views of any size, over `self_ensemble` flips."""
+        """Run the model on N×3×H×W float views of any size, over `self_ensemble` flips.
+
+        Then the refiner and the second-view fusion, where they are on.
+        """
         out_left, out_right = self_ensemble(self._run_once, left, right,
                                             self.config.self_ensemble)
+        if self._refiner is not None:
+            out_left, out_right = refine_views(self._refiner, left, right, out_left, out_right,
+                                               self._backend.precision)
         if self._fusion_gate is not None:
             out_left, out_right = fuse_views(self._fusion_gate, left, right, out_left, out_right,
                                              self.config.view_fusion_disparity_range,

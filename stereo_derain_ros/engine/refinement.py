@@ -1,0 +1,48 @@
+"""Refinement: the full-resolution correction of what the deraining network left.
+
+The network's remaining error is fine detail on streak pixels, below its 1/4 resolution
+(docs/model_card.md, "Refiner"); the packaged refiner (`models.refiner`, trained behind the
+packaged bandnet weights by `stereo-derain train-refiner`) reads each derained view at full
+resolution beside what the network took away and corrects its brightness pixel by pixel. Both
+views of every pair go through it as one batch, on the network's device and in its precision.
+"""
+
+import torch
+
+from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
+from stereo_derain_ros.engine.errors import EngineError
+from stereo_derain_ros.engine.pixel_layers import run_layers
+from stereo_derain_ros.engine.weights import packaged_weights
+from stereo_derain_ros.models.refiner import Refiner
+
+# The model whose packaged weights the packaged refiner was trained behind.
+REFINER_DERAINER = 'bandnet'
+
+
+def load_refiner(path: str | None = None) -> Refiner:
+    """Return the refiner at `path`, else the packaged one, vetted like any checkpoint."""
+    if path is None:
+        path = packaged_weights(Refiner.name)
+        if path is None:
+            raise EngineError(
+                f'refine needs the packaged {Refiner.name}.safetensors, which this installation '
+                'lacks; expected it in stereo_derain_ros/weights (stereo-derain train-refiner '
+                'writes one), or turn refine off')
+    return build_refiner_from_checkpoint(path).to(memory_format=torch.channels_last)
+
+
+def refine_views(refiner: Refiner, rainy_left: torch.Tensor, rainy_right: torch.Tensor,
+                 left: torch.Tensor, right: torch.Tensor,
+                 precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine N×3×H×W derained views (floats in [0, 1], any device) given their rainy inputs.
+
+    `refiner` is moved to the views' device first, so it follows the network there and back to
+    the CPU after an out-of-memory fall-back; `precision` is the network's, as the backend
+    resolved it.
+    """
+    refiner.to(left.device)
+    rainy = torch.cat([rainy_left, rainy_right]).float()
+    derained = torch.cat([left, right]).float()
+    correction = run_layers(refiner.layers, refiner.features(rainy, derained),
+                            refiner.receptive_radius, precision)
+    return refiner.refined(derained, correction).chunk(2)

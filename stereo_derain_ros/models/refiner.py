@@ -1,0 +1,68 @@
+"""Refiner: a small full-resolution net that corrects what the derainer left, pixel by pixel.
+
+The deraining network works at 1/4 resolution and below, and its error sits on streak pixels as
+fine detail: faint streaks a few grey levels high it does not touch, strong ones it leaves a
+quarter of (docs/model_card.md, "Where the remaining error sits"); a second pass of the same
+network over its own output changes nothing. This net reads each derained view at full
+resolution beside what the derainer took away (rainy minus derained, amplified so that a grey
+level is a sizeable input) and returns one brightness correction per pixel, added to every
+channel: rain is grey light, so a colour view keeps its hues and a monochrome view stays grey.
+Five 3×3 convolutions (an 11×11 neighbourhood), zero-initialised output, so an untrained refiner
+returns the derainer's output unchanged. Trained on its own behind a fixed derainer
+(`stereo-derain train-refiner`); used by `engine.refinement`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+FEATURES = ('derained_red', 'derained_green', 'derained_blue', 'removed_red', 'removed_green',
+            'removed_blue')
+# One grey level (1/255) of removed rain, and of the correction, is this much input or output.
+GREY_GAIN = 255.0 / 10.0
+MIDDLE_LAYERS = 3
+
+
+@dataclass
+class RefinerConfig:
+    hidden: int = 16
+
+
+class Refiner(nn.Module):
+    """Map N×3×H×W rainy and derained views ([0, 1]) to refined derained views."""
+
+    name = 'refiner'
+
+    def __init__(self, hidden: int = 16) -> None:
+        super().__init__()
+        self.config = RefinerConfig(hidden)
+        layers: list[nn.Module] = [nn.Conv2d(len(FEATURES), hidden, 3, padding=1), nn.ReLU()]
+        for _ in range(MIDDLE_LAYERS):
+            layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU()]
+        out = nn.Conv2d(hidden, 1, 3, padding=1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.layers = nn.Sequential(*layers, out)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Return how many pixels each side of an output pixel the refiner reads (5: 11×11)."""
+        return sum(layer.dilation[0] * (layer.kernel_size[0] // 2) for layer in self.layers
+                   if isinstance(layer, nn.Conv2d))
+
+    def forward(self, rainy: torch.Tensor, derained: torch.Tensor) -> torch.Tensor:
+        return self.refined(derained, self.layers(self.features(rainy, derained)))
+
+    @staticmethod
+    def features(rainy: torch.Tensor, derained: torch.Tensor) -> torch.Tensor:
+        """Return the N×6×H×W input (`FEATURES`): the derained view and what was taken away."""
+        return torch.cat([derained - 0.5, (rainy - derained) * GREY_GAIN], dim=1)
+
+    @staticmethod
+    def refined(derained: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        """Return the derained views plus the N×1×H×W correction that `layers` gave, as floats.
+
+        Apart from `forward` so that the engine can run `layers` its own way on a CPU.
+        """
+        return derained + correction.float() / GREY_GAIN

@@ -1,0 +1,113 @@
+"""Fit the refiner behind a fixed derainer (`stereo-derain train-refiner`).
+
+The refiner corrects what the derainer left, so it learns from the derainer's own output: pairs
+of training photographs with fresh rain of every strength and without rain, colour and
+monochrome, drawn as the held-out photo sets draw theirs but from the library's training split,
+derained once; then random patches of those views, each scored by its log squared error against
+the clean view (rain-free pairs: the input), so that every patch weighs as a PSNR weighs it and a
+rain-free patch, whose error is tiny, counts as much as a heavy-rain one.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stereo_derain_ros.data.heldout import photo_sample
+from stereo_derain_ros.data.photos.library import PhotoLibrary
+from stereo_derain_ros.data.seeds import generator
+from stereo_derain_ros.models.refiner import Refiner
+from stereo_derain_ros.pixels import to_uint8
+from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
+
+# (rain preset or None for none, monochrome), taken in turn pair by pair.
+PAIR_KINDS = (('medium', False), ('heavy', False), ('light', False), ('medium', True),
+              (None, False), ('heavy', True), ('light', True), (None, True))
+SEED_PURPOSE = 'val-compose'
+# A natural log of a squared-error ratio, in dB of PSNR.
+DB_PER_NEPER = 10.0 / float(np.log(10.0))
+
+
+@dataclass
+class RefinerViews:
+    """Views of training pairs as uint8 3×H×W tensors: rainy, derained, and what is wanted.
+
+    Kept as uint8 (a quarter of float32's memory); patches are turned into floats as drawn.
+    """
+
+    rainy: list[torch.Tensor]
+    derained: list[torch.Tensor]
+    wanted: list[torch.Tensor]
+
+
+Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTrainingConfig,
+                  progress: Callable[[int], None] = lambda done: None) -> RefinerViews:
+    """Draw `config.pairs` pairs and derain them; `progress` is called after each pair.
+
+    `derain` takes and returns uint8 H×W×3 RGB views.
+    """
+    collected = RefinerViews([], [], [])
+    for index in range(config.pairs):
+        preset, mono = PAIR_KINDS[index % len(PAIR_KINDS)]
+        _, sample = photo_sample(library, index, generator(SEED_PURPOSE, config.seed, index),
+                                 preset, mono)
+        rainy, clean = ([to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
+                         for view in ('left', 'right')] for kind in ('rainy', 'clean'))
+        derained = derain(rainy[0], rainy[1])
+        wanted = rainy if preset is None else clean
+        for part, views in ((collected.rainy, rainy), (collected.derained, derained),
+                            (collected.wanted, wanted)):
+            part.extend(torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+                        for view in views)
+        progress(index + 1)
+    return collected
+
+
+def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
+                progress: Callable[[int, float], None] = lambda step, gain: None
+                ) -> tuple[Refiner, float]:
+    """Fit a refiner on random patches; return it (eval mode) and its last batch's gain.
+
+    The gain is what the refiner added to the derainer on the batch, as the mean over patches of
+    their PSNR gain in dB (what the loss minimises, in the units users read); `progress` gets it
+    after every step.
+    """
+    if not views.rainy:
+        raise ValueError('no derained view to learn from; expected training pairs (--pairs)')
+    smallest = min(min(view.shape[1:]) for view in views.rainy)
+    if smallest < config.patch:
+        raise ValueError(f'training views are {smallest} px on their short side; expected at '
+                         f'least the {config.patch}-px patch')
+    torch.manual_seed(config.seed)
+    refiner = Refiner(config.hidden)
+    optimiser = torch.optim.Adam(refiner.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+    draws = torch.Generator().manual_seed(config.seed)
+    gain = 0.0
+    for step in range(config.steps):
+        batch = [_patch(views, draws, config.patch) for _ in range(config.batch_patches)]
+        rainy, derained, wanted = (torch.stack(part).float() / 255.0 for part in zip(*batch))
+        error = ((refiner(rainy, derained) - wanted) ** 2).mean(dim=(1, 2, 3))
+        loss = torch.log(error + config.log_floor).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        before = torch.log(((derained - wanted) ** 2).mean(dim=(1, 2, 3)) + config.log_floor)
+        gain = float(before.mean() - loss.detach()) * DB_PER_NEPER
+        progress(step + 1, gain)
+    return refiner.eval(), gain
+
+
+def _patch(views: RefinerViews, draws: torch.Generator, size: int) -> tuple[torch.Tensor, ...]:
+    """Return one random size×size patch of one random view, from each of its three parts."""
+    index = int(torch.randint(len(views.rainy), (1,), generator=draws))
+    height, width = views.rainy[index].shape[1:]
+    top = int(torch.randint(height - size + 1, (1,), generator=draws))
+    left = int(torch.randint(width - size + 1, (1,), generator=draws))
+    return tuple(part[index][:, top:top + size, left:left + size]
+                 for part in (views.rainy, views.derained, views.wanted))

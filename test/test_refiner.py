@@ -1,0 +1,182 @@
+"""Refiner: a full-resolution correction after the network, on by default, never a hazard.
+
+An untrained refiner changes nothing; the engine's fast CPU run (bands of rows, fused
+convolutions) gives what the refiner's own layers give; a monochrome view stays grey; the
+packaged refiner is vetted like any checkpoint, and the engine runs it unless told not to.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig, save_checkpoint
+from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
+from stereo_derain_ros.engine.refinement import load_refiner, refine_views
+from stereo_derain_ros.engine.weights import packaged_weights
+from stereo_derain_ros.models.refiner import GREY_GAIN, Refiner
+from stereo_derain_ros.training.refiner import fit_refiner, RefinerViews
+from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
+
+HEIGHT, WIDTH = 40, 72
+
+
+def _views(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return 1×3×H×W rainy and derained views: texture, with a few grey levels taken away."""
+    draws = torch.Generator().manual_seed(seed)
+    derained = torch.rand(1, 3, HEIGHT, WIDTH, generator=draws) * 0.6 + 0.2
+    rainy = derained.clone()
+    rainy[..., 10:30, 20:60:7] += 8 / 255
+    return rainy, derained
+
+
+def test_an_untrained_refiner_returns_the_derained_views_unchanged():
+    rainy, derained = _views(0)
+    with torch.inference_mode():
+        assert torch.equal(Refiner()(rainy, derained), derained)
+
+
+@pytest.mark.parametrize('bands', [False, True])
+def test_the_engine_runs_the_refiner_as_its_layers_run(monkeypatch, bands):
+    if bands:  # 7 rows: 5 bands and a part
+        monkeypatch.setattr('stereo_derain_ros.engine.pixel_layers.CPU_BAND_PIXELS', 7 * WIDTH)
+    refiner = load_refiner()
+    (rainy_left, left), (rainy_right, right) = _views(1), _views(2)
+    refined = refine_views(refiner, rainy_left, rainy_right, left, right, 'fp32')
+    with torch.inference_mode():
+        layers = [refiner(rainy, derained) for rainy, derained in
+                  ((rainy_left, left), (rainy_right, right))]
+    for engine_view, own in zip(refined, layers):
+        assert not torch.equal(engine_view, left)
+        assert (engine_view - own).abs().max() < 1e-6
+
+
+def test_a_monochrome_view_stays_grey():
+    rainy, derained = (view[:, :1].expand(-1, 3, -1, -1).contiguous() for view in _views(3))
+    refined = refine_views(load_refiner(), rainy, rainy, derained, derained, 'fp32')[0]
+    assert torch.equal(refined[:, 0], refined[:, 1]) and torch.equal(refined[:, 1], refined[:, 2])
+
+
+def test_the_engine_refines_by_default_and_not_when_told():
+    draws = np.random.default_rng(4)
+    left, right = (draws.integers(40, 200, (48, 96, 3), dtype=np.uint8) for _ in range(2))
+    left[:, 20:80:9] = 235  # thin bright streaks
+    default, plain = (DerainEngine(EngineConfig.from_options(device='cpu', threads=1,
+                                                             warmup_shape=None, **options))
+                      for options in ({}, {'refine': False}))
+    assert default.config.refine and not plain.config.refine
+    refined, network = default.derain(left, right)[0], plain.derain(left, right)[0]
+    assert refined.shape == left.shape and not np.array_equal(refined, network)
+    # The refiner corrects brightness only: the same change in every channel (up to rounding).
+    change = refined.astype(int) - network
+    assert (change.max(axis=2) - change.min(axis=2)).max() <= 1
+    with pytest.raises(ValueError, match="^refine must be true or false, got 'yes'"):
+        EngineConfig(refine='yes')
+
+
+def test_the_packaged_refiner_follows_only_the_packaged_weights_unless_one_is_named(tmp_path):
+    from stereo_derain_ros.engine.weights import packaged_weights as packaged
+
+    options = {'device': 'cpu', 'warmup_shape': None}
+    assert DerainEngine(EngineConfig(**options)).refines
+    assert DerainEngine(EngineConfig(weights=str(packaged('bandnet')), **options)).refines
+    tuned = save_checkpoint(tmp_path / 'tuned.safetensors',
+                            DerainEngine(EngineConfig(**options)).model)
+    assert not DerainEngine(EngineConfig(weights=str(tuned), **options)).refines
+    assert not DerainEngine(EngineConfig(model='bandnet_mono', allow_untrained=True,
+                                         **options)).refines
+    named = DerainEngine(EngineConfig(weights=str(tuned), refiner=str(packaged('refiner')),
+                                      **options))
+    assert named.refines
+    assert not DerainEngine(EngineConfig(refine=False, **options)).refines
+
+
+def test_the_packaged_refiner_loads_vetted_and_others_are_refused(tmp_path):
+    assert packaged_weights('refiner') is not None
+    with pytest.raises(CheckpointError, match="holds model 'fusion_gate', not a 'refiner' "
+                                              r'\(from stereo-derain train-refiner\)'):
+        build_refiner_from_checkpoint(packaged_weights('fusion_gate'))
+    wide = save_checkpoint(tmp_path / 'wide.safetensors', Refiner(hidden=300))
+    with pytest.raises(CheckpointError, match='has refiner config'):
+        build_refiner_from_checkpoint(wide)
+    other = Refiner(hidden=8)
+    other.layers[-1] = torch.nn.Conv2d(8, 3, 3, padding=1)  # a correction per channel
+    path = save_checkpoint(tmp_path / 'other.safetensors', other)
+    with pytest.raises(CheckpointError, match='does not fit a refiner of width 8: tensors '
+                                              'layers.8.bias, layers.8.weight'):
+        build_refiner_from_checkpoint(path)
+    broken = Refiner(hidden=4)
+    with torch.no_grad():
+        broken.layers[0].weight[0, 0, 1, 1] = float('nan')
+    path = save_checkpoint(tmp_path / 'nan.safetensors', broken)
+    with pytest.raises(CheckpointError, match='has NaN or infinite values .*layers.0.weight'):
+        build_refiner_from_checkpoint(path)
+    with pytest.raises(CheckpointError, match='missing.safetensors'):
+        DerainEngine(EngineConfig(device='cpu', warmup_shape=None,
+                                  refiner=str(tmp_path / 'missing.safetensors')))
+
+
+def test_a_short_fit_learns_to_take_away_what_the_derainer_left():
+    """Faint streaks left on texture: a few hundred steps already remove some of them."""
+    draws = torch.Generator().manual_seed(5)
+    views = RefinerViews([], [], [])
+    for _ in range(4):
+        wanted = (torch.rand(3, 64, 64, generator=draws) * 120 + 60).round()
+        left = wanted.clone()
+        left[:, :, 5:60:6] += 6  # faint streaks the derainer left
+        rainy = left.clone()
+        rainy[:, :, 8:60:6] += 30  # strong ones it removed
+        views.rainy.append(rainy.to(torch.uint8))
+        views.derained.append(left.to(torch.uint8))
+        views.wanted.append(wanted.to(torch.uint8))
+    config = RefinerTrainingConfig(steps=300, patch=48, batch_patches=4, hidden=8)
+    refiner, gain = fit_refiner(views, config)
+    assert gain > 0.5
+    rainy, derained, wanted = (torch.stack(part).float() / 255 for part in
+                               (views.rainy, views.derained, views.wanted))
+    with torch.inference_mode():
+        before = ((derained - wanted) ** 2).mean()
+        after = ((refiner(rainy, derained) - wanted) ** 2).mean()
+    assert after < 0.8 * before
+
+
+def test_a_fit_without_views_or_with_views_too_small_says_so():
+    with pytest.raises(ValueError, match='^no derained view to learn from'):
+        fit_refiner(RefinerViews([], [], []), RefinerTrainingConfig(steps=1))
+    small = RefinerViews(*([torch.zeros(3, 32, 80, dtype=torch.uint8)] for _ in range(3)))
+    with pytest.raises(ValueError, match='^training views are 32 px on their short side; '
+                                         'expected at least the 96-px patch'):
+        fit_refiner(small, RefinerTrainingConfig(steps=1))
+
+
+def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, capsys):
+    """A short fit on the built-in photographs: a loadable refiner with its recipe."""
+    from stereo_derain_ros.cli import main
+    from stereo_derain_ros.engine import load_checkpoint
+
+    monkeypatch.setenv('STEREO_DERAIN_PHOTOS', str(tmp_path / 'no_cache'))
+    out = tmp_path / 'refiner.safetensors'
+    argv = ['train-refiner', '--out', str(out), '--pairs', '3', '--steps', '5', '--hidden', '4',
+            '--threads', '1', '--device', 'cpu', '--no-progress']
+    assert main(argv) == 0
+    refiner = build_refiner_from_checkpoint(out)
+    metadata = load_checkpoint(out)[1]
+    recipe = metadata['recipe']
+    assert recipe['command'] == 'stereo-derain train-refiner'
+    assert (recipe['pairs'], recipe['steps'], recipe['seed'], recipe['hidden']) == (3, 5, 11, 4)
+    assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 6
+    assert np.isfinite(metadata['metrics']['last_batch_gain_db'])
+    assert refiner.config.hidden == 4 and 'wrote' in capsys.readouterr().out
+    left = np.full((40, 80, 3), 120, np.uint8)
+    engine = DerainEngine(EngineConfig.from_options(device='cpu', threads=1, refiner=out,
+                                                    warmup_shape=None))
+    assert engine.derain(left, left)[0].shape == left.shape
+    assert main([*argv[:2], str(tmp_path / 'refiner.pt'), *argv[3:]]) == 2
+    assert main([*argv[:4], '0', *argv[5:]]) == 2
+
+
+def test_the_correction_is_in_grey_levels_of_the_output():
+    """One unit out of the layers is 10 grey levels added to every channel."""
+    derained = torch.full((1, 3, 2, 2), 0.5)
+    refined = Refiner.refined(derained, torch.ones(1, 1, 2, 2))
+    assert torch.allclose((refined - derained) * 255, torch.full_like(derained, 10.0))
+    assert GREY_GAIN == pytest.approx(25.5)
