@@ -86,7 +86,8 @@ def test_the_packaged_refiner_follows_only_the_packaged_weights_unless_one_is_na
                                          **options)).refines
     named = DerainEngine(EngineConfig(weights=str(tuned), refiner=str(packaged('refiner')),
                                       **options))
-    assert named.refines
+    assert named.refines and named.refiner_source == str(packaged('refiner'))
+    assert DerainEngine(EngineConfig(**options)).refiner_source == 'packaged:refiner.safetensors'
     assert not DerainEngine(EngineConfig(refine=False, **options)).refines
 
 

@@ -366,6 +366,7 @@ def test_train_fusion_gate_writes_a_gate_the_engine_vets(tmp_path, monkeypatch, 
     assert recipe['command'] == 'stereo-derain train-fusion-gate'
     assert (recipe['pairs'], recipe['steps'], recipe['seed']) == (5, 20, 11)
     assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 10
+    assert recipe['refiner'] == 'packaged:refiner.safetensors'  # the gate follows the refiner
     features = torch.zeros(1, 6, 3, 4)
     features[0, 0, :, 1:] = 2.0  # darkened from column 1 on
     features[0, 3, :, 2:] = 1.0  # matched from column 2 on

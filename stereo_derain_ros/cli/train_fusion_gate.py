@@ -74,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise CommandError(str(error)) from None
     recipe = {'command': 'stereo-derain train-fusion-gate', **asdict(config),
-              'derainer': engine.weights_source, 'photos': library.origin,
+              'derainer': engine.weights_source, 'refiner': engine.refiner_source,
+              'photos': library.origin,
               'views': len(views.features)}
     save_checkpoint(args.out, gate, recipe=recipe, metrics={'last_batch_loss': loss})
+    behind = engine.weights_source + (f' and {engine.refiner_source}' if engine.refines else '')
     print(f'wrote {args.out}: gate of width {gate.config.hidden} fitted on '
-          f'{recipe["views"]} views of {config.pairs} pairs behind {engine.weights_source}')
+          f'{recipe["views"]} views of {config.pairs} pairs behind {behind}')
     return 0
 

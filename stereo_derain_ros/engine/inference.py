@@ -98,6 +98,13 @@ class DerainEngine:
         return self._refiner is not None
 
     @property
+    def refiner_source(self) -> str | None:
+        """Return where the refiner in use came from (as `weights_source` says it), or None."""
+        if self._refiner is None:
+            return None
+        return self.config.refiner or f'packaged:{Refiner.name}.safetensors'
+
+    @property
     def model(self) -> nn.Module | None:
         """Return the torch model (None when an ONNX file runs without one)."""
         return self._backend.model
