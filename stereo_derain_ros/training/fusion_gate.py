@@ -21,6 +21,7 @@ from stereo_derain_ros.models.fusion_gate import FusionGate
 from stereo_derain_ros.pixels import to_uint8, to_unit_float
 from stereo_derain_ros.sgbm import warp_disparity_to_right
 from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
+from stereo_derain_ros.training.patches import check_patch_views, random_patch
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
 PAIR_KINDS = (('medium', False), ('heavy', False), ('light', False), ('medium', True),
@@ -84,20 +85,16 @@ def fit_gate(views: GateViews, config: GateTrainingConfig,
     PSNR weighs it: a rain-free patch, whose error is tiny, counts as much as a heavy-rain one, and
     the gate learns to leave clean frames alone without a hand-set weight.
     """
-    if not views.features:
-        raise ValueError('no derained view to learn from; expected training pairs (--pairs)')
-    smallest = min(min(feature.shape[1:]) for feature in views.features)
-    if smallest < config.patch:
-        raise ValueError(f'training views are {smallest} px on their short side; expected at '
-                         f'least the {config.patch}-px patch')
+    check_patch_views(views.features, config.patch)
     torch.manual_seed(config.seed)
     gate = FusionGate(config.hidden)
     optimiser = torch.optim.Adam(gate.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     draws = torch.Generator().manual_seed(config.seed)
     loss = torch.zeros(())
+    parts = (views.features, views.to_match, views.to_input, views.wanted)
     for step in range(config.steps):
-        batch = [_patch(views, draws, config.patch) for _ in range(config.batch_patches)]
+        batch = [random_patch(parts, draws, config.patch) for _ in range(config.batch_patches)]
         features, to_match, to_input, wanted = (torch.stack(part) for part in zip(*batch))
         shares = gate(features)
         corrected = shares[:, 0:1] * to_match + shares[:, 1:2] * to_input
@@ -110,12 +107,3 @@ def fit_gate(views: GateViews, config: GateTrainingConfig,
         progress(step + 1, loss.item())
     return gate.eval(), loss.item()
 
-
-def _patch(views: GateViews, draws: torch.Generator, size: int) -> tuple[torch.Tensor, ...]:
-    """Return one random size×size patch of one random view, from each of its four parts."""
-    index = int(torch.randint(len(views.features), (1,), generator=draws))
-    height, width = views.features[index].shape[1:]
-    top = int(torch.randint(height - size + 1, (1,), generator=draws))
-    left = int(torch.randint(width - size + 1, (1,), generator=draws))
-    return tuple(part[index][:, top:top + size, left:left + size]
-                 for part in (views.features, views.to_match, views.to_input, views.wanted))

@@ -19,6 +19,7 @@ from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.models.refiner import Refiner
 from stereo_derain_ros.pixels import to_uint8
+from stereo_derain_ros.training.patches import check_patch_views, random_patch
 from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
@@ -76,20 +77,16 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
     their PSNR gain in dB (what the loss minimises, in the units users read); `progress` gets it
     after every step.
     """
-    if not views.rainy:
-        raise ValueError('no derained view to learn from; expected training pairs (--pairs)')
-    smallest = min(min(view.shape[1:]) for view in views.rainy)
-    if smallest < config.patch:
-        raise ValueError(f'training views are {smallest} px on their short side; expected at '
-                         f'least the {config.patch}-px patch')
+    check_patch_views(views.rainy, config.patch)
     torch.manual_seed(config.seed)
     refiner = Refiner(config.hidden)
     optimiser = torch.optim.Adam(refiner.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     draws = torch.Generator().manual_seed(config.seed)
     gain = 0.0
+    parts = (views.rainy, views.derained, views.wanted)
     for step in range(config.steps):
-        batch = [_patch(views, draws, config.patch) for _ in range(config.batch_patches)]
+        batch = [random_patch(parts, draws, config.patch) for _ in range(config.batch_patches)]
         rainy, derained, wanted = (torch.stack(part).float() / 255.0 for part in zip(*batch))
         error = ((refiner(rainy, derained) - wanted) ** 2).mean(dim=(1, 2, 3))
         loss = torch.log(error + config.log_floor).mean()
@@ -102,12 +99,3 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
         progress(step + 1, gain)
     return refiner.eval(), gain
 
-
-def _patch(views: RefinerViews, draws: torch.Generator, size: int) -> tuple[torch.Tensor, ...]:
-    """Return one random size×size patch of one random view, from each of its three parts."""
-    index = int(torch.randint(len(views.rainy), (1,), generator=draws))
-    height, width = views.rainy[index].shape[1:]
-    top = int(torch.randint(height - size + 1, (1,), generator=draws))
-    left = int(torch.randint(width - size + 1, (1,), generator=draws))
-    return tuple(part[index][:, top:top + size, left:left + size]
-                 for part in (views.rainy, views.derained, views.wanted))
