@@ -14,7 +14,7 @@ from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
 from stereo_derain_ros.engine.refinement import load_refiner, refine_views
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.refiner import GREY_GAIN, Refiner
-from stereo_derain_ros.training.refiner import fit_refiner, RefinerViews
+from stereo_derain_ros.training.refiner import fit_refiner, refiner_views, RefinerViews
 from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
 
 HEIGHT, WIDTH = 40, 72
@@ -149,6 +149,37 @@ def test_a_fit_without_views_or_with_views_too_small_says_so():
         fit_refiner(small, RefinerTrainingConfig(steps=1))
 
 
+def test_procedural_pairs_want_the_clean_views_under_their_veil(tmp_path):
+    """The veil is left to the network: the wanted view keeps it and loses only the streaks.
+
+    Procedural pairs come after the photo pairs and leave those as they were drawn without them.
+    """
+    from stereo_derain_ros.data.photos.library import PhotoLibrary
+    from stereo_derain_ros.data.seeds import generator
+    from stereo_derain_ros.rain.procedural import procedural_scene
+    from stereo_derain_ros.training.refiner import SEED_PURPOSE
+
+    library = PhotoLibrary.open_or_builtin(tmp_path / 'no_cache', 'train')
+    calls = []
+
+    def keep(left, right):
+        calls.append(left.shape)
+        return left, right
+
+    photos_only = refiner_views(keep, library, RefinerTrainingConfig(pairs=1))
+    views = refiner_views(keep, library, RefinerTrainingConfig(pairs=1, procedural_pairs=1))
+    assert len(views.rainy) == len(views.wanted) == 4 and len(calls) == 3
+    for part, alone in ((views.rainy, photos_only.rainy), (views.wanted, photos_only.wanted)):
+        assert all(torch.equal(view, first) for view, first in zip(part, alone))
+    rng = generator(SEED_PURPOSE, RefinerTrainingConfig().seed, 1)
+    clean = torch.from_numpy(procedural_scene(int(rng.integers(2 ** 62))).left).permute(2, 0, 1)
+    rainy, wanted = views.rainy[2].float(), views.wanted[2].float()
+    assert wanted.shape == clean.shape
+    assert (wanted - clean.float()).mean() > 5  # the heavy preset's veil, kept
+    assert (rainy - wanted).abs().mean() > 1  # the streaks, taken away
+    assert torch.equal(views.derained[2], views.rainy[2])
+
+
 def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, capsys):
     """A short fit on the built-in photographs: a loadable refiner with its recipe."""
     from stereo_derain_ros.cli import main
@@ -157,14 +188,15 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     monkeypatch.setenv('STEREO_DERAIN_PHOTOS', str(tmp_path / 'no_cache'))
     out = tmp_path / 'refiner.safetensors'
     argv = ['train-refiner', '--out', str(out), '--pairs', '3', '--steps', '5', '--hidden', '4',
-            '--threads', '1', '--device', 'cpu', '--no-progress']
+            '--threads', '1', '--device', 'cpu', '--no-progress', '--procedural-pairs', '1']
     assert main(argv) == 0
     refiner = build_refiner_from_checkpoint(out)
     metadata = load_checkpoint(out)[1]
     recipe = metadata['recipe']
     assert recipe['command'] == 'stereo-derain train-refiner'
-    assert (recipe['pairs'], recipe['steps'], recipe['seed'], recipe['hidden']) == (3, 5, 11, 4)
-    assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 6
+    assert (recipe['pairs'], recipe['procedural_pairs'], recipe['steps'], recipe['seed'],
+            recipe['hidden']) == (3, 1, 5, 11, 4)
+    assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 8
     assert np.isfinite(metadata['metrics']['last_batch_gain_db'])
     assert refiner.config.hidden == 4 and 'wrote' in capsys.readouterr().out
     left = np.full((40, 80, 3), 120, np.uint8)
@@ -173,6 +205,8 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert engine.derain(left, left)[0].shape == left.shape
     assert main([*argv[:2], str(tmp_path / 'refiner.pt'), *argv[3:]]) == 2
     assert main([*argv[:4], '0', *argv[5:]]) == 2
+    assert main([*argv[:-1], '-1']) == 2
+    assert '--procedural-pairs must be 0 or more, got -1' in capsys.readouterr().err
 
 
 def test_the_correction_is_in_grey_levels_of_the_output():

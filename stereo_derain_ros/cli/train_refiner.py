@@ -21,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'docs/engine.md.')
     parser.add_argument('--hidden', type=int, default=defaults.hidden,
                         help='channels of its convolutions (default: %(default)s)')
+    parser.add_argument('--procedural-pairs', type=int, default=defaults.procedural_pairs,
+                        help='procedural pairs under preset rain with its full veil, drawn '
+                             'after the photo pairs, so that the refiner learns to leave the '
+                             'veil to the network (default: %(default)s)')
     add_fit_arguments(parser, defaults, 'refiner')
     parser.set_defaults(run=run)
 
@@ -35,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     # The refiner learns what the network alone leaves, so neither step after it runs here.
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
-    config = RefinerTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps,
-                                   hidden=args.hidden)
-    with tqdm(total=config.pairs, desc='pairs', disable=args.no_progress) as bar:
+    if args.procedural_pairs < 0:
+        raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
+    config = RefinerTrainingConfig(pairs=args.pairs, procedural_pairs=args.procedural_pairs,
+                                   seed=args.seed, steps=args.steps, hidden=args.hidden)
+    pairs = config.pairs + config.procedural_pairs
+    with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
     with tqdm(total=config.steps, desc='fit', disable=args.no_progress) as bar:
         def show(step: int, gain: float) -> None:
@@ -53,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
               'views': len(views.rainy)}
     save_checkpoint(args.out, refiner, recipe=recipe, metrics={'last_batch_gain_db': gain})
     print(f'wrote {args.out}: refiner of width {refiner.config.hidden} fitted on '
-          f'{recipe["views"]} views of {config.pairs} pairs behind {engine.weights_source}')
+          f'{recipe["views"]} views of {pairs} pairs behind {engine.weights_source}')
     return 0

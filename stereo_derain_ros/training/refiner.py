@@ -6,6 +6,13 @@ monochrome, drawn as the held-out photo sets draw theirs but from the library's 
 derained once; then random patches of those views, each scored by its log squared error against
 the clean view (rain-free pairs: the input), so that every patch weighs as a PSNR weighs it and a
 rain-free patch, whose error is tiny, counts as much as a heavy-rain one.
+
+Photographs carry almost no veil (their scenes are near), so a refiner fitted on them alone gives
+back part of the brightness the network took from strongly veiled rain. Procedural pairs under
+the presets' full veil (`procedural_pairs`) teach it otherwise; what is wanted of them is the
+clean view under that veil, since lifting the veil is the network's work and not the refiner's,
+whose job is the streak detail the network left. Wanting the veil-free view instead taught it to
+dehaze at the cost of photograph rain (docs/model_card.md, "Refiner").
 """
 
 from collections.abc import Callable
@@ -19,12 +26,17 @@ from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.models.refiner import Refiner
 from stereo_derain_ros.pixels import to_uint8
+from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.procedural import procedural_scene
+from stereo_derain_ros.rain.render import render_rain, veiled_views
 from stereo_derain_ros.training.patches import check_patch_views, random_patch
 from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
 PAIR_KINDS = (('medium', False), ('heavy', False), ('light', False), ('medium', True),
               (None, False), ('heavy', True), ('light', True), (None, True))
+# Procedural pairs take these presets in turn, each with its own veil.
+PROCEDURAL_PRESETS = ('heavy', 'medium', 'light')
 SEED_PURPOSE = 'val-compose'
 # A natural log of a squared-error ratio, in dB of PSNR.
 DB_PER_NEPER = 10.0 / float(np.log(10.0))
@@ -47,25 +59,47 @@ Derainer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTrainingConfig,
                   progress: Callable[[int], None] = lambda done: None) -> RefinerViews:
-    """Draw `config.pairs` pairs and derain them; `progress` is called after each pair.
+    """Draw `config.pairs` photo and `config.procedural_pairs` procedural pairs and derain them.
 
-    `derain` takes and returns uint8 H×W×3 RGB views.
+    `derain` takes and returns uint8 H×W×3 RGB views; `progress` is called after each pair.
+    Pair `index` of either kind draws from `generator(SEED_PURPOSE, seed, index)`, the procedural
+    pairs numbered on after the photo pairs.
     """
     collected = RefinerViews([], [], [])
-    for index in range(config.pairs):
-        preset, mono = PAIR_KINDS[index % len(PAIR_KINDS)]
-        _, sample = photo_sample(library, index, generator(SEED_PURPOSE, config.seed, index),
-                                 preset, mono)
-        rainy, clean = ([to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
-                         for view in ('left', 'right')] for kind in ('rainy', 'clean'))
+    for index in range(config.pairs + config.procedural_pairs):
+        rng = generator(SEED_PURPOSE, config.seed, index)
+        if index < config.pairs:
+            rainy, wanted = _photo_pair(library, index, rng)
+        else:
+            rainy, wanted = _procedural_pair(index - config.pairs, rng)
         derained = derain(rainy[0], rainy[1])
-        wanted = rainy if preset is None else clean
         for part, views in ((collected.rainy, rainy), (collected.derained, derained),
                             (collected.wanted, wanted)):
             part.extend(torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
                         for view in views)
         progress(index + 1)
     return collected
+
+
+Views = tuple[np.ndarray, np.ndarray]
+
+
+def _photo_pair(library: PhotoLibrary, index: int, rng: np.random.Generator
+                ) -> tuple[Views, Views]:
+    """Return the rainy views and the wanted ones of photo pair `index` (uint8 H×W×3)."""
+    preset, mono = PAIR_KINDS[index % len(PAIR_KINDS)]
+    _, sample = photo_sample(library, index, rng, preset, mono)
+    rainy, clean = (tuple(to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
+                          for view in ('left', 'right')) for kind in ('rainy', 'clean'))
+    return rainy, rainy if preset is None else clean
+
+
+def _procedural_pair(index: int, rng: np.random.Generator) -> tuple[Views, Views]:
+    """Return the rainy views of procedural pair `index` and its clean views under the veil."""
+    scene = procedural_scene(int(rng.integers(2 ** 62)))
+    params = rain_params(PROCEDURAL_PRESETS[index % len(PROCEDURAL_PRESETS)])
+    sample = render_rain(scene, params, int(rng.integers(2 ** 62)))
+    return (sample.rainy_left, sample.rainy_right), veiled_views(scene, params)
 
 
 def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,

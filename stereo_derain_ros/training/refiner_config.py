@@ -6,6 +6,9 @@ from dataclasses import dataclass
 @dataclass
 class RefinerTrainingConfig:
     pairs: int = 400
+    # Procedural scenes under preset rain with its full veil, drawn after the photo pairs; their
+    # wanted view is the veiled clean one (training.refiner).
+    procedural_pairs: int = 0
     seed: int = 11
     steps: int = 12000
     batch_patches: int = 16
