@@ -140,6 +140,19 @@ def test_a_short_fit_learns_to_take_away_what_the_derainer_left():
     assert after < 0.8 * before
 
 
+def test_the_learning_rate_warms_up_then_decays():
+    """From zero to full over the warm-up, then down a cosine to zero at the last step."""
+    from stereo_derain_ros.training.refiner import _rate_factor
+
+    config = RefinerTrainingConfig(steps=1000, warmup_steps=100)
+    shares = [_rate_factor(config, step) for step in range(1000)]
+    assert shares[0] == pytest.approx(0.01) and shares[49] == pytest.approx(0.5, abs=0.01)
+    assert all(later > earlier for earlier, later in zip(shares[:99], shares[1:100]))
+    assert shares[99] == pytest.approx(max(shares), abs=1e-9)
+    assert shares[99] > 0.97 and shares[500] == pytest.approx(0.5) and shares[-1] < 1e-4
+    assert all(later < earlier for earlier, later in zip(shares[100:], shares[101:]))
+
+
 def test_a_fit_without_views_or_with_views_too_small_says_so():
     with pytest.raises(ValueError, match='^no derained view to learn from'):
         fit_refiner(RefinerViews([], [], []), RefinerTrainingConfig(steps=1))
@@ -198,7 +211,9 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
             recipe['hidden']) == (3, 1, 5, 11, 4)
     assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 8
     assert np.isfinite(metadata['metrics']['last_batch_gain_db'])
-    assert refiner.config.hidden == 4 and 'wrote' in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert refiner.config.hidden == 4 and 'wrote' in printed.out
+    assert 'warning: the refiner learnt almost nothing' in printed.err  # 5 steps, warming up
     left = np.full((40, 80, 3), 120, np.uint8)
     engine = DerainEngine(EngineConfig.from_options(device='cpu', threads=1, refiner=out,
                                                     warmup_shape=None))

@@ -2,9 +2,13 @@
 
 import argparse
 from dataclasses import asdict
+import sys
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.fit_behind_derainer import add_fit_arguments, derainer_and_library
+
+# A last batch gain under this (dB) says the fit went nowhere.
+LEARNT_NOTHING_DB = 0.05
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,5 +64,10 @@ def run(args: argparse.Namespace) -> int:
               'views': len(views.rainy)}
     save_checkpoint(args.out, refiner, recipe=recipe, metrics={'last_batch_gain_db': gain})
     print(f'wrote {args.out}: refiner of width {refiner.config.hidden} fitted on '
-          f'{recipe["views"]} views of {pairs} pairs behind {engine.weights_source}')
+          f'{recipe["views"]} views of {pairs} pairs behind {engine.weights_source}; its last '
+          f'batch gained {gain:+.2f} dB over the derainer')
+    if gain < LEARNT_NOTHING_DB:
+        print(f'warning: the refiner learnt almost nothing (last batch {gain:+.2f} dB; a full '
+              'fit gains about 2 dB): fit longer (--steps) or from another --seed, and check '
+              'it with stereo-derain eval --refiner before using it', file=sys.stderr)
     return 0

@@ -17,6 +17,8 @@ dehaze at the cost of photograph rain (docs/model_card.md, "Refiner").
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+import math
 
 import numpy as np
 import torch
@@ -102,6 +104,18 @@ def _procedural_pair(index: int, rng: np.random.Generator) -> tuple[Views, Views
     return (sample.rainy_left, sample.rainy_right), veiled_views(scene, params)
 
 
+def _rate_factor(config: RefinerTrainingConfig, step: int) -> float:
+    """Return the share of the learning rate at `step`: a linear warm-up, then cosine decay.
+
+    The output layer starts at zero, so the first steps' gradients into the layers below are
+    tiny and noisy, and Adam, which scales every step to the learning rate, would walk those
+    layers at full rate where no signal leads: one fit in three draws (seed 11 with procedural
+    pairs) had every unit of a layer dead within 50 steps and learnt nothing in 12 000.
+    """
+    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+
+
 def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
                 progress: Callable[[int, float], None] = lambda step, gain: None
                 ) -> tuple[Refiner, float]:
@@ -115,7 +129,7 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
     torch.manual_seed(config.seed)
     refiner = Refiner(config.hidden)
     optimiser = torch.optim.Adam(refiner.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(_rate_factor, config))
     draws = torch.Generator().manual_seed(config.seed)
     gain = 0.0
     parts = (views.rainy, views.derained, views.wanted)

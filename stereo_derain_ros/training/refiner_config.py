@@ -14,6 +14,8 @@ class RefinerTrainingConfig:
     batch_patches: int = 16
     patch: int = 96
     learning_rate: float = 2e-3
+    # Steps over which the learning rate rises linearly from zero (training.refiner).
+    warmup_steps: int = 500
     # Squared error (unit range) added inside each patch's log: 60 dB, below any frame's error.
     log_floor: float = 1e-6
     hidden: int = 16
