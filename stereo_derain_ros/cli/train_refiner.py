@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--procedural-pairs', type=int, default=defaults.procedural_pairs,
                         help='procedural pairs under preset rain with its full veil, drawn '
                              'after the photo pairs, so that the refiner learns to leave the '
-                             'veil to the network (default: %(default)s)')
+                             'veil to the network; costs some light rain, see '
+                             'docs/model_card.md (default: %(default)s)')
     add_fit_arguments(parser, defaults, 'refiner')
     parser.set_defaults(run=run)
 

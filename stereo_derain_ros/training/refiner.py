@@ -12,7 +12,8 @@ back part of the brightness the network took from strongly veiled rain. Procedur
 the presets' full veil (`procedural_pairs`) teach it otherwise; what is wanted of them is the
 clean view under that veil, since lifting the veil is the network's work and not the refiner's,
 whose job is the streak detail the network left. Wanting the veil-free view instead taught it to
-dehaze at the cost of photograph rain (docs/model_card.md, "Veiled rain").
+dehaze at the cost of photograph rain; even the veiled-clean target costs some light rain, so the
+packaged refiner is fitted without procedural pairs (docs/model_card.md, "Veiled rain").
 """
 
 from collections.abc import Callable
