@@ -149,7 +149,7 @@ def test_the_learning_rate_warms_up_then_decays():
     assert shares[0] == pytest.approx(0.01) and shares[49] == pytest.approx(0.5, abs=0.01)
     assert all(later > earlier for earlier, later in zip(shares[:99], shares[1:100]))
     assert shares[99] == pytest.approx(max(shares), abs=1e-9)
-    assert shares[99] > 0.97 and shares[500] == pytest.approx(0.5) and shares[-1] < 1e-4
+    assert shares[99] == 1.0 and shares[550] == pytest.approx(0.5) and shares[-1] < 1e-4
     assert all(later < earlier for earlier, later in zip(shares[100:], shares[101:]))
 
 

@@ -19,7 +19,6 @@ packaged refiner is fitted without procedural pairs (docs/model_card.md, "Veiled
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-import math
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain, veiled_views
 from stereo_derain_ros.training.patches import check_patch_views, random_patch
 from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
+from stereo_derain_ros.training.schedule import cosine_lr
 
 # (rain preset or None for none, monochrome), taken in turn pair by pair.
 PAIR_KINDS = (('medium', False), ('heavy', False), ('light', False), ('medium', True),
@@ -114,8 +114,7 @@ def _rate_factor(config: RefinerTrainingConfig, step: int) -> float:
     11 with procedural pairs) never gained from its first steps on, its last hidden layer dead
     on every pixel after 12 000 steps; with the warm-up it learns as the others did.
     """
-    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
-    return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    return cosine_lr(step, config.steps, 1.0, 0.0, config.warmup_steps)
 
 
 def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
