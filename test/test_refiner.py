@@ -213,6 +213,9 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert np.isfinite(metadata['metrics']['last_batch_gain_db'])
     printed = capsys.readouterr()
     assert refiner.config.hidden == 4 and 'wrote' in printed.out
+    # Without bars a fit still reports in the log: here every one of its 5 steps.
+    assert printed.out.count('fit: step ') == 5
+    assert 'fit: step 5 of 5, batch_gain_db ' in printed.out
     assert 'warning: the refiner learnt almost nothing' in printed.err  # 5 steps, warming up
     left = np.full((40, 80, 3), 120, np.uint8)
     engine = DerainEngine(EngineConfig.from_options(device='cpu', threads=1, refiner=out,

@@ -374,7 +374,10 @@ def test_train_fusion_gate_writes_a_gate_the_engine_vets(tmp_path, monkeypatch, 
         shares = gate(features)[0]
     assert (shares[:, :, :2] == 0).all()  # unchanged, or no match: closed
     assert ((shares[:, :, 2:] > 0) & (shares[:, :, 2:] <= 1)).all()
-    assert 'wrote' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # Without bars the 20-step fit reports every tenth of its steps.
+    assert 'wrote' in printed and printed.count('fit: step ') == 10
+    assert 'fit: step 20 of 20, loss ' in printed
     clean_left, clean_right = (view.astype(np.uint8) for view in _scene())
     engine = DerainEngine(EngineConfig.from_options(device='cpu', threads=1, view_fusion=True,
                                                     view_fusion_gate=out, warmup_shape=None))

@@ -6,12 +6,18 @@ progress switch mean the same thing and are checked the same way.
 """
 
 import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+import time
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.engine_options import add_engine_arguments, build_engine
 
 ENGINE_ARGUMENTS = ('model', 'weights', 'untrained', 'device', 'precision', 'threads')
+# Lines a fit prints with the bars hidden: fits run for tens of minutes, often in the background
+# with their output in a log, which should still say how far they are.
+HIDDEN_PROGRESS_LINES = 10
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, defaults, what: str,
@@ -29,7 +35,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser, defaults, what: str,
                         help='seed of the pairs, the patches and the fit (default: %(default)s)')
     parser.add_argument('--steps', type=int, default=defaults.steps,
                         help='optimiser steps (default: %(default)s)')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='hide the progress bars; the fit then prints a line every tenth '
+                             'of its steps')
     add_engine_arguments(parser, engine_arguments,
                          weights=f'derainer checkpoint the {what} will follow (default: the '
                                  'packaged weights of the model)')
@@ -56,3 +64,27 @@ def derainer_and_library(args: argparse.Namespace, counts: tuple[str, ...] = (),
         return engine.derain(left, right, 'rgb')
 
     return engine, derain, library
+
+
+@contextmanager
+def fit_progress(steps: int, hidden: bool, figure: str,
+                 spec: str) -> Iterator[Callable[[int, float], None]]:
+    """Yield `show(step, value)`, called after every step of a fit of `steps` steps.
+
+    It moves a bar that shows `value` (formatted by `spec`) as `figure`; with the bars hidden it
+    prints `HIDDEN_PROGRESS_LINES` lines instead, each with the step, the value and the minutes.
+    """
+    from tqdm import tqdm
+
+    every = max(1, steps // HIDDEN_PROGRESS_LINES)
+    start = time.monotonic()
+    with tqdm(total=steps, desc='fit', disable=hidden) as bar:
+        def show(step: int, value: float) -> None:
+            bar.update(1)
+            if step % 100 == 0:
+                bar.set_postfix({figure: format(value, spec)})
+            if hidden and (step % every == 0 or step == steps):
+                minutes = (time.monotonic() - start) / 60.0
+                print(f'fit: step {step} of {steps}, {figure} {format(value, spec)}, '
+                      f'{minutes:.1f} min', flush=True)
+        yield show

@@ -8,6 +8,7 @@ from stereo_derain_ros.cli.fit_behind_derainer import (
     add_fit_arguments,
     derainer_and_library,
     ENGINE_ARGUMENTS,
+    fit_progress,
 )
 
 
@@ -38,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
     config = GateTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps)
     with tqdm(total=config.pairs, desc='pairs', disable=args.no_progress) as bar:
         views = gate_views(derain, library, config, lambda done: bar.update(1))
-    with tqdm(total=config.steps, desc='fit', disable=args.no_progress) as bar:
-        def show(step: int, loss: float) -> None:
-            bar.update(1)
-            if step % 100 == 0:
-                bar.set_postfix(loss=f'{loss:.3g}')
+    with fit_progress(config.steps, args.no_progress, 'loss', '.3g') as show:
         try:
             gate, loss = fit_gate(views, config, show)
         except ValueError as error:

@@ -5,7 +5,11 @@ from dataclasses import asdict
 import sys
 
 from stereo_derain_ros.cli import CommandError
-from stereo_derain_ros.cli.fit_behind_derainer import add_fit_arguments, derainer_and_library
+from stereo_derain_ros.cli.fit_behind_derainer import (
+    add_fit_arguments,
+    derainer_and_library,
+    fit_progress,
+)
 
 # A last batch gain under this (dB) says the fit went nowhere.
 LEARNT_NOTHING_DB = 0.05
@@ -51,11 +55,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
-    with tqdm(total=config.steps, desc='fit', disable=args.no_progress) as bar:
-        def show(step: int, gain: float) -> None:
-            bar.update(1)
-            if step % 100 == 0:
-                bar.set_postfix(batch_gain_db=f'{gain:+.2f}')
+    with fit_progress(config.steps, args.no_progress, 'batch_gain_db', '+.2f') as show:
         try:
             refiner, gain = fit_refiner(views, config, show)
         except ValueError as error:
