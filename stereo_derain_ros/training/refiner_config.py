@@ -10,7 +10,7 @@ class RefinerTrainingConfig:
     # wanted view is the veiled clean one (training.refiner).
     procedural_pairs: int = 0
     seed: int = 11
-    steps: int = 12000
+    steps: int = 30000
     batch_patches: int = 16
     patch: int = 96
     learning_rate: float = 2e-3
