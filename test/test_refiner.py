@@ -221,6 +221,17 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     engine = DerainEngine(EngineConfig.from_options(device='cpu', threads=1, refiner=out,
                                                     warmup_shape=None))
     assert engine.derain(left, left)[0].shape == left.shape
+    # A long fit can run in parts: the next part goes on from the last one's refiner.
+    again = tmp_path / 'again.safetensors'
+    part = ['train-refiner', '--out', str(again), '--pairs', '1', '--steps', '2', '--hidden', '4',
+            '--threads', '1', '--device', 'cpu', '--no-progress', '--init', str(out)]
+    assert main(part) == 0
+    assert load_checkpoint(again)[1]['recipe']['init_recipe'] == recipe
+    assert load_checkpoint(again)[1]['recipe']['init'] == str(out)
+    assert main([*part[:8], '8', *part[9:]]) == 2
+    assert f'--init {out} is a refiner of width 4, --hidden asks for 8' in capsys.readouterr().err
+    assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2
+    assert 'cannot go on from --init' in capsys.readouterr().err
     assert main([*argv[:2], str(tmp_path / 'refiner.pt'), *argv[3:]]) == 2
     assert main([*argv[:4], '0', *argv[5:]]) == 2
     assert main([*argv[:-1], '-1']) == 2

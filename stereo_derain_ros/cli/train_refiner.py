@@ -2,6 +2,7 @@
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 import sys
 
 from stereo_derain_ros.cli import CommandError
@@ -34,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'after the photo pairs, so that the refiner learns to leave the '
                              'veil to the network; costs some light rain, see '
                              'docs/model_card.md (default: %(default)s)')
+    parser.add_argument('--init', type=Path, default=None, metavar='REFINER',
+                        help='refiner checkpoint to go on from instead of a new refiner, so '
+                             'that a long fit can run in parts; its width must be --hidden, '
+                             'its recipe goes into the new one as init_recipe')
     add_fit_arguments(parser, defaults, 'refiner')
     parser.set_defaults(run=run)
 
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
                                                    view_fusion=False)
     if args.procedural_pairs < 0:
         raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
+    initial, init_recipe = _initial_refiner(args.init, args.hidden)
     config = RefinerTrainingConfig(pairs=args.pairs, procedural_pairs=args.procedural_pairs,
                                    seed=args.seed, steps=args.steps, hidden=args.hidden)
     pairs = config.pairs + config.procedural_pairs
@@ -57,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
     with fit_progress(config.steps, args.no_progress, 'batch_gain_db', '+.2f') as show:
         try:
-            refiner, gain = fit_refiner(views, config, show)
+            refiner, gain = fit_refiner(views, config, show, initial)
         except ValueError as error:
             raise CommandError(str(error)) from None
     recipe = {'command': 'stereo-derain train-refiner', **asdict(config),
               'derainer': engine.weights_source, 'photos': library.origin,
               'views': len(views.rainy)}
+    if initial is not None:
+        recipe.update(init=str(args.init), init_recipe=init_recipe)
     save_checkpoint(args.out, refiner, recipe=recipe, metrics={'last_batch_gain_db': gain})
     print(f'wrote {args.out}: refiner of width {refiner.config.hidden} fitted on '
           f'{recipe["views"]} views of {pairs} pairs behind {engine.weights_source}; its last '
@@ -72,3 +80,21 @@ def run(args: argparse.Namespace) -> int:
               'fit gains about 2 dB): fit longer (--steps) or from another --seed, and check '
               'it with stereo-derain eval --refiner before using it', file=sys.stderr)
     return 0
+
+
+def _initial_refiner(path: Path | None, hidden: int):
+    """Return the `--init` refiner, vetted, and its recipe; (None, None) without one."""
+    from stereo_derain_ros.engine import CheckpointError, load_checkpoint
+    from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
+
+    if path is None:
+        return None, None
+    try:
+        refiner = build_refiner_from_checkpoint(path)
+        recipe = load_checkpoint(path)[1].get('recipe')
+    except (CheckpointError, OSError) as error:
+        raise CommandError(f'cannot go on from --init: {error}') from None
+    if refiner.config.hidden != hidden:
+        raise CommandError(f'--init {path} is a refiner of width {refiner.config.hidden}, '
+                           f'--hidden asks for {hidden}; give --hidden {refiner.config.hidden}')
+    return refiner, recipe
