@@ -4,6 +4,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 import sys
+from typing import Any, TYPE_CHECKING
 
 from stereo_derain_ros.cli import CommandError
 from stereo_derain_ros.cli.fit_behind_derainer import (
@@ -11,6 +12,9 @@ from stereo_derain_ros.cli.fit_behind_derainer import (
     derainer_and_library,
     fit_progress,
 )
+
+if TYPE_CHECKING:
+    from stereo_derain_ros.models.refiner import Refiner
 
 # A last batch gain under this (dB) says the fit went nowhere.
 LEARNT_NOTHING_DB = 0.05
@@ -82,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _initial_refiner(path: Path | None, hidden: int):
+def _initial_refiner(path: Path | None,
+                     hidden: int) -> tuple['Refiner | None', dict[str, Any] | None]:
     """Return the `--init` refiner, vetted, and its recipe; (None, None) without one."""
     from stereo_derain_ros.engine import CheckpointError, load_checkpoint
     from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
