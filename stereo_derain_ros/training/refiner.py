@@ -125,9 +125,9 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
     The gain is what the refiner added to the derainer on the batch, as the mean over patches of
     their PSNR gain in dB (what the loss minimises, in the units users read); `progress` gets it
     after every step. `initial` (of width `config.hidden`) is trained on in place of a new
-    refiner, with the same warm-up and decay: a fit of 30 000 steps gained as much again over
-    one of 12 000 as that one over 6000 (docs/model_card.md, "Trained longer"), so long fits
-    pay, and going on from a checkpoint lets them run in parts.
+    refiner, with the same warm-up and decay: fits paid up to 60 000 steps, more than one CPU
+    session holds (docs/model_card.md, "Trained longer", "Trained longer still"), so going on
+    from a checkpoint lets them run in parts.
     """
     check_patch_views(views.rainy, config.patch)
     torch.manual_seed(config.seed)
