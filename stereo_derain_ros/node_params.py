@@ -87,7 +87,8 @@ class NodeParameters:
         'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'")
     precision: str = _engine_parameter(
         'auto', 'fp16 runs on CUDA, bf16 on CUDA and on CPUs with AVX512-BF16 or AMX (torch '
-        'backend); auto is fp16 on CUDA, fp32 on a CPU', choices=PRECISIONS)
+        'backend); auto is fp16 on CUDA, bf16 on a CPU that runs it in hardware, else fp32',
+        choices=PRECISIONS)
     backend: str = _engine_parameter(
         'torch', 'runs the network; with onnxruntime, `weights` may be an .onnx file (see '
         'docs/deploy.md)', choices=BACKENDS)

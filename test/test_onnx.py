@@ -87,7 +87,7 @@ def test_float_outputs_match_torch_within_1e_3(small_onnx, height, width):
 def test_uint8_outputs_match_torch_within_one_grey_level(small_onnx, height, width):
     rng = np.random.default_rng(height)
     left, right = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
-    torch_engine = DerainEngine(EngineConfig(device='cpu', warmup_shape=None),
+    torch_engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', warmup_shape=None),
                                 model=small_bandnet())
     expected = torch_engine.derain(left, right)
     outputs = onnx_engine(small_onnx).derain(left, right)
@@ -113,7 +113,8 @@ def test_batches_and_tiles_run_through_the_shared_engine_steps(small_onnx):
 def test_self_ensemble_is_the_engines(small_onnx):
     rng = np.random.default_rng(9)
     left, right = (rng.integers(0, 256, (45, 133, 3), dtype=np.uint8) for _ in range(2))
-    torch_engine = DerainEngine(EngineConfig(device='cpu', warmup_shape=None, self_ensemble=4),
+    torch_engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', warmup_shape=None,
+                                             self_ensemble=4),
                                 model=small_bandnet())
     expected = torch_engine.derain(left, right)
     outputs = onnx_engine(small_onnx, self_ensemble=4).derain(left, right)
@@ -167,7 +168,8 @@ def test_checkpoint_is_exported_once_to_the_cache(tmp_path, monkeypatch):
     assert len(cached) == 1 and engine.weights_source == 'packaged:bandnet.safetensors'
     rng = np.random.default_rng(1)
     left, right = (rng.integers(0, 256, (48, 160, 3), dtype=np.uint8) for _ in range(2))
-    reference = DerainEngine(EngineConfig(device='cpu', warmup_shape=None)).derain(left, right)
+    reference = DerainEngine(EngineConfig(device='cpu', precision='fp32',
+                                          warmup_shape=None)).derain(left, right)
     for out, ref in zip(engine.derain(left, right), reference):
         assert np.abs(out.astype(int) - ref).max() <= 1
     stamp = cached[0].stat().st_mtime_ns

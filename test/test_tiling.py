@@ -49,8 +49,9 @@ def test_tiled_matches_untiled_with_the_packaged_weights():
     # Mirrored below itself and repeated beside itself: 1000 x 1482, cut both ways by the tiles.
     left = np.tile(np.concatenate([sample.rainy_left, sample.rainy_left[::-1]]), (1, 2, 1))
     right = np.tile(np.concatenate([sample.rainy_right, sample.rainy_right[::-1]]), (1, 2, 1))
-    whole = DerainEngine(EngineConfig(device='cpu', warmup_shape=None))
-    tiled = DerainEngine(EngineConfig(device='cpu', tile=(512, 768), warmup_shape=None))
+    whole = DerainEngine(EngineConfig(device='cpu', precision='fp32', warmup_shape=None))
+    tiled = DerainEngine(EngineConfig(device='cpu', precision='fp32', tile=(512, 768),
+                                      warmup_shape=None))
     assert whole.weights_source.startswith('packaged:')
     assert len(plan_axis(1482, 768, 32, tiled.max_disparity, tiled.tile_margin, 16).starts) > 2
     for tiled_view, whole_view in zip(tiled.derain(left, right), whole.derain(left, right)):
