@@ -15,7 +15,7 @@ from stereo_derain_ros.engine.refinement import load_refiner, refine_views
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.refiner import GREY_GAIN, Refiner
 from stereo_derain_ros.training.refiner import fit_refiner, refiner_views, RefinerViews
-from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
+from stereo_derain_ros.training.refiner_config import EVERY_PAIR_KIND, RefinerTrainingConfig
 
 HEIGHT, WIDTH = 40, 72
 
@@ -193,6 +193,22 @@ def test_procedural_pairs_want_the_clean_views_under_their_veil(tmp_path):
     assert torch.equal(views.derained[2], views.rainy[2])
 
 
+def test_pair_kinds_say_what_rain_each_photo_pair_gets_in_turn(tmp_path):
+    """A kind repeated is drawn more often; a clean kind wants its input back, mono stays grey."""
+    from stereo_derain_ros.data.photos.library import PhotoLibrary
+
+    library = PhotoLibrary.open_or_builtin(tmp_path / 'no_cache', 'train')
+    config = RefinerTrainingConfig(pairs=3, pair_kinds=('clean-mono', 'heavy'))
+    views = refiner_views(lambda left, right: (left, right), library, config)
+    kinds = [('clean-mono', 'heavy', 'clean-mono')[index // 2] for index in range(6)]
+    for kind, rainy, wanted in zip(kinds, views.rainy, views.wanted):
+        assert torch.equal(rainy, wanted) == (kind == 'clean-mono')
+        assert (rainy.float().std(dim=0).max() == 0) == (kind == 'clean-mono')
+    with pytest.raises(ValueError, match="^unknown pair kind 'medium-colour'; expected"):
+        refiner_views(lambda left, right: (left, right), library,
+                      RefinerTrainingConfig(pairs=1, pair_kinds=('medium-colour',)))
+
+
 def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, capsys):
     """A short fit on the built-in photographs: a loadable refiner with its recipe."""
     from stereo_derain_ros.cli import main
@@ -209,6 +225,7 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert recipe['command'] == 'stereo-derain train-refiner'
     assert (recipe['pairs'], recipe['procedural_pairs'], recipe['steps'], recipe['seed'],
             recipe['hidden']) == (3, 1, 5, 11, 4)
+    assert recipe['pair_kinds'] == list(EVERY_PAIR_KIND)
     assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 8
     assert np.isfinite(metadata['metrics']['last_batch_gain_db'])
     printed = capsys.readouterr()
@@ -236,6 +253,9 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert main([*argv[:4], '0', *argv[5:]]) == 2
     assert main([*argv[:-1], '-1']) == 2
     assert '--procedural-pairs must be 0 or more, got -1' in capsys.readouterr().err
+    assert main([*argv, '--pair-kinds', 'medium,drizzle-mono']) == 2
+    assert ("--pair-kinds: unknown pair kind 'drizzle-mono'; expected a rain preset"
+            in capsys.readouterr().err)
 
 
 def test_the_correction_is_in_grey_levels_of_the_output():

@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'docs/engine.md.')
     parser.add_argument('--hidden', type=int, default=defaults.hidden,
                         help='channels of its convolutions (default: %(default)s)')
+    parser.add_argument('--pair-kinds', default=','.join(defaults.pair_kinds), metavar='KINDS',
+                        help='comma-separated kinds of training photo pair, taken in turn pair '
+                             'by pair: a rain preset (light, medium, heavy, torrential) or clean, '
+                             'each optionally with -mono for monochrome; repeat a kind to weigh '
+                             'it more (default: %(default)s)')
     parser.add_argument('--procedural-pairs', type=int, default=defaults.procedural_pairs,
                         help='procedural pairs under preset rain with its full veil, drawn '
                              'after the photo pairs, so that the refiner learns to leave the '
@@ -59,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
                                                    view_fusion=False)
     if args.procedural_pairs < 0:
         raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
+    kinds = _pair_kinds(args.pair_kinds)
     initial, init_recipe = _initial_refiner(args.init, args.hidden)
-    config = RefinerTrainingConfig(pairs=args.pairs, procedural_pairs=args.procedural_pairs,
-                                   seed=args.seed, steps=args.steps, hidden=args.hidden)
+    config = RefinerTrainingConfig(pairs=args.pairs, pair_kinds=kinds,
+                                   procedural_pairs=args.procedural_pairs, seed=args.seed,
+                                   steps=args.steps, hidden=args.hidden)
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
@@ -84,6 +91,20 @@ def run(args: argparse.Namespace) -> int:
               'fit gains about 2 dB): fit longer (--steps) or from another --seed, and check '
               'it with stereo-derain eval --refiner before using it', file=sys.stderr)
     return 0
+
+
+def _pair_kinds(text: str) -> tuple[str, ...]:
+    """Return the `--pair-kinds` list, each kind checked, or raise CommandError."""
+    from stereo_derain_ros.rain.params import PRESETS
+    from stereo_derain_ros.training.refiner_config import parse_pair_kind
+
+    kinds = tuple(kind.strip() for kind in text.split(','))
+    for kind in kinds:
+        try:
+            parse_pair_kind(kind, tuple(PRESETS))
+        except ValueError as error:
+            raise CommandError(f'--pair-kinds: {error}') from None
+    return kinds
 
 
 def _initial_refiner(path: Path | None,

@@ -28,16 +28,13 @@ from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.models.refiner import Refiner
 from stereo_derain_ros.pixels import to_uint8
-from stereo_derain_ros.rain.params import rain_params
+from stereo_derain_ros.rain.params import PRESETS, rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain, veiled_views
 from stereo_derain_ros.training.patches import check_patch_views, random_patch
-from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
+from stereo_derain_ros.training.refiner_config import parse_pair_kind, RefinerTrainingConfig
 from stereo_derain_ros.training.schedule import cosine_lr
 
-# (rain preset or None for none, monochrome), taken in turn pair by pair.
-PAIR_KINDS = (('medium', False), ('heavy', False), ('light', False), ('medium', True),
-              (None, False), ('heavy', True), ('light', True), (None, True))
 # Procedural pairs take these presets in turn, each with its own veil.
 PROCEDURAL_PRESETS = ('heavy', 'medium', 'light')
 SEED_PURPOSE = 'val-compose'
@@ -68,11 +65,16 @@ def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTraini
     Pair `index` of either kind draws from `generator(SEED_PURPOSE, seed, index)`, the procedural
     pairs numbered on after the photo pairs.
     """
+    kinds = [parse_pair_kind(kind, tuple(PRESETS)) for kind in config.pair_kinds]
+    if not kinds:
+        raise ValueError('no pair kinds to draw photo pairs of; expected at least one, e.g. '
+                         'medium')
     collected = RefinerViews([], [], [])
     for index in range(config.pairs + config.procedural_pairs):
         rng = generator(SEED_PURPOSE, config.seed, index)
         if index < config.pairs:
-            rainy, wanted = _photo_pair(library, index, rng)
+            preset, mono = kinds[index % len(kinds)]
+            rainy, wanted = _photo_pair(library, index, rng, preset, mono)
         else:
             rainy, wanted = _procedural_pair(index - config.pairs, rng)
         derained = derain(rainy[0], rainy[1])
@@ -87,10 +89,9 @@ def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTraini
 Views = tuple[np.ndarray, np.ndarray]
 
 
-def _photo_pair(library: PhotoLibrary, index: int, rng: np.random.Generator
-                ) -> tuple[Views, Views]:
+def _photo_pair(library: PhotoLibrary, index: int, rng: np.random.Generator,
+                preset: str | None, mono: bool) -> tuple[Views, Views]:
     """Return the rainy views and the wanted ones of photo pair `index` (uint8 H×W×3)."""
-    preset, mono = PAIR_KINDS[index % len(PAIR_KINDS)]
     _, sample = photo_sample(library, index, rng, preset, mono)
     rainy, clean = (tuple(to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
                           for view in ('left', 'right')) for kind in ('rainy', 'clean'))

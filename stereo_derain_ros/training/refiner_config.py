@@ -2,10 +2,18 @@
 
 from dataclasses import dataclass
 
+# The training photo pairs' kinds, taken in turn pair by pair: a rain preset, or `clean` for none,
+# with `-mono` for monochrome. The first packaged fits used these eight in turn.
+EVERY_PAIR_KIND = ('medium', 'heavy', 'light', 'medium-mono', 'clean', 'heavy-mono', 'light-mono',
+                   'clean-mono')
+CLEAN = 'clean'
+MONO_SUFFIX = '-mono'
+
 
 @dataclass
 class RefinerTrainingConfig:
     pairs: int = 400
+    pair_kinds: tuple[str, ...] = EVERY_PAIR_KIND
     # Procedural scenes under preset rain with its full veil, drawn after the photo pairs; their
     # wanted view is the veiled clean one (training.refiner).
     procedural_pairs: int = 0
@@ -19,3 +27,17 @@ class RefinerTrainingConfig:
     # Squared error (unit range) added inside each patch's log: 60 dB, below any frame's error.
     log_floor: float = 1e-6
     hidden: int = 16
+
+
+def parse_pair_kind(kind: str, presets: tuple[str, ...]) -> tuple[str | None, bool]:
+    """Return (rain preset or None for none, monochrome) for a kind such as `medium-mono`.
+
+    Raises ValueError naming the kind and the accepted forms.
+    """
+    mono = kind.endswith(MONO_SUFFIX)
+    rain = kind[:-len(MONO_SUFFIX)] if mono else kind
+    if rain != CLEAN and rain not in presets:
+        raise ValueError(f'unknown pair kind {kind!r}; expected a rain preset '
+                         f'({", ".join(presets)}) or {CLEAN}, each optionally followed by '
+                         f'{MONO_SUFFIX}')
+    return (None if rain == CLEAN else rain), mono
