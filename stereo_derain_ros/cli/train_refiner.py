@@ -21,6 +21,7 @@ LEARNT_NOTHING_DB = 0.05
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from stereo_derain_ros.rain.params import PRESETS
     from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
 
     defaults = RefinerTrainingConfig()
@@ -36,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='channels of its convolutions (default: %(default)s)')
     parser.add_argument('--pair-kinds', default=','.join(defaults.pair_kinds), metavar='KINDS',
                         help='comma-separated kinds of training photo pair, taken in turn pair '
-                             'by pair: a rain preset (light, medium, heavy, torrential) or clean, '
-                             'each optionally with -mono for monochrome; repeat a kind to weigh '
+                             f'by pair: a rain preset ({", ".join(PRESETS)}) or clean, each '
+                             'optionally with -mono for monochrome; repeat a kind to weigh '
                              'it more (default: %(default)s)')
     parser.add_argument('--procedural-pairs', type=int, default=defaults.procedural_pairs,
                         help='procedural pairs under preset rain with its full veil, drawn '
@@ -59,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.training.refiner import fit_refiner, refiner_views
     from stereo_derain_ros.training.refiner_config import RefinerTrainingConfig
 
+    if args.procedural_pairs < 0:
+        raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
+    # Checked before the derainer is built, so that a typo fails at once.
+    kinds = _pair_kinds(args.pair_kinds)
     # The refiner learns what the network alone leaves, so neither step after it runs here.
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
-    if args.procedural_pairs < 0:
-        raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
-    kinds = _pair_kinds(args.pair_kinds)
     initial, init_recipe = _initial_refiner(args.init, args.hidden)
     config = RefinerTrainingConfig(pairs=args.pairs, pair_kinds=kinds,
                                    procedural_pairs=args.procedural_pairs, seed=args.seed,
@@ -95,13 +97,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _pair_kinds(text: str) -> tuple[str, ...]:
     """Return the `--pair-kinds` list, each kind checked, or raise CommandError."""
-    from stereo_derain_ros.rain.params import PRESETS
     from stereo_derain_ros.training.refiner_config import parse_pair_kind
 
     kinds = tuple(kind.strip() for kind in text.split(','))
     for kind in kinds:
         try:
-            parse_pair_kind(kind, tuple(PRESETS))
+            parse_pair_kind(kind)
         except ValueError as error:
             raise CommandError(f'--pair-kinds: {error}') from None
     return kinds

@@ -28,7 +28,7 @@ from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.models.refiner import Refiner
 from stereo_derain_ros.pixels import to_uint8
-from stereo_derain_ros.rain.params import PRESETS, rain_params
+from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain, veiled_views
 from stereo_derain_ros.training.patches import check_patch_views, random_patch
@@ -65,7 +65,7 @@ def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTraini
     Pair `index` of either kind draws from `generator(SEED_PURPOSE, seed, index)`, the procedural
     pairs numbered on after the photo pairs.
     """
-    kinds = [parse_pair_kind(kind, tuple(PRESETS)) for kind in config.pair_kinds]
+    kinds = [parse_pair_kind(kind) for kind in config.pair_kinds]
     if not kinds:
         raise ValueError('no pair kinds to draw photo pairs of; expected at least one, e.g. '
                          'medium')

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from stereo_derain_ros.rain.params import PRESETS
+
 # The training photo pairs' kinds, taken in turn pair by pair: a rain preset, or `clean` for none,
 # with `-mono` for monochrome. The first packaged fits used these eight in turn.
 EVERY_PAIR_KIND = ('medium', 'heavy', 'light', 'medium-mono', 'clean', 'heavy-mono', 'light-mono',
@@ -29,15 +31,15 @@ class RefinerTrainingConfig:
     hidden: int = 16
 
 
-def parse_pair_kind(kind: str, presets: tuple[str, ...]) -> tuple[str | None, bool]:
+def parse_pair_kind(kind: str) -> tuple[str | None, bool]:
     """Return (rain preset or None for none, monochrome) for a kind such as `medium-mono`.
 
     Raises ValueError naming the kind and the accepted forms.
     """
     mono = kind.endswith(MONO_SUFFIX)
     rain = kind[:-len(MONO_SUFFIX)] if mono else kind
-    if rain != CLEAN and rain not in presets:
+    if rain != CLEAN and rain not in PRESETS:
         raise ValueError(f'unknown pair kind {kind!r}; expected a rain preset '
-                         f'({", ".join(presets)}) or {CLEAN}, each optionally followed by '
+                         f'({", ".join(PRESETS)}) or {CLEAN}, each optionally followed by '
                          f'{MONO_SUFFIX}')
     return (None if rain == CLEAN else rain), mono
