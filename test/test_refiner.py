@@ -5,6 +5,8 @@ convolutions) gives what the refiner's own layers give; a monochrome view stays 
 packaged refiner is vetted like any checkpoint, and the engine runs it unless told not to.
 """
 
+from dataclasses import make_dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig
 from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
 from stereo_derain_ros.engine.refinement import load_refiner, refine_views
 from stereo_derain_ros.engine.weights import packaged_weights
-from stereo_derain_ros.models.refiner import GREY_GAIN, Refiner
+from stereo_derain_ros.models.refiner import GREY_GAIN, grown_refiner, Refiner
 from stereo_derain_ros.training.refiner import fit_refiner, refiner_views, RefinerViews
 from stereo_derain_ros.training.refiner_config import EVERY_PAIR_KIND, RefinerTrainingConfig
 
@@ -48,6 +50,26 @@ def test_the_engine_runs_the_refiner_as_its_layers_run(monkeypatch, bands):
     for engine_view, own in zip(refined, layers):
         assert not torch.equal(engine_view, left)
         assert (engine_view - own).abs().max() < 1e-6
+
+
+def test_a_grown_refiner_computes_what_it_was_grown_from_and_can_learn_more():
+    rainy, derained = _views(5)
+    refiner = load_refiner()
+    with torch.inference_mode():
+        wanted = refiner(rainy, derained)
+    grown = grown_refiner(refiner, 24, 5)
+    assert (grown.config.hidden, grown.config.middle_layers) == (24, 5)
+    assert grown.receptive_radius == refiner.receptive_radius + 2
+    with torch.inference_mode():
+        assert (grown.eval()(rainy, derained) - wanted).abs().max() < 1e-6
+    # Every new weight has a gradient to learn from, not only the old ones.
+    ((grown(rainy, derained) - derained) ** 2).mean().backward()
+    new_middle, output = grown.layers[8], grown.layers[-1]
+    assert new_middle.weight.grad.abs().sum() > 0
+    assert output.weight.grad[:, 16:].abs().sum() > 0
+    with pytest.raises(ValueError, match='cannot grow a refiner of width 16 and 3 middle layers '
+                                         'to width 8 and 3'):
+        grown_refiner(refiner, 8, 3)
 
 
 def test_a_monochrome_view_stays_grey():
@@ -99,6 +121,16 @@ def test_the_packaged_refiner_loads_vetted_and_others_are_refused(tmp_path):
     wide = save_checkpoint(tmp_path / 'wide.safetensors', Refiner(hidden=300))
     with pytest.raises(CheckpointError, match='has refiner config'):
         build_refiner_from_checkpoint(wide)
+    deep = save_checkpoint(tmp_path / 'deep.safetensors', Refiner(hidden=8, middle_layers=5))
+    assert build_refiner_from_checkpoint(deep).config.middle_layers == 5
+    for config in ({'hidden': 8, 'middle_layers': -1}, {'hidden': 8, 'depth': 5},
+                   {'middle_layers': 3}):
+        odd = Refiner(hidden=8)
+        odd.config = make_dataclass('OddConfig', list(config))(**config)
+        path = save_checkpoint(tmp_path / 'odd.safetensors', odd)
+        with pytest.raises(CheckpointError, match=r'expected \{"hidden": 1 to 256, '
+                                                  r'"middle_layers": 0 to 256\}'):
+            build_refiner_from_checkpoint(path)
     other = Refiner(hidden=8)
     other.layers[-1] = torch.nn.Conv2d(8, 3, 3, padding=1)  # a correction per channel
     path = save_checkpoint(tmp_path / 'other.safetensors', other)
@@ -245,8 +277,16 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert main(part) == 0
     assert load_checkpoint(again)[1]['recipe']['init_recipe'] == recipe
     assert load_checkpoint(again)[1]['recipe']['init'] == str(out)
-    assert main([*part[:8], '8', *part[9:]]) == 2
-    assert f'--init {out} is a refiner of width 4, --hidden asks for 8' in capsys.readouterr().err
+    # A wider, deeper refiner goes on from a smaller one, grown to it.
+    assert main([*part[:8], '6', *part[9:], '--middle-layers', '4']) == 0
+    assert (load_checkpoint(again)[1]['recipe']['hidden'],
+            load_checkpoint(again)[1]['recipe']['middle_layers']) == (6, 4)
+    assert build_refiner_from_checkpoint(again).config.middle_layers == 4
+    assert main([*part[:8], '2', *part[9:]]) == 2
+    assert (f'--init {out} is a refiner of width 4 with 3 middle layers, larger than --hidden 2 '
+            '--middle-layers 3 ask' in capsys.readouterr().err)
+    assert main([*part, '--middle-layers', '-1']) == 2
+    assert '--middle-layers must be 0 or more, got -1' in capsys.readouterr().err
     assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2
     assert 'cannot go on from --init' in capsys.readouterr().err
     assert main([*argv[:2], str(tmp_path / 'refiner.pt'), *argv[3:]]) == 2

@@ -2,10 +2,10 @@
 
 The engine derains a procedural medium-rain pair of each size (the package's own renderer, so
 nothing needs carrying to a lent machine) at each precision asked for: the network alone
-(`refine` off), as the engine runs by default (the refiner after the network), and with
-`view_fusion` as well; and, as the first row, the issue-time bandnet (global pooling, NCHW, fp32:
-the baseline of the issue's CPU-time target; untrained weights, since speed does not depend on
-them). Every setting runs once per round, the rounds interleaved, so that all share whatever load
+(`refine` off), as the engine runs by default (the refiner after the network), with
+`view_fusion` as well, and with each `--refiner` in place of the packaged one; and, as the first
+row, the issue-time bandnet (global pooling, NCHW, fp32: the baseline of the issue's CPU-time
+target; untrained weights, since speed does not depend on them). Every setting runs once per round, the rounds interleaved, so that all share whatever load
 the machine has; it prints the best and median time of each and their ratios to the baseline and
 to the network alone at the first precision. Then it splits the refiner's and the fusion's time
 into parts: the refiner (both views in one batch) on the device, SGBM and the cue maps on the
@@ -110,6 +110,9 @@ def main() -> None:
                         help='comma-separated WIDTHxHEIGHT (default: %(default)s)')
     parser.add_argument('--rounds', type=int, default=8,
                         help='interleaved rounds per size (default: %(default)s)')
+    parser.add_argument('--refiner', type=Path, action='append', default=[],
+                        help='also time the default steps with this refiner in place of the '
+                             'packaged one, a row per precision (repeatable)')
     parser.add_argument('--out', type=Path, help='also write the results as JSON here')
     args = parser.parse_args()
     if args.threads:
@@ -120,6 +123,9 @@ def main() -> None:
     engines.update({f'{precision}{suffix}': DerainEngine(EngineConfig(
         device=args.device, threads=args.threads, precision=precision, **options))
         for precision in args.precisions.split(',') for suffix, options in STEPS.items()})
+    engines.update({f'{precision} refiner {path.stem}': DerainEngine(EngineConfig(
+        device=args.device, threads=args.threads, precision=precision, refiner=str(path)))
+        for precision in args.precisions.split(',') for path in args.refiner})
     first_pass = args.precisions.split(',')[0] + ' network'
     device = engines[ISSUE_TIME].device
 

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'docs/engine.md.')
     parser.add_argument('--hidden', type=int, default=defaults.hidden,
                         help='channels of its convolutions (default: %(default)s)')
+    parser.add_argument('--middle-layers', type=int, default=defaults.middle_layers,
+                        help='3×3 convolutions between its first and its output one; each '
+                             'reaches a pixel further (default: %(default)s)')
     parser.add_argument('--pair-kinds', default=','.join(defaults.pair_kinds), metavar='KINDS',
                         help='comma-separated kinds of training photo pair, taken in turn pair '
                              f'by pair: a rain preset ({", ".join(PRESETS)}) or clean, each '
@@ -47,8 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'docs/model_card.md (default: %(default)s)')
     parser.add_argument('--init', type=Path, default=None, metavar='REFINER',
                         help='refiner checkpoint to go on from instead of a new refiner, so '
-                             'that a long fit can run in parts; its width must be --hidden, '
-                             'its recipe goes into the new one as init_recipe')
+                             'that a long fit can run in parts; one narrower or shallower than '
+                             '--hidden and --middle-layers is first grown to them, computing '
+                             'what it computed; its recipe goes into the new one as '
+                             'init_recipe')
     add_fit_arguments(parser, defaults, 'refiner')
     parser.set_defaults(run=run)
 
@@ -65,12 +70,15 @@ def run(args: argparse.Namespace) -> int:
     # Checked before the derainer is built, so that a typo fails at once.
     kinds = _pair_kinds(args.pair_kinds)
     # The refiner learns what the network alone leaves, so neither step after it runs here.
+    if args.middle_layers < 0:
+        raise CommandError(f'--middle-layers must be 0 or more, got {args.middle_layers}')
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
-    initial, init_recipe = _initial_refiner(args.init, args.hidden)
+    initial, init_recipe = _initial_refiner(args.init, args.hidden, args.middle_layers)
     config = RefinerTrainingConfig(pairs=args.pairs, pair_kinds=kinds,
                                    procedural_pairs=args.procedural_pairs, seed=args.seed,
-                                   steps=args.steps, hidden=args.hidden)
+                                   steps=args.steps, hidden=args.hidden,
+                                   middle_layers=args.middle_layers)
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
@@ -85,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if initial is not None:
         recipe.update(init=str(args.init), init_recipe=init_recipe)
     save_checkpoint(args.out, refiner, recipe=recipe, metrics={'last_batch_gain_db': gain})
-    print(f'wrote {args.out}: refiner of width {refiner.config.hidden} fitted on '
+    print(f'wrote {args.out}: refiner of width {refiner.config.hidden} and '
+          f'{refiner.config.middle_layers} middle layers fitted on '
           f'{recipe["views"]} views of {pairs} pairs behind {engine.weights_source}; its last '
           f'batch gained {gain:+.2f} dB over the derainer')
     if gain < LEARNT_NOTHING_DB:
@@ -108,9 +117,12 @@ def _pair_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _initial_refiner(path: Path | None,
-                     hidden: int) -> tuple['Refiner | None', dict[str, Any] | None]:
-    """Return the `--init` refiner, vetted, and its recipe; (None, None) without one."""
+def _initial_refiner(path: Path | None, hidden: int,
+                     middle_layers: int) -> tuple['Refiner | None', dict[str, Any] | None]:
+    """Return the `--init` refiner, vetted, and its recipe; (None, None) without one.
+
+    It must fit inside the asked shape, which it is grown to (`grown_refiner`).
+    """
     from stereo_derain_ros.engine import CheckpointError, load_checkpoint
     from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
 
@@ -121,7 +133,10 @@ def _initial_refiner(path: Path | None,
         recipe = load_checkpoint(path)[1].get('recipe')
     except (CheckpointError, OSError) as error:
         raise CommandError(f'cannot go on from --init: {error}') from None
-    if refiner.config.hidden != hidden:
-        raise CommandError(f'--init {path} is a refiner of width {refiner.config.hidden}, '
-                           f'--hidden asks for {hidden}; give --hidden {refiner.config.hidden}')
+    found = refiner.config
+    if found.hidden > hidden or found.middle_layers > middle_layers:
+        raise CommandError(f'--init {path} is a refiner of width {found.hidden} with '
+                           f'{found.middle_layers} middle layers, larger than --hidden {hidden} '
+                           f'--middle-layers {middle_layers} ask; give at least --hidden '
+                           f'{found.hidden} --middle-layers {found.middle_layers}')
     return refiner, recipe

@@ -16,6 +16,7 @@ checkpoint from an untrusted source cannot run code. Files are written to a temp
 same folder and renamed, so a crash never leaves a half-written checkpoint under the final name.
 """
 
+import inspect
 import json
 import math
 import os
@@ -48,7 +49,8 @@ _HEADER_LIMIT = 100 * 1024 * 1024
 MAX_CONFIG_INT = 4096
 MAX_BLOCKS = 64
 MAX_CONFIG_ITEMS = 8
-MAX_PIXEL_NET_HIDDEN = 256
+# Bound on every size argument (width, layers) of the small nets that follow a derainer.
+MAX_PIXEL_NET_SIZE = 256
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
@@ -131,20 +133,29 @@ PixelNet = TypeVar('PixelNet', FusionGate, Refiner)
 def _build_pixel_net(path: str | os.PathLike, kind: type[PixelNet], command: str) -> PixelNet:
     """Rebuild one of the small full-resolution nets that follow a derainer.
 
-    They are not deraining models, so they are not in the registry; their one config value
-    (`hidden`) is bounded, their tensors must have the shapes they build and be finite.
+    They are not deraining models, so they are not in the registry; their config holds `hidden`
+    and may hold the net's other size arguments (a refiner's `middle_layers`; older files lack
+    it and get the default), each bounded; their tensors must have the shapes they build and be
+    finite.
     """
     state_dict, metadata = load_checkpoint(path)
     what = kind.name.replace('_', ' ')
     if metadata['model'] != kind.name:
         raise CheckpointError(f'checkpoint {path} holds model {metadata["model"]!r}, not a '
                               f'{kind.name!r} (from {command})')
-    hidden = metadata['config'].get('hidden') if isinstance(metadata['config'], dict) else None
-    if (set(metadata['config'] or {}) != {'hidden'} or not isinstance(hidden, int)
-            or isinstance(hidden, bool) or not 1 <= hidden <= MAX_PIXEL_NET_HIDDEN):
+    config = metadata['config'] if isinstance(metadata['config'], dict) else {}
+    lowest = {name: 1 if name == 'hidden' else 0
+              for name in inspect.signature(kind).parameters}
+    if ('hidden' not in config or not set(config) <= set(lowest)
+            or not all(isinstance(value, int) and not isinstance(value, bool)
+                       and lowest[name] <= value <= MAX_PIXEL_NET_SIZE
+                       for name, value in config.items())):
+        expected = ', '.join(f'"{name}": {low} to {MAX_PIXEL_NET_SIZE}'
+                             for name, low in lowest.items())
         raise CheckpointError(f'checkpoint {path} has {what} config {metadata["config"]!r}; '
-                              f'expected {{"hidden": 1 to {MAX_PIXEL_NET_HIDDEN}}}')
-    net = kind(hidden)
+                              f'expected {{{expected}}} ("hidden" required)')
+    hidden = config['hidden']
+    net = kind(**config)
     expected = {key: tuple(tensor.shape) for key, tensor in net.state_dict().items()}
     found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
     if found != expected:

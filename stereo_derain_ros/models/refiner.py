@@ -7,9 +7,9 @@ network over its own output changes nothing. This net reads each derained view a
 resolution beside what the derainer took away (rainy minus derained, amplified so that a grey
 level is a sizeable input) and returns one brightness correction per pixel, added to every
 channel: rain is grey light, so a colour view keeps its hues and a monochrome view stays grey.
-Five 3×3 convolutions (an 11×11 neighbourhood), zero-initialised output, so an untrained refiner
-returns the derainer's output unchanged. Trained on its own behind a fixed derainer
-(`stereo-derain train-refiner`); used by `engine.refinement`.
+Five 3×3 convolutions by default (an 11×11 neighbourhood), zero-initialised output, so an
+untrained refiner returns the derainer's output unchanged. Trained on its own behind a fixed
+derainer (`stereo-derain train-refiner`); used by `engine.refinement`.
 """
 
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ MIDDLE_LAYERS = 3
 @dataclass
 class RefinerConfig:
     hidden: int = 16
+    middle_layers: int = MIDDLE_LAYERS
 
 
 class Refiner(nn.Module):
@@ -34,11 +35,11 @@ class Refiner(nn.Module):
 
     name = 'refiner'
 
-    def __init__(self, hidden: int = 16) -> None:
+    def __init__(self, hidden: int = 16, middle_layers: int = MIDDLE_LAYERS) -> None:
         super().__init__()
-        self.config = RefinerConfig(hidden)
+        self.config = RefinerConfig(hidden, middle_layers)
         layers: list[nn.Module] = [nn.Conv2d(len(FEATURES), hidden, 3, padding=1), nn.ReLU()]
-        for _ in range(MIDDLE_LAYERS):
+        for _ in range(middle_layers):
             layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU()]
         out = nn.Conv2d(hidden, 1, 3, padding=1)
         nn.init.zeros_(out.weight)
@@ -47,7 +48,7 @@ class Refiner(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        """Return how many pixels each side of an output pixel the refiner reads (5: 11×11)."""
+        """Return how many pixels each side of an output pixel the refiner reads (default 5)."""
         return sum(layer.dilation[0] * (layer.kernel_size[0] // 2) for layer in self.layers
                    if isinstance(layer, nn.Conv2d))
 
@@ -66,3 +67,40 @@ class Refiner(nn.Module):
         Apart from `forward` so that the engine can run `layers` its own way on a CPU.
         """
         return derained + correction.float() / GREY_GAIN
+
+
+def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int) -> Refiner:
+    """Return a refiner of at least `refiner`'s width and depth that computes what it computes.
+
+    So that a fit can go on from a trained refiner with more capacity instead of starting again
+    (its fits took hours on a CPU). New channels read what the old ones read, from fresh random
+    weights, but nothing reads them yet: their outgoing weights start at zero and learn from
+    there. New middle layers come after the old ones as identities (the centre tap 1 from each
+    channel to itself), which the ReLU behind them keeps exact, its input being a ReLU's output.
+    """
+    old = refiner.config
+    if hidden < old.hidden or middle_layers < old.middle_layers:
+        raise ValueError(f'cannot grow a refiner of width {old.hidden} and {old.middle_layers} '
+                         f'middle layers to width {hidden} and {middle_layers}; a grown refiner '
+                         'is at least as wide and as deep')
+    grown = Refiner(hidden, middle_layers)
+    old_convs = _convolutions(refiner)
+    new_convs = _convolutions(grown)
+    kept = old_convs[:-1] + [None] * (middle_layers - old.middle_layers) + old_convs[-1:]
+    with torch.no_grad():
+        for source, target in zip(kept, new_convs):
+            if source is None:
+                target.weight.zero_()
+                target.bias.zero_()
+                for channel in range(hidden):
+                    target.weight[channel, channel, 1, 1] = 1.0
+                continue
+            outputs, inputs = source.weight.shape[:2]
+            target.weight[:outputs, inputs:] = 0.0
+            target.weight[:outputs, :inputs] = source.weight
+            target.bias[:outputs] = source.bias
+    return grown
+
+
+def _convolutions(refiner: Refiner) -> list[nn.Conv2d]:
+    return [layer for layer in refiner.layers if isinstance(layer, nn.Conv2d)]

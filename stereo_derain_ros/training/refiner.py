@@ -26,7 +26,7 @@ import torch
 from stereo_derain_ros.data.heldout import photo_sample
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
-from stereo_derain_ros.models.refiner import Refiner
+from stereo_derain_ros.models.refiner import grown_refiner, Refiner
 from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
@@ -125,16 +125,15 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
 
     The gain is what the refiner added to the derainer on the batch, as the mean over patches of
     their PSNR gain in dB (what the loss minimises, in the units users read); `progress` gets it
-    after every step. `initial` (of width `config.hidden`) is trained on in place of a new
-    refiner, with the same warm-up and decay: fits paid up to 60 000 steps, more than one CPU
-    session holds (docs/model_card.md, "Trained longer", "Trained longer still"), so going on
-    from a checkpoint lets them run in parts.
+    after every step. `initial` is trained on in place of a new refiner, with the same warm-up
+    and decay: fits paid up to 60 000 steps, more than one CPU session holds (docs/model_card.md,
+    "Trained longer", "Trained longer still"), so going on from a checkpoint lets them run in
+    parts; one narrower or shallower than `config` asks is grown to it first (`grown_refiner`).
     """
     check_patch_views(views.rainy, config.patch)
     torch.manual_seed(config.seed)
-    refiner = Refiner(config.hidden)
-    if initial is not None:
-        refiner.load_state_dict(initial.state_dict())
+    refiner = (Refiner(config.hidden, config.middle_layers) if initial is None
+               else grown_refiner(initial, config.hidden, config.middle_layers))
     optimiser = torch.optim.Adam(refiner.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(_rate_factor, config))
     draws = torch.Generator().manual_seed(config.seed)
