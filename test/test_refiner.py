@@ -57,18 +57,19 @@ def test_a_grown_refiner_computes_what_it_was_grown_from_and_can_learn_more():
     refiner = load_refiner()
     with torch.inference_mode():
         wanted = refiner(rainy, derained)
-    grown = grown_refiner(refiner, 24, 5)
-    assert (grown.config.hidden, grown.config.middle_layers) == (24, 5)
+    hidden, middle_layers = refiner.config.hidden, refiner.config.middle_layers
+    grown = grown_refiner(refiner, hidden + 8, middle_layers + 2)
+    assert (grown.config.hidden, grown.config.middle_layers) == (hidden + 8, middle_layers + 2)
     assert grown.receptive_radius == refiner.receptive_radius + 2
     with torch.inference_mode():
         assert (grown.eval()(rainy, derained) - wanted).abs().max() < 1e-6
     # Every new weight has a gradient to learn from, not only the old ones.
     ((grown(rainy, derained) - derained) ** 2).mean().backward()
-    new_middle, output = grown.layers[8], grown.layers[-1]
+    new_middle, output = grown.layers[-3], grown.layers[-1]
     assert new_middle.weight.grad.abs().sum() > 0
-    assert output.weight.grad[:, 16:].abs().sum() > 0
-    with pytest.raises(ValueError, match='cannot grow a refiner of width 16 and 3 middle layers '
-                                         'to width 8 and 3'):
+    assert output.weight.grad[:, hidden:].abs().sum() > 0
+    with pytest.raises(ValueError, match=f'cannot grow a refiner of width {hidden} and '
+                                         f'{middle_layers} middle layers to width 8 and 3'):
         grown_refiner(refiner, 8, 3)
 
 
@@ -278,13 +279,13 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert load_checkpoint(again)[1]['recipe']['init_recipe'] == recipe
     assert load_checkpoint(again)[1]['recipe']['init'] == str(out)
     # A wider, deeper refiner goes on from a smaller one, grown to it.
-    assert main([*part[:8], '6', *part[9:], '--middle-layers', '4']) == 0
+    assert main([*part[:8], '6', *part[9:], '--middle-layers', '7']) == 0
     assert (load_checkpoint(again)[1]['recipe']['hidden'],
-            load_checkpoint(again)[1]['recipe']['middle_layers']) == (6, 4)
-    assert build_refiner_from_checkpoint(again).config.middle_layers == 4
+            load_checkpoint(again)[1]['recipe']['middle_layers']) == (6, 7)
+    assert build_refiner_from_checkpoint(again).config.middle_layers == 7
     assert main([*part[:8], '2', *part[9:]]) == 2
-    assert (f'--init {out} is a refiner of width 4 with 3 middle layers, larger than --hidden 2 '
-            '--middle-layers 3 ask' in capsys.readouterr().err)
+    assert (f'--init {out} is a refiner of width 4 with 6 middle layers, larger than --hidden 2 '
+            '--middle-layers 6 ask' in capsys.readouterr().err)
     assert main([*part, '--middle-layers', '-1']) == 2
     assert '--middle-layers must be 0 or more, got -1' in capsys.readouterr().err
     assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2

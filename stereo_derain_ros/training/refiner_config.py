@@ -29,8 +29,9 @@ class RefinerTrainingConfig:
     # Squared error (unit range) added inside each patch's log: 60 dB, below any frame's error.
     log_floor: float = 1e-6
     hidden: int = 16
-    # 3×3 convolutions between the first and the output one (models.refiner.MIDDLE_LAYERS).
-    middle_layers: int = 3
+    # 3×3 convolutions between the first and the output one: the packaged refiner's depth
+    # (docs/model_card.md, "Deeper"); files from before it have models.refiner.MIDDLE_LAYERS.
+    middle_layers: int = 6
 
 
 def parse_pair_kind(kind: str) -> tuple[str | None, bool]:
