@@ -8,10 +8,10 @@ row, the issue-time bandnet (global pooling, NCHW, fp32: the baseline of the iss
 target; untrained weights, since speed does not depend on them). Every setting runs once per
 round, the rounds interleaved, so that all share whatever load the machine has; it prints the
 best and median time of each and their ratios to the baseline and to the network alone at the
-first precision. Then it splits the refiner's and the fusion's time
-into parts: the refiner (both views in one batch) on the device, SGBM and the cue maps on the
-host, the gate on the device, each in each precision. Used for the model card's "Refiner" and
-"Second-view fusion" (cost); run from the repository root:
+first precision. Then it splits the refiner's and the fusion's time into parts: the refiner
+(both views in one batch) on the device, SGBM and the cue maps on the host, the gate on the
+device, each in each precision. Used for the model card's "Refiner", "Second-view fusion" and
+"Deeper" (cost); run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_cost.py --device cpu --threads 1 \
         --precisions fp32,bf16

@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f'--procedural-pairs must be 0 or more, got {args.procedural_pairs}')
     # Checked before the derainer is built, so that a typo fails at once.
     kinds = _pair_kinds(args.pair_kinds)
-    # The refiner learns what the network alone leaves, so neither step after it runs here.
     if args.middle_layers < 0:
         raise CommandError(f'--middle-layers must be 0 or more, got {args.middle_layers}')
+    # The refiner learns what the network alone leaves, so neither step after it runs here.
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
     initial, init_recipe = _initial_refiner(args.init, args.hidden, args.middle_layers)

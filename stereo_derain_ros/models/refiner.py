@@ -50,8 +50,7 @@ class Refiner(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """Return how many pixels each side of an output pixel the refiner reads (default 5)."""
-        return sum(layer.dilation[0] * (layer.kernel_size[0] // 2) for layer in self.layers
-                   if isinstance(layer, nn.Conv2d))
+        return sum(conv.dilation[0] * (conv.kernel_size[0] // 2) for conv in _convolutions(self))
 
     def forward(self, rainy: torch.Tensor, derained: torch.Tensor) -> torch.Tensor:
         return self.refined(derained, self.layers(self.features(rainy, derained)))
@@ -91,10 +90,8 @@ def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int) -> Refiner:
     with torch.no_grad():
         for source, target in zip(kept, new_convs):
             if source is None:
-                target.weight.zero_()
+                nn.init.dirac_(target.weight)
                 target.bias.zero_()
-                for channel in range(hidden):
-                    target.weight[channel, channel, 1, 1] = 1.0
                 continue
             outputs, inputs = source.weight.shape[:2]
             target.weight[:outputs, inputs:] = 0.0
