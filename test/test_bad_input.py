@@ -101,7 +101,9 @@ def write_checkpoints(root: Path) -> None:
     (bad / 'truncated.safetensors').write_bytes(data[:len(data) // 2])
     (bad / 'header_only.safetensors').write_bytes(data[:8])
     (bad / 'empty.safetensors').write_bytes(b'')
-    (bad / 'garbage.safetensors').write_bytes(os.urandom(4096))
+    noise = np.random.default_rng(0).bytes(4096)
+    (bad / 'garbage.safetensors').write_bytes(noise)
+    (bad / 'proto_garbage.safetensors').write_bytes(b'\x80\xff' + noise)
     save_file({'x': torch.zeros(2)}, str(bad / 'foreign.safetensors'))
     (bad / 'a_folder.safetensors').mkdir()
 
@@ -198,6 +200,7 @@ CHECKPOINT_CASES = [
     ('header_only', 'is truncated'),
     ('empty', 'is truncated'),
     ('garbage', 'not a safetensors file'),
+    ('proto_garbage', 'not a safetensors file'),
     ('foreign', 'not a stereo_derain_ros checkpoint'),
     ('a_folder', 'is not a file'),
     ('missing', 'checkpoint not found'),

@@ -46,6 +46,7 @@ from stereo_derain_ros.models.refiner import Refiner
 FORMAT = 'stereo_derain_ros.checkpoint'
 FORMAT_VERSION = 1
 _HEADER_LIMIT = 100 * 1024 * 1024
+_PICKLE_PROTOCOLS = (b'\x02', b'\x03', b'\x04', b'\x05')
 MAX_CONFIG_INT = 4096
 MAX_BLOCKS = 64
 MAX_CONFIG_ITEMS = 8
@@ -241,13 +242,14 @@ def _one_line(error: BaseException) -> str:
 def _looks_like_pickle(head: bytes) -> bool:
     """Tell a zip or pickle from safetensors by the first 9 bytes.
 
-    A pickle starts with the PROTO opcode 0x80, but so does a safetensors file whose header
-    length has 0x80 as its low byte (one header length in 256); safetensors then opens its JSON
-    header with '{' at byte 8, which is no pickle opcode.
+    A pickle starts with the PROTO opcode 0x80 and a protocol from 2 to 5, but so does a
+    safetensors file whose header length has 0x80 as its low byte; safetensors then opens its
+    JSON header with '{' at byte 8, which is no pickle opcode. Checking the protocol too keeps
+    arbitrary bytes that merely open with 0x80 out of the pickle message.
     """
     if head.startswith(b'PK\x03\x04'):
         return True
-    return head[:1] == b'\x80' and head[8:9] != b'{'
+    return head[:1] == b'\x80' and head[1:2] in _PICKLE_PROTOCOLS and head[8:9] != b'{'
 
 
 def _read_header_metadata(path: Path) -> dict[str, str]:
