@@ -284,8 +284,9 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
             load_checkpoint(again)[1]['recipe']['middle_layers']) == (6, 7)
     assert build_refiner_from_checkpoint(again).config.middle_layers == 7
     assert main([*part[:8], '2', *part[9:]]) == 2
-    assert (f'--init {out} is a refiner of width 4 with 6 middle layers, larger than --hidden 2 '
-            '--middle-layers 6 ask' in capsys.readouterr().err)
+    depth = RefinerTrainingConfig().middle_layers
+    assert (f'--init {out} is a refiner of width 4 with {depth} middle layers, larger than '
+            f'--hidden 2 --middle-layers {depth} ask' in capsys.readouterr().err)
     assert main([*part, '--middle-layers', '-1']) == 2
     assert '--middle-layers must be 0 or more, got -1' in capsys.readouterr().err
     assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2

@@ -8,7 +8,7 @@ resolution beside what the derainer took away (rainy minus derained, amplified s
 level is a sizeable input) and returns one brightness correction per pixel, added to every
 channel: rain is grey light, so a colour view keeps its hues and a monochrome view stays grey.
 3×3 convolutions, five by default (an 11×11 neighbourhood, the shape of files that do not say),
-eight in the packaged one (17×17), zero-initialised output, so an untrained refiner returns the
+seven in the packaged one (15×15), zero-initialised output, so an untrained refiner returns the
 derainer's output unchanged. Trained on its own behind a fixed derainer (`stereo-derain
 train-refiner`); used by `engine.refinement`.
 """

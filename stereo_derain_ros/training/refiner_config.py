@@ -31,7 +31,7 @@ class RefinerTrainingConfig:
     hidden: int = 16
     # 3×3 convolutions between the first and the output one: the packaged refiner's depth
     # (docs/model_card.md, "Deeper"); files from before it have models.refiner.MIDDLE_LAYERS.
-    middle_layers: int = 6
+    middle_layers: int = 5
 
 
 def parse_pair_kind(kind: str) -> tuple[str | None, bool]:
