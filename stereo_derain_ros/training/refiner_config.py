@@ -30,7 +30,7 @@ class RefinerTrainingConfig:
     log_floor: float = 1e-6
     hidden: int = 16
     # 3×3 convolutions between the first and the output one: the packaged refiner's depth
-    # (docs/model_card.md, "Deeper"); files from before it have models.refiner.MIDDLE_LAYERS.
+    # (docs/model_card.md, "Shallower"); files from before it have models.refiner.MIDDLE_LAYERS.
     middle_layers: int = 5
 
 
