@@ -10,8 +10,8 @@ round, the rounds interleaved, so that all share whatever load the machine has; 
 best and median time of each and their ratios to the baseline and to the network alone at the
 first precision. Then it splits the refiner's and the fusion's time into parts: the refiner
 (both views in one batch) on the device, SGBM and the cue maps on the host, the gate on the
-device, each in each precision. Used for the model card's "Refiner", "Second-view fusion" and
-"Deeper" (cost); run from the repository root:
+device, each in each precision. Used for the model card's "Refiner", "Second-view fusion",
+"Deeper" and "Shallower" (cost); run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/view_fusion_cost.py --device cpu --threads 1 \
         --precisions fp32,bf16
