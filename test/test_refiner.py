@@ -275,9 +275,11 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     again = tmp_path / 'again.safetensors'
     part = ['train-refiner', '--out', str(again), '--pairs', '1', '--steps', '2', '--hidden', '4',
             '--threads', '1', '--device', 'cpu', '--no-progress', '--init', str(out)]
-    assert main(part) == 0
+    assert main([*part, '--lr', '5e-4']) == 0
     assert load_checkpoint(again)[1]['recipe']['init_recipe'] == recipe
     assert load_checkpoint(again)[1]['recipe']['init'] == str(out)
+    assert load_checkpoint(again)[1]['recipe']['learning_rate'] == 5e-4
+    assert recipe['learning_rate'] == RefinerTrainingConfig().learning_rate
     # A wider, deeper refiner goes on from a smaller one, grown to it.
     assert main([*part[:8], '6', *part[9:], '--middle-layers', '7']) == 0
     assert (load_checkpoint(again)[1]['recipe']['hidden'],
@@ -295,6 +297,8 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert main([*argv[:4], '0', *argv[5:]]) == 2
     assert main([*argv[:-1], '-1']) == 2
     assert '--procedural-pairs must be 0 or more, got -1' in capsys.readouterr().err
+    assert main([*argv, '--lr', '0']) == 2
+    assert '--lr must be above 0, got 0.0' in capsys.readouterr().err
     assert main([*argv, '--pair-kinds', 'medium,drizzle-mono']) == 2
     assert ("--pair-kinds: unknown pair kind 'drizzle-mono'; expected a rain preset"
             in capsys.readouterr().err)

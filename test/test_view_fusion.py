@@ -359,12 +359,13 @@ def test_train_fusion_gate_writes_a_gate_the_engine_vets(tmp_path, monkeypatch, 
     monkeypatch.setenv('STEREO_DERAIN_PHOTOS', str(tmp_path / 'no_cache'))
     out = tmp_path / 'gate.safetensors'
     argv = ['train-fusion-gate', '--out', str(out), '--pairs', '5', '--steps', '20',
-            '--threads', '1', '--device', 'cpu', '--no-progress']
+            '--threads', '1', '--device', 'cpu', '--no-progress', '--lr', '3e-3']
     assert main(argv) == 0
     gate = build_fusion_gate_from_checkpoint(out)
     recipe = load_checkpoint(out)[1]['recipe']
     assert recipe['command'] == 'stereo-derain train-fusion-gate'
-    assert (recipe['pairs'], recipe['steps'], recipe['seed']) == (5, 20, 11)
+    assert (recipe['pairs'], recipe['steps'], recipe['seed'], recipe['learning_rate']) == (
+        5, 20, 11, 3e-3)
     assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 10
     assert recipe['refiner'] == 'packaged:refiner.safetensors'  # the gate follows the refiner
     features = torch.zeros(1, 6, 3, 4)

@@ -1,8 +1,8 @@
 """What `train-fusion-gate` and `train-refiner` share: each fits a small net behind a derainer.
 
 Both draw pairs from the photo library's training split, derain them with the engine options
-given, and fit on patches; so their output file, photo cache, pair count, seed, step count and
-progress switch mean the same thing and are checked the same way.
+given, and fit on patches; so their output file, photo cache, pair count, seed, step count,
+learning rate and progress switch mean the same thing and are checked the same way.
 """
 
 import argparse
@@ -35,6 +35,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser, defaults, what: str,
                         help='seed of the pairs, the patches and the fit (default: %(default)s)')
     parser.add_argument('--steps', type=int, default=defaults.steps,
                         help='optimiser steps (default: %(default)s)')
+    parser.add_argument('--lr', dest='learning_rate', type=float, default=defaults.learning_rate,
+                        help="Adam's highest rate, from which it decays along a cosine to zero by "
+                             'the last step (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true',
                         help='hide the progress bars; the fit then prints a line every tenth '
                              'of its steps')
@@ -57,6 +60,8 @@ def derainer_and_library(args: argparse.Namespace, counts: tuple[str, ...] = (),
     for name in ('pairs', 'steps', *counts):
         if getattr(args, name) < 1:
             raise CommandError(f'--{name} must be at least 1, got {getattr(args, name)}')
+    if not args.learning_rate > 0:
+        raise CommandError(f'--lr must be above 0, got {args.learning_rate}')
     engine = build_engine(args, **engine_overrides)
     library = PhotoLibrary.open_or_builtin(args.photos or default_cache(), 'train')
 

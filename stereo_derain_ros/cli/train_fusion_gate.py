@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from stereo_derain_ros.training.fusion_gate_config import GateTrainingConfig
 
     engine, derain, library = derainer_and_library(args, view_fusion=False)
-    config = GateTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps)
+    config = GateTrainingConfig(pairs=args.pairs, seed=args.seed, steps=args.steps,
+                                learning_rate=args.learning_rate)
     with tqdm(total=config.pairs, desc='pairs', disable=args.no_progress) as bar:
         views = gate_views(derain, library, config, lambda done: bar.update(1))
     with fit_progress(config.steps, args.no_progress, 'loss', '.3g') as show:

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     initial, init_recipe = _initial_refiner(args.init, args.hidden, args.middle_layers)
     config = RefinerTrainingConfig(pairs=args.pairs, pair_kinds=kinds,
                                    procedural_pairs=args.procedural_pairs, seed=args.seed,
-                                   steps=args.steps, hidden=args.hidden,
+                                   steps=args.steps, learning_rate=args.learning_rate,
+                                   hidden=args.hidden,
                                    middle_layers=args.middle_layers)
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
