@@ -11,6 +11,9 @@ from stereo_derain_ros.engine import (
     load_checkpoint,
     save_checkpoint,
 )
+from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
+from stereo_derain_ros.models.fusion_gate import FusionGate
+from stereo_derain_ros.models.refiner import Refiner, RefinerConfig
 from stereo_derain_ros.training.averaging import average_checkpoints, average_parts
 
 torch.set_num_threads(1)
@@ -86,3 +89,27 @@ def test_cli_errors_name_the_problem_and_write_nothing(tmp_path, parts, capsys):
     assert main(['average', str(tmp_path / 'soup.pt'), *map(str, parts)]) == 2
     assert 'OUT must name a .safetensors file' in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / 'soup.pt').exists()
+
+
+def test_refiners_average_and_the_engine_loads_the_mean(tmp_path, capsys):
+    """The nets that follow a derainer are not registry models; their fits average all the same."""
+    refiners = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        refiner = Refiner(hidden=4, middle_layers=1)
+        for parameter in refiner.parameters():
+            torch.nn.init.normal_(parameter, std=0.1)
+        refiners.append(save_checkpoint(tmp_path / f'refiner{seed}.safetensors', refiner,
+                                        recipe={'command': 'stereo-derain train-refiner'}))
+    out = tmp_path / 'soup.safetensors'
+    assert main(['average', str(out), *map(str, refiners)]) == 0
+    assert f'wrote {out}: refiner = ' in capsys.readouterr().out
+    first, second = (load_checkpoint(path)[0] for path in refiners)
+    for key, value in load_checkpoint(out)[0].items():
+        torch.testing.assert_close(value, (first[key] + second[key]) / 2)
+    assert build_refiner_from_checkpoint(out).config == RefinerConfig(4, 1)
+    gate = save_checkpoint(tmp_path / 'gate.safetensors', FusionGate(hidden=4))
+    assert main(['average', str(tmp_path / 'mixed.safetensors'), str(refiners[0]),
+                 str(gate)]) == 2
+    assert ("has model 'fusion_gate' but" in capsys.readouterr().err
+            and not (tmp_path / 'mixed.safetensors').exists())

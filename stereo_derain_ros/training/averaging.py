@@ -5,7 +5,9 @@ their mean behaves like a model between them: when each run fixes a different fa
 other (stage 34 in weights/bandnet.md: one loss darkens a light monochrome pair, the other gives
 back colour rain), a mean can keep both fixes at no cost per frame. Averaging needs the same
 architecture, so the parts must name the same model with the same config; each part is vetted
-by the engine's loader (sizes, shapes, finite weights) before anything is averaged.
+by the engine's loader (sizes, shapes, finite weights) before anything is averaged. The small nets
+that follow a derainer (refiner, fusion gate) average the same way: their fits go on from one
+file too.
 """
 
 from dataclasses import dataclass
@@ -15,8 +17,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stereo_derain_ros.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+from stereo_derain_ros.engine.checkpoint import (
+    build_fusion_gate_from_checkpoint,
+    build_model_from_checkpoint,
+    build_refiner_from_checkpoint,
+    load_checkpoint,
+)
 from stereo_derain_ros.engine.errors import CheckpointError
+from stereo_derain_ros.models.fusion_gate import FusionGate
+from stereo_derain_ros.models.refiner import Refiner
+
+# Nets outside the model registry that a checkpoint may hold, by the name it stores.
+PIXEL_NET_BUILDERS = {Refiner.name: build_refiner_from_checkpoint,
+                      FusionGate.name: build_fusion_gate_from_checkpoint}
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,8 @@ def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
                 raise CheckpointError(
                     f'{part.checkpoint} has {field} {metadata[field]!r} but {first} has '
                     f'{reference[field]!r}; only checkpoints of one model and config average')
-        part_model = build_model_from_checkpoint(part.checkpoint)
+        build = PIXEL_NET_BUILDERS.get(metadata['model'], build_model_from_checkpoint)
+        part_model = build(part.checkpoint)
         if model is None:
             model = part_model
         for key, value in part_model.state_dict().items():
