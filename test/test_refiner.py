@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from stereo_derain_ros.engine import CheckpointError, DerainEngine, EngineConfig, save_checkpoint
+from stereo_derain_ros.engine import (
+    CheckpointError,
+    DerainEngine,
+    EngineConfig,
+    pixel_layers,
+    save_checkpoint,
+)
 from stereo_derain_ros.engine.checkpoint import build_refiner_from_checkpoint
 from stereo_derain_ros.engine.refinement import load_refiner, refine_views
 from stereo_derain_ros.engine.weights import packaged_weights
@@ -310,3 +316,21 @@ def test_the_correction_is_in_grey_levels_of_the_output():
     refined = Refiner.refined(derained, torch.ones(1, 1, 2, 2))
     assert torch.allclose((refined - derained) * 255, torch.full_like(derained, 10.0))
     assert GREY_GAIN == pytest.approx(25.5)
+
+
+@pytest.mark.skipif(not pixel_layers.CPU_FUSED_CONVOLUTION,
+                    reason='this torch lacks oneDNN fused convolutions')
+def test_the_last_convolution_as_taps_gives_what_the_layers_give(monkeypatch):
+    """In fp32 the refiner's one-map output convolution runs as a 1×1 convolution to its taps."""
+    refiner = build_refiner_from_checkpoint(packaged_weights('refiner'))
+    refiner = refiner.to(memory_format=torch.channels_last)
+    features = torch.rand(2, 6, 37, 53, generator=torch.Generator().manual_seed(3)) - 0.5
+    features[:, 3:] *= 5
+    convolutions = [module for module in refiner.layers if isinstance(module, torch.nn.Conv2d)]
+    assert [pixel_layers._has_single_map_form(conv) for conv in convolutions] == (
+        [False] * (len(convolutions) - 1) + [True])
+    taps = pixel_layers.run_layers(refiner.layers, features, refiner.receptive_radius)
+    monkeypatch.setattr(pixel_layers, 'CPU_FUSED_CONVOLUTION', False)
+    layer_by_layer = pixel_layers.run_layers(refiner.layers, features, refiner.receptive_radius)
+    assert taps.dtype == torch.float32 and taps.shape == (2, 1, 37, 53)
+    assert 0.1 < layer_by_layer.abs().max() and (taps - layer_by_layer).abs().max() < 1e-5

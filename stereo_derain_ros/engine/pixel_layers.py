@@ -54,7 +54,9 @@ def fused_layers(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
     """Return what `layers` (convolutions and ReLUs) make of `features` on a CPU.
 
     Each convolution runs in `features`' dtype as oneDNN's convolution with the ReLU after it
-    fused in (`CPU_FUSED_CONVOLUTION`), to the bit what the layers give one after the other.
+    fused in (`CPU_FUSED_CONVOLUTION`), what the layers give one after the other but for the
+    order of sums; in fp32 one with a single output map runs as its taps
+    (`_single_map_convolution`).
     """
     modules = list(layers)
     out = features
@@ -62,9 +64,44 @@ def fused_layers(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
         if isinstance(conv, nn.ReLU):
             continue
         relu = index + 1 < len(modules) and isinstance(modules[index + 1], nn.ReLU)
+        if not relu and out.dtype == torch.float32 and _has_single_map_form(conv):
+            out = _single_map_convolution(conv, out)
+            continue
         out = torch.ops.mkldnn._convolution_pointwise(
             out, conv.weight.to(out.dtype), conv.bias.to(out.dtype), conv.padding, conv.stride,
             conv.dilation, conv.groups, 'relu' if relu else 'none', [], '')
+    return out
+
+
+def _has_single_map_form(conv: nn.Conv2d) -> bool:
+    """Tell whether `conv` is a same-padded stride-1 convolution to one map (refiner's last)."""
+    return (conv.out_channels == 1 and conv.groups == 1 and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.bias is not None
+            and conv.padding == tuple(size // 2 for size in conv.kernel_size)
+            and all(size % 2 == 1 for size in conv.kernel_size))
+
+
+def _single_map_convolution(conv: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
+    """Return `conv` of channels-last `features`: a 1×1 convolution to its taps, summed shifted.
+
+    oneDNN's fp32 kernel for a single output map ran a 16-channel 3×3 convolution in the time of
+    a 16-to-16 one (12.1 ms for a band of 2×210×640, one thread, AMD EPYC); a 1×1 convolution to
+    its 9 taps and 9 shifted sums took 4.6 ms, the refiner on both 640×360 views 135 ms against
+    142, within 1e-6 of the layers. In bf16 it saved 2 % and rounded the taps' maps, up to 0.16
+    grey levels off, so bf16 keeps oneDNN's kernel.
+    """
+    rows, columns = conv.kernel_size
+    taps = conv.weight[0].permute(1, 2, 0).reshape(rows * columns, conv.in_channels, 1, 1)
+    tap_maps = torch.ops.mkldnn._convolution_pointwise(
+        features, taps.to(features.dtype), torch.zeros(rows * columns, dtype=features.dtype),
+        (0, 0), (1, 1), (1, 1), 1, 'none', [], '')
+    tap_maps = nn.functional.pad(tap_maps.float().contiguous(),
+                                 (columns // 2, columns // 2, rows // 2, rows // 2))
+    height, width = features.shape[-2:]
+    out = conv.bias.float().reshape(1, 1, 1, 1).expand(features.shape[0], 1, height, width)
+    for tap in range(rows * columns):
+        row, column = divmod(tap, columns)
+        out = out + tap_maps[:, tap:tap + 1, row:row + height, column:column + width]
     return out
 
 
