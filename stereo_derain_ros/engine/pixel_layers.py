@@ -98,10 +98,10 @@ def _single_map_convolution(conv: nn.Conv2d, features: torch.Tensor) -> torch.Te
     tap_maps = nn.functional.pad(tap_maps.contiguous(),
                                  (columns // 2, columns // 2, rows // 2, rows // 2))
     height, width = features.shape[-2:]
-    out = conv.bias.reshape(1, 1, 1, 1).expand(features.shape[0], 1, height, width)
-    for tap in range(rows * columns):
+    out = tap_maps[:, :1, :height, :width] + conv.bias.reshape(1, 1, 1, 1)
+    for tap in range(1, rows * columns):
         row, column = divmod(tap, columns)
-        out = out + tap_maps[:, tap:tap + 1, row:row + height, column:column + width]
+        out += tap_maps[:, tap:tap + 1, row:row + height, column:column + width]
     return out
 
 
