@@ -19,6 +19,7 @@ from stereo_derain_ros.models import (
     register_model,
 )
 from stereo_derain_ros.models.base import ParallaxModule
+from stereo_derain_ros.models.blocks import LocalMean
 
 from conftest import REPO_ROOT
 
@@ -294,3 +295,34 @@ def test_models_command_rejects_a_bad_size():
     assert result.returncode == 2
     assert "size must be WIDTHxHEIGHT with positive sides, e.g. 640x360, got '640by360'" in (
         result.stderr)
+
+
+def windowed_means(maps: torch.Tensor, window: int) -> torch.Tensor:
+    """Each pixel's mean over its window clipped at the borders, one window at a time (fp64)."""
+    before, after = window // 2, (window - 1) // 2
+    maps = maps.double()
+    means = torch.empty_like(maps)
+    for row in range(maps.shape[2]):
+        for column in range(maps.shape[3]):
+            rows = slice(max(0, row - before), row + after + 1)
+            columns = slice(max(0, column - before), column + after + 1)
+            means[:, :, row, column] = maps[:, :, rows, columns].mean((2, 3))
+    return means
+
+
+@pytest.mark.parametrize('window', [1, 2, 5, 8, 13, 40])
+def test_local_mean_is_the_mean_over_each_clipped_window(window):
+    maps = torch.randn(2, 3, 23, 37) + 5.0
+    means = LocalMean(window)(maps)
+    assert means.dtype == torch.float32
+    assert torch.allclose(means.double(), windowed_means(maps, window), atol=1e-5)
+
+
+def test_local_mean_of_bf16_maps_is_summed_in_fp32():
+    # Under bf16 autocast the maps arrive in bf16; differences of running totals kept in bf16
+    # were off by as much as the means themselves.
+    maps = (torch.randn(1, 4, 46, 80) + 1.0).to(torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        means = LocalMean(32)(maps)
+    assert means.dtype == torch.float32
+    assert torch.allclose(means.double(), windowed_means(maps, 32), atol=1e-5)

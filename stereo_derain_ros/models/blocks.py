@@ -30,8 +30,9 @@ class LocalMean(nn.Module):
     """Mean over a window x window neighbourhood of each pixel (borders: over what exists).
 
     Replaces NAFNet's global pooling in the channel attention so that a block sees the same
-    statistics on a training crop, a tile and a full frame (the motivation of TLC). Box sums
-    come from cumulative sums, so the cost does not grow with the window.
+    statistics on a training crop, a tile and a full frame (the motivation of TLC). It sums in
+    fp32 whatever the autocast: box sums of bf16 maps came out wrong by as much as the means
+    themselves at 1/4 resolution (docs/model_card.md, "bf16 on the CPU").
     """
 
     def __init__(self, window: int) -> None:
@@ -41,22 +42,43 @@ class LocalMean(nn.Module):
         self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
         return _box_sum(x, self.window) / _box_sum(torch.ones_like(x[:1, :1]), self.window)
 
 
 def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Sum over the window around each pixel, clipped at the borders, from cumulative sums.
+    """Sum over the window around each pixel, clipped at the borders (zeros padded around).
 
-    With S the cumulative sum padded by a zero in front, the sum over [i - before, i + after]
-    is S[min(i + after + 1, n)] - S[max(i - before, 0)]; replicate-padding S by `before` in
-    front and `after` behind turns both clamps into plain slices.
+    Sliding sums by doubling rather than differences of cumulative sums: torch scans a
+    cumulative sum one element at a time, and differences of large running totals lose the
+    small sums between them. At 1/4 resolution of a 640×360 pair (window 32) this ran in 3.6
+    ms against 6.2 (one thread, AMD EPYC), within 3e-7 of sums in fp64.
     """
     before, after = window // 2, (window - 1) // 2
-    height, width = x.shape[2:]
-    sums = F.pad(torch.cumsum(torch.cumsum(x, 2), 3), (1, 0, 1, 0))
-    sums = F.pad(sums, (before, after, before, after), mode='replicate')
-    sums = sums[:, :, window:window + height] - sums[:, :, :height]
-    return sums[:, :, :, window:window + width] - sums[:, :, :, :width]
+    padded = F.pad(x, (before, after, before, after))
+    return _sliding_sum(_sliding_sum(padded, window, 2), window, 3)
+
+
+def _sliding_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
+    """Sum every run of `window` consecutive entries along `dim` (window - 1 fewer entries).
+
+    Runs of 1, 2, 4, ... entries each come from two of the previous length, and the runs of the
+    lengths in `window`'s binary form are added end to end: about 2 log2(window) passes over the
+    map whatever the window.
+    """
+    length = x.shape[dim]
+    count = length - window + 1
+    total, covered, runs, run = None, 0, x, 1
+    while run <= window:
+        if window & run:
+            part = runs.narrow(dim, covered, count)
+            total = part if total is None else total + part
+            covered += run
+        if 2 * run <= window:
+            size = length - 2 * run + 1
+            runs = runs.narrow(dim, 0, size) + runs.narrow(dim, run, size)
+        run *= 2
+    return total
 
 
 class NAFBlock(nn.Module):
