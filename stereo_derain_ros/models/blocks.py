@@ -51,8 +51,8 @@ def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
 
     Sliding sums by doubling rather than differences of cumulative sums: torch scans a
     cumulative sum one element at a time, and differences of large running totals lose the
-    small sums between them. At 1/4 resolution of a 640×360 pair (window 32) this ran in 3.6
-    ms against 6.2 (one thread, AMD EPYC), within 3e-7 of sums in fp64.
+    small sums between them. The shipped bandnet on a 640×360 pair ran in 0.89× its time in
+    fp32 and 0.92× in bf16 (one thread, AMD EPYC), its means within 8e-7 of fp64's.
     """
     before, after = window // 2, (window - 1) // 2
     padded = F.pad(x, (before, after, before, after))
