@@ -110,7 +110,7 @@ class NodeParameters:
         'full-resolution refiner: better rainy and rain-free images (docs/engine.md)')
     refiner: str = _engine_parameter(
         '', 'with refine: refiner checkpoint from stereo-derain train-refiner; empty = the '
-        'packaged refiner')
+        'packaged refiners')
     view_fusion: bool = _engine_parameter(
         False, 'match the derained pair with SGBM and correct each view from the other where '
         'the network changed it: better rainy and rain-free images for one CPU matching per set '

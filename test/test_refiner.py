@@ -116,7 +116,8 @@ def test_the_packaged_refiner_follows_only_the_packaged_weights_unless_one_is_na
     named = DerainEngine(EngineConfig(weights=str(tuned), refiner=str(packaged('refiner')),
                                       **options))
     assert named.refines and named.refiner_source == str(packaged('refiner'))
-    assert DerainEngine(EngineConfig(**options)).refiner_source == 'packaged:refiner.safetensors'
+    assert DerainEngine(EngineConfig(**options)).refiner_source == (
+        'packaged:refiner.safetensors (colour pairs: refiner_colour.safetensors)')
     assert not DerainEngine(EngineConfig(refine=False, **options)).refines
 
 
@@ -334,3 +335,25 @@ def test_the_last_convolution_as_taps_gives_what_the_layers_give(monkeypatch):
     layer_by_layer = pixel_layers.run_layers(refiner.layers, features, refiner.receptive_radius)
     assert taps.dtype == torch.float32 and taps.shape == (2, 1, 37, 53)
     assert 0.1 < layer_by_layer.abs().max() and (taps - layer_by_layer).abs().max() < 1e-5
+
+
+def test_the_packaged_refiners_take_colour_pairs_to_the_colour_one():
+    draws = np.random.default_rng(6)
+    grey_left, grey_right = (draws.integers(40, 200, (48, 96), dtype=np.uint8) for _ in range(2))
+    colour_left, colour_right = (draws.integers(40, 200, (48, 96, 3), dtype=np.uint8)
+                                 for _ in range(2))
+    for view in (grey_left, colour_left):
+        view[:, 20:80:9] = 235  # thin bright streaks
+    options = {'device': 'cpu', 'threads': 1, 'warmup_shape': None, 'precision': 'fp32'}
+    packaged = DerainEngine(EngineConfig(**options))
+    general, colour = (DerainEngine(EngineConfig(refiner=str(packaged_weights(name)), **options))
+                       for name in ('refiner', 'refiner_colour'))
+    grey_as_rgb = [np.repeat(view[..., None], 3, axis=2) for view in (grey_left, grey_right)]
+    # A pair with one grey view and one colour view is a colour pair.
+    for pair, own, other in (((grey_left, grey_right), general, colour),
+                             (grey_as_rgb, general, colour),
+                             ((colour_left, colour_right), colour, general),
+                             ((grey_as_rgb[0], colour_right), colour, general)):
+        out = packaged.derain(*pair)[0]
+        assert np.array_equal(out, own.derain(*pair)[0])
+        assert not np.array_equal(out, other.derain(*pair)[0])

@@ -68,7 +68,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                        '(docs/engine.md; default: on)'},
     'refiner': {'metavar': 'PATH',
                 'help': 'with --refine: a refiner from stereo-derain train-refiner (default: '
-                        'the packaged refiner)'},
+                        'the packaged refiners)'},
     'view_fusion': {'action': 'store_true',
                     'help': 'match the derained pair with SGBM and correct each view from the '
                             'other where the network changed it: better rainy and rain-free '

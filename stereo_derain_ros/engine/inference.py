@@ -27,7 +27,14 @@ from stereo_derain_ros.engine.layout import (
     to_model_tensor,
 )
 from stereo_derain_ros.engine.receptive_field import PROBE_SIZE, receptive_radius
-from stereo_derain_ros.engine.refinement import load_refiner, refine_views, REFINER_DERAINER
+from stereo_derain_ros.engine.refinement import (
+    COLOUR_REFINER,
+    load_colour_refiner,
+    load_refiner,
+    refine_views,
+    REFINER_DERAINER,
+    views_are_grey,
+)
 from stereo_derain_ros.engine.self_ensemble import self_ensemble
 from stereo_derain_ros.engine.shared_pooling import global_pools
 from stereo_derain_ros.engine.tiling import round_up, tile_stride, tiled_forward
@@ -64,6 +71,10 @@ class DerainEngine:
         self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._refiner = self._chosen_refiner(info.weights_file)
+        # The packaged refiners come as a pair, one fitted on colour pairs alone; a named refiner
+        # serves every pair.
+        self._colour_refiner = (load_colour_refiner() if self._refiner is not None
+                                and self.config.refiner is None else None)
         self._fusion_gate = (load_fusion_gate(config.view_fusion_gate) if config.view_fusion
                              else None)
         if config.tile is not None and self.max_disparity is None:
@@ -102,7 +113,12 @@ class DerainEngine:
         """Return where the refiner in use came from (as `weights_source` says it), or None."""
         if self._refiner is None:
             return None
-        return self.config.refiner or f'packaged:{Refiner.name}.safetensors'
+        if self.config.refiner is not None:
+            return self.config.refiner
+        source = f'packaged:{Refiner.name}.safetensors'
+        if self._colour_refiner is not None:
+            source += f' (colour pairs: {COLOUR_REFINER}.safetensors)'
+        return source
 
     @property
     def model(self) -> nn.Module | None:
@@ -200,7 +216,10 @@ class DerainEngine:
         out_left, out_right = self_ensemble(self._run_once, left, right,
                                             self.config.self_ensemble)
         if self._refiner is not None:
-            out_left, out_right = refine_views(self._refiner, left, right, out_left, out_right,
+            refiner = self._refiner
+            if self._colour_refiner is not None and not views_are_grey(left, right):
+                refiner = self._colour_refiner
+            out_left, out_right = refine_views(refiner, left, right, out_left, out_right,
                                                self._backend.precision)
         if self._fusion_gate is not None:
             out_left, out_right = fuse_views(self._fusion_gate, left, right, out_left, out_right,

@@ -15,8 +15,11 @@ from stereo_derain_ros.engine.pixel_layers import run_layers
 from stereo_derain_ros.engine.weights import packaged_weights
 from stereo_derain_ros.models.refiner import Refiner
 
-# The model whose packaged weights the packaged refiner was trained behind.
+# The model whose packaged weights the packaged refiners were trained behind.
 REFINER_DERAINER = 'bandnet'
+# The packaged refiner fitted on colour pairs alone, run on pairs that are not grey; the packaged
+# `refiner`, fitted on both kinds, keeps monochrome pairs (docs/model_card.md, "Colour pairs").
+COLOUR_REFINER = f'{Refiner.name}_colour'
 
 
 def load_refiner(path: str | None = None) -> Refiner:
@@ -29,6 +32,23 @@ def load_refiner(path: str | None = None) -> Refiner:
                 'lacks; expected it in stereo_derain_ros/weights (stereo-derain train-refiner '
                 'writes one), or turn refine off')
     return build_refiner_from_checkpoint(path).to(memory_format=torch.channels_last)
+
+
+def load_colour_refiner() -> Refiner | None:
+    """Return the packaged colour-pair refiner, or None where this installation has none."""
+    path = packaged_weights(COLOUR_REFINER)
+    if path is None:
+        return None
+    return build_refiner_from_checkpoint(path).to(memory_format=torch.channels_last)
+
+
+def views_are_grey(left: torch.Tensor, right: torch.Tensor) -> bool:
+    """Tell whether every view of N×3×H×W `left` and `right` has three equal channels.
+
+    Monochrome cameras reach the engine as mono images spread over three channels, or as
+    colour encodings of grey; either way their channels are equal to the bit.
+    """
+    return all(torch.equal(views[:, :1].expand_as(views), views) for views in (left, right))
 
 
 def refine_views(refiner: Refiner, rainy_left: torch.Tensor, rainy_right: torch.Tensor,
