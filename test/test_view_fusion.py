@@ -367,7 +367,8 @@ def test_train_fusion_gate_writes_a_gate_the_engine_vets(tmp_path, monkeypatch, 
     assert (recipe['pairs'], recipe['steps'], recipe['seed'], recipe['learning_rate']) == (
         5, 20, 11, 3e-3)
     assert recipe['derainer'].endswith('bandnet.safetensors') and recipe['views'] == 10
-    assert recipe['refiner'] == 'packaged:refiner.safetensors'  # the gate follows the refiner
+    assert recipe['refiner'] == (  # the gate follows the refiners
+        'packaged:refiner.safetensors (colour pairs: refiner_colour.safetensors)')
     features = torch.zeros(1, 6, 3, 4)
     features[0, 0, :, 1:] = 2.0  # darkened from column 1 on
     features[0, 3, :, 2:] = 1.0  # matched from column 2 on
