@@ -37,16 +37,15 @@ def load_refiner(path: str | None = None) -> Refiner:
 def load_colour_refiner() -> Refiner | None:
     """Return the packaged colour-pair refiner, or None where this installation has none."""
     path = packaged_weights(COLOUR_REFINER)
-    if path is None:
-        return None
-    return build_refiner_from_checkpoint(path).to(memory_format=torch.channels_last)
+    return None if path is None else load_refiner(path)
 
 
 def views_are_grey(left: torch.Tensor, right: torch.Tensor) -> bool:
     """Tell whether every view of N×3×H×W `left` and `right` has three equal channels.
 
     Monochrome cameras reach the engine as mono images spread over three channels, or as
-    colour encodings of grey; either way their channels are equal to the bit.
+    colour encodings of grey; either way their channels are equal to the bit. A batch is told
+    as one: any colour view makes every pair in it a colour pair.
     """
     return all(torch.equal(views[:, :1].expand_as(views), views) for views in (left, right))
 
