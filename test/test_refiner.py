@@ -74,8 +74,9 @@ def test_a_grown_refiner_computes_what_it_was_grown_from_and_can_learn_more():
     new_middle, output = grown.layers[-3], grown.layers[-1]
     assert new_middle.weight.grad.abs().sum() > 0
     assert output.weight.grad[:, hidden:].abs().sum() > 0
-    with pytest.raises(ValueError, match=f'cannot grow a refiner of width {hidden} and '
-                                         f'{middle_layers} middle layers to width 8 and 3'):
+    with pytest.raises(ValueError, match=f'cannot grow a refiner of width {hidden}, '
+                                         f'{middle_layers} middle layers and 1 correction per '
+                                         'pixel to width 8, 3 middle layers and 1 correction'):
         grown_refiner(refiner, 8, 3)
 
 
@@ -95,9 +96,15 @@ def test_the_engine_refines_by_default_and_not_when_told():
     assert default.config.refine and not plain.config.refine
     refined, network = default.derain(left, right)[0], plain.derain(left, right)[0]
     assert refined.shape == left.shape and not np.array_equal(refined, network)
-    # The refiner corrects brightness only: the same change in every channel (up to rounding).
+    # On colour pairs the packaged colour-pair refiner corrects each channel on its own...
     change = refined.astype(int) - network
-    assert (change.max(axis=2) - change.min(axis=2)).max() <= 1
+    assert (change.max(axis=2) - change.min(axis=2)).max() > 1
+    # ...on grey pairs the packaged refiner corrects brightness only: the same change in every
+    # channel (up to rounding).
+    grey_left, grey_right = (np.repeat(view[..., 1:2], 3, axis=2) for view in (left, right))
+    change = (default.derain(grey_left, grey_right)[0].astype(int)
+              - plain.derain(grey_left, grey_right)[0])
+    assert np.abs(change).max() > 1 and (change.max(axis=2) - change.min(axis=2)).max() <= 1
     with pytest.raises(ValueError, match="^refine must be true or false, got 'yes'"):
         EngineConfig(refine='yes')
 
@@ -137,13 +144,20 @@ def test_the_packaged_refiner_loads_vetted_and_others_are_refused(tmp_path):
         odd.config = make_dataclass('OddConfig', list(config))(**config)
         path = save_checkpoint(tmp_path / 'odd.safetensors', odd)
         with pytest.raises(CheckpointError, match=r'expected \{"hidden": 1 to 256, '
-                                                  r'"middle_layers": 0 to 256\}'):
+                                                  r'"middle_layers": 0 to 256, '
+                                                  r'"corrections": 1 to 256\}'):
             build_refiner_from_checkpoint(path)
     other = Refiner(hidden=8)
-    other.layers[-1] = torch.nn.Conv2d(8, 3, 3, padding=1)  # a correction per channel
+    other.layers[-1] = torch.nn.Conv2d(8, 3, 3, padding=1)  # a correction per channel, unsaid
     path = save_checkpoint(tmp_path / 'other.safetensors', other)
     with pytest.raises(CheckpointError, match='does not fit a refiner of width 8: tensors '
                                               'layers.8.bias, layers.8.weight'):
+        build_refiner_from_checkpoint(path)
+    two = Refiner(hidden=8)
+    two.config.corrections = 2
+    path = save_checkpoint(tmp_path / 'two.safetensors', two)
+    with pytest.raises(CheckpointError, match="'corrections': 2, .*}: a refiner returns "
+                                              '1 or 3 corrections per pixel, not 2'):
         build_refiner_from_checkpoint(path)
     broken = Refiner(hidden=4)
     with torch.no_grad():
@@ -294,8 +308,9 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
     assert build_refiner_from_checkpoint(again).config.middle_layers == 7
     assert main([*part[:8], '2', *part[9:]]) == 2
     depth = RefinerTrainingConfig().middle_layers
-    assert (f'--init {out} is a refiner of width 4 with {depth} middle layers, larger than '
-            f'--hidden 2 --middle-layers {depth} ask' in capsys.readouterr().err)
+    assert (f'--init {out} is a refiner of width 4 with {depth} middle layers and 1 '
+            f'correction per pixel, larger than --hidden 2 --middle-layers {depth} '
+            '--corrections 1 ask' in capsys.readouterr().err)
     assert main([*part, '--middle-layers', '-1']) == 2
     assert '--middle-layers must be 0 or more, got -1' in capsys.readouterr().err
     assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2
@@ -357,3 +372,95 @@ def test_the_packaged_refiners_take_colour_pairs_to_the_colour_one():
         out = packaged.derain(*pair)[0]
         assert np.array_equal(out, own.derain(*pair)[0])
         assert not np.array_equal(out, other.derain(*pair)[0])
+
+
+def _channel_refiner(seed: int) -> Refiner:
+    """Return a refiner with one correction per channel whose corrections differ."""
+    refiner = Refiner(hidden=8, middle_layers=1, corrections=3)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        torch.nn.init.normal_(refiner.layers[-1].weight, std=0.05)
+    return refiner.eval()
+
+
+def test_a_refiner_may_correct_each_colour_channel_on_its_own():
+    rainy, derained = _views(6)
+    with torch.inference_mode():
+        assert torch.equal(Refiner(corrections=3)(rainy, derained), derained)
+        change = _channel_refiner(0)(rainy, derained) - derained
+    assert change.shape == derained.shape
+    assert (change[:, 0] - change[:, 1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match='returns 1 or 3 corrections per pixel, not 2'):
+        Refiner(corrections=2)
+
+
+def test_a_grey_correction_grows_to_one_per_channel_that_starts_alike():
+    rainy, derained = _views(7)
+    refiner = load_refiner()
+    grown = grown_refiner(refiner, refiner.config.hidden, refiner.config.middle_layers, 3)
+    assert grown.config.corrections == 3
+    with torch.inference_mode():
+        assert (grown.eval()(rainy, derained) - refiner(rainy, derained)).abs().max() < 1e-6
+    with pytest.raises(ValueError, match='returns at least as many corrections'):
+        grown_refiner(grown, 16, 5, 1)
+
+
+def test_grey_views_take_the_mean_of_per_channel_corrections(tmp_path):
+    refiner = _channel_refiner(1)
+    grey = [(view[:, :1].expand(-1, 3, -1, -1).contiguous()) for view in _views(8)]
+    left = refine_views(refiner, grey[0], grey[0], grey[1], grey[1], 'fp32')[0]
+    assert torch.equal(left[:, 0], left[:, 1]) and torch.equal(left[:, 1], left[:, 2])
+    with torch.inference_mode():
+        mean = grey[1] + (refiner.layers(refiner.features(*grey)).mean(dim=1, keepdim=True)
+                          / GREY_GAIN)
+    assert (left - mean).abs().max() < 1e-6
+    # Named for the engine, it runs on colour pairs channel by channel, on grey pairs greyly.
+    path = save_checkpoint(tmp_path / 'channels.safetensors', refiner)
+    assert build_refiner_from_checkpoint(path).config.corrections == 3
+    engine = DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None,
+                                       refiner=str(path)))
+    plain = DerainEngine(EngineConfig(device='cpu', threads=1, warmup_shape=None, refine=False))
+    draws = np.random.default_rng(9)
+    colour = [draws.integers(40, 200, (48, 96, 3), dtype=np.uint8) for _ in range(2)]
+    change = engine.derain(*colour)[0].astype(int) - plain.derain(*colour)[0]
+    assert (change.max(axis=2) - change.min(axis=2)).max() > 1
+    mono = [np.repeat(view[..., :1], 3, axis=2) for view in colour]
+    change = engine.derain(*mono)[0].astype(int) - plain.derain(*mono)[0]
+    assert np.abs(change).max() > 1 and (change.max(axis=2) - change.min(axis=2)).max() <= 1
+
+
+def test_train_refiner_grows_a_grey_correction_to_one_per_channel(tmp_path, capsys):
+    from stereo_derain_ros.cli import main
+    from stereo_derain_ros.engine import load_checkpoint
+
+    grey = save_checkpoint(tmp_path / 'grey.safetensors', Refiner(hidden=4))
+    out = tmp_path / 'channels.safetensors'
+    part = ['train-refiner', '--pairs', '1', '--steps', '2', '--hidden', '4', '--threads', '1',
+            '--device', 'cpu', '--no-progress', '--pair-kinds', 'medium']
+    assert main([*part, '--out', str(out), '--init', str(grey), '--corrections', '3']) == 0
+    assert build_refiner_from_checkpoint(out).config.corrections == 3
+    assert load_checkpoint(out)[1]['recipe']['corrections'] == 3
+    assert main([*part, '--out', str(tmp_path / 'back.safetensors'), '--init', str(out)]) == 2
+    assert ('with 5 middle layers and 3 corrections per pixel, larger than --hidden 4 '
+            '--middle-layers 5 --corrections 1 ask' in capsys.readouterr().err)
+
+
+@pytest.mark.skipif(not pixel_layers.CPU_FUSED_CONVOLUTION,
+                    reason='this torch lacks oneDNN fused convolutions')
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+def test_per_channel_corrections_run_fused_as_their_layers_run(monkeypatch, precision):
+    """In bf16 the three-map output convolution runs padded to 16 maps: the same corrections."""
+    from stereo_derain_ros.engine.precision import cpu_has_native_bf16
+
+    if precision == 'bf16' and not cpu_has_native_bf16():
+        pytest.skip('this CPU runs no bf16 in hardware, so the engine never runs it in bf16')
+    refiner = _channel_refiner(2).to(memory_format=torch.channels_last)
+    features = refiner.features(*_views(10))
+    fused = pixel_layers.run_layers(refiner.layers, features, refiner.receptive_radius, precision)
+    monkeypatch.setattr(pixel_layers, 'CPU_FUSED_CONVOLUTION', False)
+    layer_by_layer = pixel_layers.run_layers(refiner.layers, features, refiner.receptive_radius,
+                                             precision)
+    assert fused.shape == (1, 3, HEIGHT, WIDTH)
+    assert 0.05 < layer_by_layer.float().abs().max()
+    tolerance = 1e-6 if precision == 'fp32' else 5e-3
+    assert (fused.float() - layer_by_layer.float()).abs().max() < tolerance

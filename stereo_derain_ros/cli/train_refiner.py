@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--middle-layers', type=int, default=defaults.middle_layers,
                         help='3×3 convolutions between its first and its output one; each '
                              'reaches a pixel further (default: %(default)s)')
+    parser.add_argument('--corrections', type=int, choices=(1, 3), default=defaults.corrections,
+                        help='brightness corrections per pixel: 1, added to every channel, or '
+                             '3, one per colour channel (for colour pairs: a grey view given '
+                             'three keeps their mean) (default: %(default)s)')
     parser.add_argument('--pair-kinds', default=','.join(defaults.pair_kinds), metavar='KINDS',
                         help='comma-separated kinds of training photo pair, taken in turn pair '
                              f'by pair: a rain preset ({", ".join(PRESETS)}) or clean, each '
@@ -74,12 +78,14 @@ def run(args: argparse.Namespace) -> int:
     # The refiner learns what the network alone leaves, so neither step after it runs here.
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
-    initial, init_recipe = _initial_refiner(args.init, args.hidden, args.middle_layers)
+    initial, init_recipe = _initial_refiner(args.init, args.hidden, args.middle_layers,
+                                            args.corrections)
     config = RefinerTrainingConfig(pairs=args.pairs, pair_kinds=kinds,
                                    procedural_pairs=args.procedural_pairs, seed=args.seed,
                                    steps=args.steps, learning_rate=args.learning_rate,
                                    hidden=args.hidden,
-                                   middle_layers=args.middle_layers)
+                                   middle_layers=args.middle_layers,
+                                   corrections=args.corrections)
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))
@@ -118,8 +124,8 @@ def _pair_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _initial_refiner(path: Path | None, hidden: int,
-                     middle_layers: int) -> tuple['Refiner | None', dict[str, Any] | None]:
+def _initial_refiner(path: Path | None, hidden: int, middle_layers: int,
+                     corrections: int) -> tuple['Refiner | None', dict[str, Any] | None]:
     """Return the `--init` refiner, vetted, and its recipe; (None, None) without one.
 
     It must fit inside the asked shape, which it is grown to (`grown_refiner`).
@@ -135,9 +141,13 @@ def _initial_refiner(path: Path | None, hidden: int,
     except (CheckpointError, OSError) as error:
         raise CommandError(f'cannot go on from --init: {error}') from None
     found = refiner.config
-    if found.hidden > hidden or found.middle_layers > middle_layers:
+    if (found.hidden > hidden or found.middle_layers > middle_layers
+            or found.corrections > corrections):
         raise CommandError(f'--init {path} is a refiner of width {found.hidden} with '
-                           f'{found.middle_layers} middle layers, larger than --hidden {hidden} '
-                           f'--middle-layers {middle_layers} ask; give at least --hidden '
-                           f'{found.hidden} --middle-layers {found.middle_layers}')
+                           f'{found.middle_layers} middle layers and {found.corrections} '
+                           f'correction{"s" if found.corrections > 1 else ""} per pixel, '
+                           f'larger than --hidden {hidden} --middle-layers '
+                           f'{middle_layers} --corrections {corrections} ask; give at least '
+                           f'--hidden {found.hidden} --middle-layers {found.middle_layers} '
+                           f'--corrections {found.corrections}')
     return refiner, recipe

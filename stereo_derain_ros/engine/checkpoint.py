@@ -135,9 +135,9 @@ def _build_pixel_net(path: str | os.PathLike, kind: type[PixelNet], command: str
     """Rebuild one of the small full-resolution nets that follow a derainer.
 
     They are not deraining models, so they are not in the registry; their config holds `hidden`
-    and may hold the net's other size arguments (a refiner's `middle_layers`; older files lack
-    it and get the default), each bounded; their tensors must have the shapes they build and be
-    finite.
+    and may hold the net's other size arguments (a refiner's `middle_layers` and `corrections`;
+    older files lack them and get the defaults), each bounded; their tensors must have the
+    shapes they build and be finite.
     """
     state_dict, metadata = load_checkpoint(path)
     what = kind.name.replace('_', ' ')
@@ -145,7 +145,7 @@ def _build_pixel_net(path: str | os.PathLike, kind: type[PixelNet], command: str
         raise CheckpointError(f'checkpoint {path} holds model {metadata["model"]!r}, not a '
                               f'{kind.name!r} (from {command})')
     config = metadata['config'] if isinstance(metadata['config'], dict) else {}
-    lowest = {name: 1 if name == 'hidden' else 0
+    lowest = {name: 1 if name in ('hidden', 'corrections') else 0
               for name in inspect.signature(kind).parameters}
     if ('hidden' not in config or not set(config) <= set(lowest)
             or not all(isinstance(value, int) and not isinstance(value, bool)
@@ -156,7 +156,11 @@ def _build_pixel_net(path: str | os.PathLike, kind: type[PixelNet], command: str
         raise CheckpointError(f'checkpoint {path} has {what} config {metadata["config"]!r}; '
                               f'expected {{{expected}}} ("hidden" required)')
     hidden = config['hidden']
-    net = kind(**config)
+    try:
+        net = kind(**config)
+    except ValueError as error:
+        raise CheckpointError(f'checkpoint {path} has {what} config {metadata["config"]!r}: '
+                              f'{error}') from None
     expected = {key: tuple(tensor.shape) for key, tensor in net.state_dict().items()}
     found = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
     if found != expected:

@@ -3,8 +3,9 @@
 The network's remaining error is fine detail on streak pixels, below its 1/4 resolution
 (docs/model_card.md, "Refiner"); the packaged refiner (`models.refiner`, trained behind the
 packaged bandnet weights by `stereo-derain train-refiner`) reads each derained view at full
-resolution beside what the network took away and corrects its brightness pixel by pixel. Both
-views of every pair go through it as one batch, on the network's device and in its precision.
+resolution beside what the network took away and corrects its brightness pixel by pixel (the
+colour-pair refiner each channel's). Both views of every pair go through it as one batch, on the
+network's device and in its precision.
 """
 
 import torch
@@ -64,4 +65,7 @@ def refine_views(refiner: Refiner, rainy_left: torch.Tensor, rainy_right: torch.
     derained = torch.cat([left, right]).float()
     correction = run_layers(refiner.layers, refiner.features(rainy, derained),
                             refiner.receptive_radius, precision)
+    if correction.shape[1] > 1 and views_are_grey(rainy_left, rainy_right):
+        # One correction per channel would tint grey views: they take the corrections' mean.
+        correction = correction.float().mean(dim=1, keepdim=True)
     return refiner.refined(derained, correction).chunk(2)

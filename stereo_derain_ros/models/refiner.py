@@ -7,6 +7,9 @@ network over its own output changes nothing. This net reads each derained view a
 resolution beside what the derainer took away (rainy minus derained, amplified so that a grey
 level is a sizeable input) and returns one brightness correction per pixel, added to every
 channel: rain is grey light, so a colour view keeps its hues and a monochrome view stays grey.
+A refiner for colour views may return one correction per channel instead (`corrections` 3): on
+colour photographs a third of the error the network leaves on rain is a colour cast along the
+streaks, which a grey correction cannot reach (docs/model_card.md, "Per-channel corrections").
 3×3 convolutions, five by default (an 11×11 neighbourhood, the shape of files that do not say),
 seven in the packaged one (15×15), zero-initialised output, so an untrained refiner returns the
 derainer's output unchanged. Trained on its own behind a fixed derainer (`stereo-derain
@@ -23,12 +26,16 @@ FEATURES = ('derained_red', 'derained_green', 'derained_blue', 'removed_red', 'r
 # One grey level (1/255) of removed rain, and of the correction, is this much input or output.
 GREY_GAIN = 255.0 / 10.0
 MIDDLE_LAYERS = 3
+# Corrections per pixel: one added to every channel, or one for each colour channel.
+GREY_CORRECTION = 1
+CHANNEL_CORRECTIONS = 3
 
 
 @dataclass
 class RefinerConfig:
     hidden: int = 16
     middle_layers: int = MIDDLE_LAYERS
+    corrections: int = GREY_CORRECTION
 
 
 class Refiner(nn.Module):
@@ -36,13 +43,17 @@ class Refiner(nn.Module):
 
     name = 'refiner'
 
-    def __init__(self, hidden: int = 16, middle_layers: int = MIDDLE_LAYERS) -> None:
+    def __init__(self, hidden: int = 16, middle_layers: int = MIDDLE_LAYERS,
+                 corrections: int = GREY_CORRECTION) -> None:
         super().__init__()
-        self.config = RefinerConfig(hidden, middle_layers)
+        if corrections not in (GREY_CORRECTION, CHANNEL_CORRECTIONS):
+            raise ValueError(f'a refiner returns {GREY_CORRECTION} or {CHANNEL_CORRECTIONS} '
+                             f'corrections per pixel, not {corrections}')
+        self.config = RefinerConfig(hidden, middle_layers, corrections)
         layers: list[nn.Module] = [nn.Conv2d(len(FEATURES), hidden, 3, padding=1), nn.ReLU()]
         for _ in range(middle_layers):
             layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU()]
-        out = nn.Conv2d(hidden, 1, 3, padding=1)
+        out = nn.Conv2d(hidden, corrections, 3, padding=1)
         nn.init.zeros_(out.weight)
         nn.init.zeros_(out.bias)
         self.layers = nn.Sequential(*layers, out)
@@ -62,14 +73,15 @@ class Refiner(nn.Module):
 
     @staticmethod
     def refined(derained: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
-        """Return the derained views plus the N×1×H×W correction that `layers` gave, as floats.
+        """Return the derained views plus the N×1×H×W or N×3×H×W correction `layers` gave.
 
-        Apart from `forward` so that the engine can run `layers` its own way on a CPU.
+        As floats; apart from `forward` so that the engine can run `layers` its own way on a CPU.
         """
         return derained + correction.float() / GREY_GAIN
 
 
-def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int) -> Refiner:
+def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int,
+                  corrections: int | None = None) -> Refiner:
     """Return a refiner of at least `refiner`'s width and depth that computes what it computes.
 
     So that a fit can go on from a trained refiner with more capacity instead of starting again
@@ -77,13 +89,18 @@ def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int) -> Refiner:
     weights, but nothing reads them yet: their outgoing weights start at zero and learn from
     there. New middle layers come after the old ones as identities (the centre tap 1 from each
     channel to itself), which the ReLU behind them keeps exact, its input being a ReLU's output.
+    A grey correction grown to one per channel (`corrections`, default: the refiner's own) starts
+    as the grey one repeated for each channel.
     """
     old = refiner.config
-    if hidden < old.hidden or middle_layers < old.middle_layers:
-        raise ValueError(f'cannot grow a refiner of width {old.hidden} and {old.middle_layers} '
-                         f'middle layers to width {hidden} and {middle_layers}; a grown refiner '
-                         'is at least as wide and as deep')
-    grown = Refiner(hidden, middle_layers)
+    corrections = old.corrections if corrections is None else corrections
+    if (hidden < old.hidden or middle_layers < old.middle_layers
+            or corrections < old.corrections):
+        old_shape = _shape(old.hidden, old.middle_layers, old.corrections)
+        raise ValueError(f'cannot grow a refiner of {old_shape} '
+                         f'to {_shape(hidden, middle_layers, corrections)}; a grown refiner is at '
+                         'least as wide and as deep and returns at least as many corrections')
+    grown = Refiner(hidden, middle_layers, corrections)
     old_convs = _convolutions(refiner)
     new_convs = _convolutions(grown)
     kept = old_convs[:-1] + [None] * (middle_layers - old.middle_layers) + old_convs[-1:]
@@ -94,10 +111,17 @@ def grown_refiner(refiner: Refiner, hidden: int, middle_layers: int) -> Refiner:
                 target.bias.zero_()
                 continue
             outputs, inputs = source.weight.shape[:2]
-            target.weight[:outputs, inputs:] = 0.0
-            target.weight[:outputs, :inputs] = source.weight
-            target.bias[:outputs] = source.bias
+            # Each new correction repeats the grey one (the output layer's single row).
+            rows = target.weight.shape[0] if source is old_convs[-1] else outputs
+            target.weight[:rows, inputs:] = 0.0
+            target.weight[:rows, :inputs] = source.weight
+            target.bias[:rows] = source.bias
     return grown
+
+
+def _shape(hidden: int, middle_layers: int, corrections: int) -> str:
+    return (f'width {hidden}, {middle_layers} middle layers and {corrections} '
+            f'correction{"s" if corrections > 1 else ""} per pixel')
 
 
 def _convolutions(refiner: Refiner) -> list[nn.Conv2d]:

@@ -132,8 +132,9 @@ def fit_refiner(views: RefinerViews, config: RefinerTrainingConfig,
     """
     check_patch_views(views.rainy, config.patch)
     torch.manual_seed(config.seed)
-    refiner = (Refiner(config.hidden, config.middle_layers) if initial is None
-               else grown_refiner(initial, config.hidden, config.middle_layers))
+    refiner = (Refiner(config.hidden, config.middle_layers, config.corrections) if initial is None
+               else grown_refiner(initial, config.hidden, config.middle_layers,
+                                  config.corrections))
     optimiser = torch.optim.Adam(refiner.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(_rate_factor, config))
     draws = torch.Generator().manual_seed(config.seed)

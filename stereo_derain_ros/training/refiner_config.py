@@ -32,6 +32,9 @@ class RefinerTrainingConfig:
     # 3×3 convolutions between the first and the output one: the packaged refiner's depth
     # (docs/model_card.md, "Shallower"); files from before it have models.refiner.MIDDLE_LAYERS.
     middle_layers: int = 5
+    # Corrections per pixel (models.refiner): 1, added to every channel, or 3, one per colour
+    # channel, for a refiner of colour pairs.
+    corrections: int = 1
 
 
 def parse_pair_kind(kind: str) -> tuple[str | None, bool]:
