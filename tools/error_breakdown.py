@@ -8,6 +8,8 @@ model has). Two more columns ask whether the correction is put in the wrong plac
 short: the share of the rain's squared error removed on faint and on strong streak pixels, the
 PSNR with the correction kept only on rain pixels (another oracle: the cost of what
 spills onto pixels without rain), and after a second pass of the network over its own output.
+The last asks how much of the error is a colour cast: the share that differs between a pixel's
+channels (what a correction added to every channel cannot reach), and the PSNR without it.
 Used for the model card's "Where the remaining error sits"; run from the repository root:
 
     PYTHONPATH=. .venv/bin/python tools/error_breakdown.py CHECKPOINT photos-medium [SET ...]
@@ -64,6 +66,7 @@ def view_breakdown(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
     strong = alpha > STRONG_RAIN_ALPHA
     faint = rain & ~strong
     scale = (correction * wanted).sum() / max((correction ** 2).sum(), 1e-9)
+    grey_error = error.mean(axis=2, keepdims=True)
     return {
         'input': psnr((wanted ** 2).mean()),
         'output': psnr((error ** 2).mean()),
@@ -82,6 +85,8 @@ def view_breakdown(rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray,
         'confined': psnr(((np.clip(rainy + correction * rain[..., None], 0, 255) - clean) ** 2
                           ).mean()),
         'second_pass': psnr(((second_pass.astype(np.float64) - clean) ** 2).mean()),
+        'cast': float(((error - grey_error) ** 2).sum() / max(total, 1e-12)),
+        'without_cast': psnr((grey_error ** 2).mean()),
     }
 
 
@@ -126,7 +131,7 @@ def main() -> None:
                                        weights=options.checkpoint, threads=1))
     print('set pair view | input output dB | rain px (faint) | error on rain (faint) '
           '| low-pass high-pass dB | scale k, PSNR at k | removed on faint, strong rain px '
-          '| confined to rain px, second pass dB')
+          '| confined to rain px, second pass dB | colour cast share, dB without it')
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
         rows = []
@@ -152,7 +157,8 @@ def main() -> None:
                       f'{row["lowpass"]:.2f} {row["highpass"]:.2f} | '
                       f'{row["scale"]:.2f}, {row["scaled"]:.2f} | '
                       f'{removed(row, "faint"):.2f} {removed(row, "strong"):.2f} | '
-                      f'{row["confined"]:.2f} {row["second_pass"]:.2f}', flush=True)
+                      f'{row["confined"]:.2f} {row["second_pass"]:.2f} | '
+                      f'{row["cast"]:.2f} {row["without_cast"]:.2f}', flush=True)
         means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
         print(f'{name} mean | {means["input"]:.2f} {means["output"]:.2f} | '
               f'{means["rain_pixels"]:.2f} ({means["faint_pixels"]:.2f}) | '
@@ -162,7 +168,8 @@ def main() -> None:
               f'median k {np.median([row["scale"] for row in rows]):.2f}, '
               f'{means["scaled"]:.2f} | {removed(means, "faint"):.2f} '
               f'{removed(means, "strong"):.2f} | {means["confined"]:.2f} '
-              f'{means["second_pass"]:.2f}', flush=True)
+              f'{means["second_pass"]:.2f} | {means["cast"]:.2f} {means["without_cast"]:.2f}',
+              flush=True)
 
 
 if __name__ == '__main__':
