@@ -125,10 +125,14 @@ def main() -> None:
                         help='write a picture of one pair (its left view) to this file')
     parser.add_argument('--figure-pair', type=int, default=0,
                         help='index of that pair in the first set (default: %(default)s)')
+    parser.add_argument('--refiner', default=None,
+                        help='refiner to run on every pair (default: the packaged ones behind '
+                             'the packaged weights)')
     options = parser.parse_args()
     torch.set_num_threads(1)
     engine = DerainEngine(EngineConfig(device='cpu', precision='fp32',
-                                       weights=options.checkpoint, threads=1))
+                                       weights=options.checkpoint, threads=1,
+                                       refiner=options.refiner))
     print('set pair view | input output dB | rain px (faint) | error on rain (faint) '
           '| low-pass high-pass dB | scale k, PSNR at k | removed on faint, strong rain px '
           '| confined to rain px, second pass dB | colour cast share, dB without it')
