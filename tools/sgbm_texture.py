@@ -13,6 +13,7 @@ root:
 """
 
 import argparse
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,7 +52,7 @@ def as_uint8(tensor: torch.Tensor) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
-    parser.add_argument('--photos', default='data/photos')
+    parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     options = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
