@@ -49,7 +49,7 @@ def test_the_engine_runs_the_refiner_as_its_layers_run(monkeypatch, bands):
         monkeypatch.setattr('stereo_derain_ros.engine.pixel_layers.CPU_BAND_PIXELS', 7 * WIDTH)
     refiner = load_refiner()
     (rainy_left, left), (rainy_right, right) = _views(1), _views(2)
-    refined = refine_views(refiner, rainy_left, rainy_right, left, right, 'fp32')
+    refined = refine_views(refiner, rainy_left, rainy_right, left, right, 'fp32', grey=False)
     with torch.inference_mode():
         layers = [refiner(rainy, derained) for rainy, derained in
                   ((rainy_left, left), (rainy_right, right))]
@@ -82,7 +82,8 @@ def test_a_grown_refiner_computes_what_it_was_grown_from_and_can_learn_more():
 
 def test_a_monochrome_view_stays_grey():
     rainy, derained = (view[:, :1].expand(-1, 3, -1, -1).contiguous() for view in _views(3))
-    refined = refine_views(load_refiner(), rainy, rainy, derained, derained, 'fp32')[0]
+    refined = refine_views(load_refiner(), rainy, rainy, derained, derained, 'fp32',
+                           grey=True)[0]
     assert torch.equal(refined[:, 0], refined[:, 1]) and torch.equal(refined[:, 1], refined[:, 2])
 
 
@@ -408,7 +409,7 @@ def test_a_grey_correction_grows_to_one_per_channel_that_starts_alike():
 def test_grey_views_take_the_mean_of_per_channel_corrections(tmp_path):
     refiner = _channel_refiner(1)
     grey = [(view[:, :1].expand(-1, 3, -1, -1).contiguous()) for view in _views(8)]
-    left = refine_views(refiner, grey[0], grey[0], grey[1], grey[1], 'fp32')[0]
+    left = refine_views(refiner, grey[0], grey[0], grey[1], grey[1], 'fp32', grey=True)[0]
     assert torch.equal(left[:, 0], left[:, 1]) and torch.equal(left[:, 1], left[:, 2])
     with torch.inference_mode():
         mean = grey[1] + (refiner.layers(refiner.features(*grey)).mean(dim=1, keepdim=True)

@@ -19,6 +19,7 @@ import torch
 
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.pixels import to_uint8
 
 # Grey levels (0-255) of the added noise's standard deviation, and the JPEG qualities.
 NOISE_GREY = (3.0, 6.0)
@@ -54,9 +55,8 @@ def main() -> None:
     print('set degradation | output vs input dB: mean (worst pair) | mean shift /255')
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
-        pairs = [[np.round(dataset[index][f'rainy_{view}'].permute(1, 2, 0).numpy() * 255.0
-                           ).astype(np.uint8) for view in ('left', 'right')]
-                 for index in range(len(dataset))]
+        pairs = [[to_uint8(dataset[index][f'rainy_{view}'].permute(1, 2, 0).numpy())
+                  for view in ('left', 'right')] for index in range(len(dataset))]
         for kind, value in degradations:
             scores, shifts = [], []
             for index, pair in enumerate(pairs):

@@ -22,6 +22,7 @@ import torch
 from stereo_derain_ros.data.specs import open_dataset
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.evaluation.disparity import num_disparities_for, score_disparity
+from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.sgbm import sgbm_disparity
 
 FLAT_GREY_STD = 2.0
@@ -45,10 +46,6 @@ def split_bad3(pair: tuple[np.ndarray, np.ndarray], truth: np.ndarray,
                  for mask in (np.ones_like(flat), ~flat, flat))
 
 
-def as_uint8(tensor: torch.Tensor) -> np.ndarray:
-    return np.round(tensor.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
@@ -68,8 +65,8 @@ def main() -> None:
         for index in range(len(dataset)):
             sample = dataset[index]
             truth = sample['disparity'].numpy().squeeze()
-            rainy, clean = ((as_uint8(sample[f'{kind}_left']), as_uint8(sample[f'{kind}_right']))
-                            for kind in ('rainy', 'clean'))
+            rainy, clean = (tuple(to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
+                                  for view in ('left', 'right')) for kind in ('rainy', 'clean'))
             pairs = {'rainy': rainy, 'derained': engine.derain(*rainy, 'rgb'), 'clean': clean}
             flat = flat_pixels(clean[0])
             known = np.isfinite(truth) & (truth > 0)

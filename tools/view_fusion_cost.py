@@ -31,7 +31,7 @@ import torch
 
 from stereo_derain_ros.bench.machine import describe_machine
 from stereo_derain_ros.engine import DerainEngine, EngineConfig
-from stereo_derain_ros.engine.refinement import load_refiner, refine_views
+from stereo_derain_ros.engine.refinement import load_refiner, refine_views, views_are_grey
 from stereo_derain_ros.engine.view_fusion import (
     gate_features,
     gate_shares,
@@ -87,11 +87,14 @@ def step_parts(engine: DerainEngine, pair: tuple[np.ndarray, np.ndarray], rounds
 
     features = cues()
     gate = load_fusion_gate(engine.config.view_fusion_gate).to(engine.device)
-    refiner = load_refiner(engine.config.refiner).to(engine.device)
+    # The refiner the engine runs on this pair (the colour-pair one on a colour pair).
+    grey = views_are_grey(*rainy_tensors)
+    refiner = engine.refiner_for(grey) or load_refiner(engine.config.refiner)
     derained_tensors = [torch.from_numpy(view).permute(2, 0, 1)[None].to(engine.device)
                         for view in derained]
     parts = {'refiner_both_views': lambda: refine_views(refiner, *rainy_tensors,
-                                                        *derained_tensors, engine.precision),
+                                                        *derained_tensors, engine.precision,
+                                                        grey=grey),
              'sgbm': lambda: match_disparity(*derained_uint8, disparity_range),
              'cue_maps_both_views': cues,
              'gate_both_views': lambda: gate_shares(gate, features, engine.precision)}

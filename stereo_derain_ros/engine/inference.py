@@ -71,8 +71,7 @@ class DerainEngine:
         self._pools = [] if self.model is None else global_pools(self.model)
         self._tile = None if config.tile is None else self._checked_tile(config.tile)
         self._refiner = self._chosen_refiner(info.weights_file)
-        # The packaged refiners come as a pair, one fitted on colour pairs alone; a named refiner
-        # serves every pair.
+        # See refiner_for.
         self._colour_refiner = (load_colour_refiner() if self._refiner is not None
                                 and self.config.refiner is None else None)
         self._fusion_gate = (load_fusion_gate(config.view_fusion_gate) if config.view_fusion
@@ -119,6 +118,16 @@ class DerainEngine:
         if self._colour_refiner is not None:
             source += f' (colour pairs: {COLOUR_REFINER}.safetensors)'
         return source
+
+    def refiner_for(self, grey: bool) -> Refiner | None:
+        """Return the refiner run on grey pairs or on colour ones (None: refine is off).
+
+        The packaged refiners come as a pair, one fitted on colour pairs alone; a named refiner
+        serves every pair.
+        """
+        if self._colour_refiner is not None and not grey:
+            return self._colour_refiner
+        return self._refiner
 
     @property
     def model(self) -> nn.Module | None:
@@ -216,11 +225,9 @@ class DerainEngine:
         out_left, out_right = self_ensemble(self._run_once, left, right,
                                             self.config.self_ensemble)
         if self._refiner is not None:
-            refiner = self._refiner
-            if self._colour_refiner is not None and not views_are_grey(left, right):
-                refiner = self._colour_refiner
-            out_left, out_right = refine_views(refiner, left, right, out_left, out_right,
-                                               self._backend.precision)
+            grey = views_are_grey(left, right)
+            out_left, out_right = refine_views(self.refiner_for(grey), left, right, out_left,
+                                               out_right, self._backend.precision, grey=grey)
         if self._fusion_gate is not None:
             out_left, out_right = fuse_views(self._fusion_gate, left, right, out_left, out_right,
                                              self.config.view_fusion_disparity_range,

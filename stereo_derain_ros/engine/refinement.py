@@ -52,20 +52,21 @@ def views_are_grey(left: torch.Tensor, right: torch.Tensor) -> bool:
 
 
 def refine_views(refiner: Refiner, rainy_left: torch.Tensor, rainy_right: torch.Tensor,
-                 left: torch.Tensor, right: torch.Tensor,
-                 precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+                 left: torch.Tensor, right: torch.Tensor, precision: str,
+                 *, grey: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine N×3×H×W derained views (floats in [0, 1], any device) given their rainy inputs.
 
     `refiner` is moved to the views' device first, so it follows the network there and back to
     the CPU after an out-of-memory fall-back; `precision` is the network's, as the backend
-    resolved it.
+    resolved it; `grey` is what `views_are_grey` said of the rainy views, told once by the
+    caller, who also chose the refiner by it.
     """
     refiner.to(left.device)
     rainy = torch.cat([rainy_left, rainy_right]).float()
     derained = torch.cat([left, right]).float()
     correction = run_layers(refiner.layers, refiner.features(rainy, derained),
                             refiner.receptive_radius, precision)
-    if correction.shape[1] > 1 and views_are_grey(rainy_left, rainy_right):
+    if correction.shape[1] > 1 and grey:
         # One correction per channel would tint grey views: they take the corrections' mean.
         correction = correction.float().mean(dim=1, keepdim=True)
     return refiner.refined(derained, correction).chunk(2)
