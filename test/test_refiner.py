@@ -264,6 +264,47 @@ def test_pair_kinds_say_what_rain_each_photo_pair_gets_in_turn(tmp_path):
                       RefinerTrainingConfig(pairs=1, pair_kinds=('medium-colour',)))
 
 
+def test_saturation_scales_the_chroma_of_some_colour_scenes_and_keeps_every_other_draw(
+        tmp_path):
+    """Scenes are saturated before rain is laid on them; mono pairs and the rain stay as drawn."""
+    from stereo_derain_ros.data.photos.library import PhotoLibrary
+    from stereo_derain_ros.rain.scene import StereoScene
+    from stereo_derain_ros.training.refiner import saturated_scene
+
+    library = PhotoLibrary.open_or_builtin(tmp_path / 'no_cache', 'train')
+    kinds = ('medium', 'clean-mono')
+    plain = refiner_views(lambda left, right: (left, right), library,
+                          RefinerTrainingConfig(pairs=8, pair_kinds=kinds))
+    views = refiner_views(lambda left, right: (left, right), library,
+                          RefinerTrainingConfig(pairs=8, pair_kinds=kinds, saturation=1.0))
+
+    def chroma(view):
+        return float((view.float().amax(dim=0) - view.float().amin(dim=0)).mean())
+
+    changed = []
+    for index in range(0, 16, 2):
+        same = torch.equal(views.wanted[index], plain.wanted[index])
+        if (index // 2) % 2:  # monochrome pairs are never saturated
+            assert same and torch.equal(views.rainy[index], plain.rainy[index])
+        elif not same:
+            changed.append(index)
+            assert chroma(views.wanted[index]) > 1.05 * chroma(plain.wanted[index])
+            # The same streaks: rain is drawn as it is without the saturation.
+            rain = (views.rainy[index].float() - views.wanted[index].float()).abs() > 2
+            plain_rain = (plain.rainy[index].float() - plain.wanted[index].float()).abs() > 2
+            assert (rain == plain_rain).float().mean() > 0.95
+    assert 0 < len(changed) < 4
+    # Grey stays grey; a colour moves away from its luma, which stays where it was.
+    left = np.full((2, 2, 3), 128, np.uint8)
+    right = left.copy()
+    right[0, 0] = (150, 100, 120)
+    disparity = np.zeros((2, 2), np.float32)
+    scene = saturated_scene(StereoScene(left, right, disparity, disparity, 100.0, 0.1), 2.0)
+    assert np.array_equal(scene.left, left)
+    luma = np.dot([150, 100, 120], [0.299, 0.587, 0.114])
+    assert np.allclose(scene.right[0, 0], np.rint(luma + 2.0 * (np.array([150, 100, 120]) - luma)))
+
+
 def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, capsys):
     """A short fit on the built-in photographs: a loadable refiner with its recipe."""
     from stereo_derain_ros.cli import main
@@ -314,6 +355,8 @@ def test_train_refiner_writes_a_refiner_the_engine_runs(tmp_path, monkeypatch, c
             '--corrections 1 ask' in capsys.readouterr().err)
     assert main([*part, '--middle-layers', '-1']) == 2
     assert '--middle-layers must be 0 or more, got -1' in capsys.readouterr().err
+    assert main([*part, '--saturation', 'nan']) == 2
+    assert '--saturation must be 0 or more, got nan' in capsys.readouterr().err
     assert main([*part[:-1], str(tmp_path / 'missing.safetensors')]) == 2
     assert 'cannot go on from --init' in capsys.readouterr().err
     assert main([*argv[:2], str(tmp_path / 'refiner.pt'), *argv[3:]]) == 2

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'after the photo pairs, so that the refiner learns to leave the '
                              'veil to the network; costs some light rain, see '
                              'docs/model_card.md (default: %(default)s)')
+    parser.add_argument('--saturation', type=float, default=defaults.saturation,
+                        help="half of the colour photo pairs have their scene's chroma scaled "
+                             'by a gain drawn up to 1 + SATURATION before rain is laid on it, '
+                             'so that saturated scenes are seen more often; 0 for none '
+                             '(default: %(default)s)')
     parser.add_argument('--init', type=Path, default=None, metavar='REFINER',
                         help='refiner checkpoint to go on from instead of a new refiner, so '
                              'that a long fit can run in parts; one narrower or shallower than '
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     kinds = _pair_kinds(args.pair_kinds)
     if args.middle_layers < 0:
         raise CommandError(f'--middle-layers must be 0 or more, got {args.middle_layers}')
+    if not args.saturation >= 0.0:
+        raise CommandError(f'--saturation must be 0 or more, got {args.saturation}')
     # The refiner learns what the network alone leaves, so neither step after it runs here.
     engine, derain, library = derainer_and_library(args, ('hidden',), refine=False,
                                                    view_fusion=False)
@@ -85,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                                    steps=args.steps, learning_rate=args.learning_rate,
                                    hidden=args.hidden,
                                    middle_layers=args.middle_layers,
-                                   corrections=args.corrections)
+                                   corrections=args.corrections,
+                                   saturation=args.saturation)
     pairs = config.pairs + config.procedural_pairs
     with tqdm(total=pairs, desc='pairs', disable=args.no_progress) as bar:
         views = refiner_views(derain, library, config, lambda done: bar.update(1))

@@ -146,13 +146,19 @@ def _scene_sample(scene: StereoScene, preset: str | None, index: int,
 
 
 def photo_sample(library: PhotoLibrary, index: int, rng: np.random.Generator,
-                 preset: str | None, mono: bool) -> tuple[str, dict[str, torch.Tensor]]:
+                 preset: str | None, mono: bool,
+                 adjust: Callable[[StereoScene], StereoScene] | None = None
+                 ) -> tuple[str, dict[str, torch.Tensor]]:
     """Return (scene name, sample) as the photo sets draw their sample `index`.
 
     The sets draw from the library's held-out split; tuning an option on pairs drawn the same
     way from the training split (`tools/view_fusion_tuning.py`) leaves the sets untouched.
+    `adjust` changes the scene before rain is laid on it (training draws only; it must not draw
+    from `rng`, so that the rain is the one drawn without it).
     """
     scene_name, scene = _photo_scene(library, index, rng)
+    if adjust is not None:
+        scene = adjust(scene)
     return scene_name, _scene_sample(scene, preset, index, rng, mono)
 
 

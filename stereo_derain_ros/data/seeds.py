@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 
 PURPOSES = ('train-scene', 'train-rain', 'val-scene', 'val-rain', 'val-compose', 'synth',
-            'synth-augment')
+            'synth-augment', 'val-saturation')
 
 
 def purpose_id(purpose: str) -> int:

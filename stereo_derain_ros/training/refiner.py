@@ -17,7 +17,7 @@ packaged refiner is fitted without procedural pairs (docs/model_card.md, "Veiled
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -31,6 +31,7 @@ from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.procedural import procedural_scene
 from stereo_derain_ros.rain.render import render_rain, veiled_views
+from stereo_derain_ros.rain.scene import StereoScene
 from stereo_derain_ros.training.patches import check_patch_views, random_patch
 from stereo_derain_ros.training.refiner_config import parse_pair_kind, RefinerTrainingConfig
 from stereo_derain_ros.training.schedule import cosine_lr
@@ -38,6 +39,11 @@ from stereo_derain_ros.training.schedule import cosine_lr
 # Procedural pairs take these presets in turn, each with its own veil.
 PROCEDURAL_PRESETS = ('heavy', 'medium', 'light')
 SEED_PURPOSE = 'val-compose'
+# Draws of the scene's saturation gain, apart from SEED_PURPOSE's so that every pair keeps the
+# scene and rain it has without them.
+SATURATION_PURPOSE = 'val-saturation'
+SATURATED_SHARE = 0.5
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # A natural log of a squared-error ratio, in dB of PSNR.
 DB_PER_NEPER = 10.0 / float(np.log(10.0))
 
@@ -74,7 +80,8 @@ def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTraini
         rng = generator(SEED_PURPOSE, config.seed, index)
         if index < config.pairs:
             preset, mono = kinds[index % len(kinds)]
-            rainy, wanted = _photo_pair(library, index, rng, preset, mono)
+            gain = 1.0 if mono else _saturation_gain(config, index)
+            rainy, wanted = _photo_pair(library, index, rng, preset, mono, gain)
         else:
             rainy, wanted = _procedural_pair(index - config.pairs, rng)
         derained = derain(rainy[0], rainy[1])
@@ -89,10 +96,36 @@ def refiner_views(derain: Derainer, library: PhotoLibrary, config: RefinerTraini
 Views = tuple[np.ndarray, np.ndarray]
 
 
+def _saturation_gain(config: RefinerTrainingConfig, index: int) -> float:
+    """Return the chroma gain of colour pair `index`'s scene: 1, or up to 1 + saturation.
+
+    Saturated scenes (graphics, signs, painted surfaces) are where the derainer leaves the
+    largest colour cast, since rain laid over a saturated colour lifts its weak channels most;
+    they are a small share of the photographs (docs/model_card.md, "Saturated scenes").
+    """
+    if config.saturation <= 0.0:
+        return 1.0
+    rng = generator(SATURATION_PURPOSE, config.seed, index)
+    if rng.random() >= SATURATED_SHARE:
+        return 1.0
+    return 1.0 + float(rng.uniform(0.0, config.saturation))
+
+
+def saturated_scene(scene: StereoScene, gain: float) -> StereoScene:
+    """Return the scene with each view's chroma (its difference from its luma) scaled by gain."""
+    def saturated(view: np.ndarray) -> np.ndarray:
+        pixels = view.astype(np.float32)
+        luma = (pixels @ LUMA)[..., None]
+        return np.clip(np.rint(luma + gain * (pixels - luma)), 0, 255).astype(np.uint8)
+
+    return replace(scene, left=saturated(scene.left), right=saturated(scene.right))
+
+
 def _photo_pair(library: PhotoLibrary, index: int, rng: np.random.Generator,
-                preset: str | None, mono: bool) -> tuple[Views, Views]:
+                preset: str | None, mono: bool, gain: float = 1.0) -> tuple[Views, Views]:
     """Return the rainy views and the wanted ones of photo pair `index` (uint8 H×W×3)."""
-    _, sample = photo_sample(library, index, rng, preset, mono)
+    adjust = None if gain == 1.0 else partial(saturated_scene, gain=gain)
+    _, sample = photo_sample(library, index, rng, preset, mono, adjust)
     rainy, clean = (tuple(to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
                           for view in ('left', 'right')) for kind in ('rainy', 'clean'))
     return rainy, rainy if preset is None else clean

@@ -35,6 +35,9 @@ class RefinerTrainingConfig:
     # Corrections per pixel (models.refiner): 1, added to every channel, or 3, one per colour
     # channel, for a refiner of colour pairs.
     corrections: int = 1
+    # Half of the colour photo pairs have their scene's chroma scaled by a gain drawn up to
+    # 1 + saturation before rain is laid on it (training.refiner); 0 draws none.
+    saturation: float = 0.0
 
 
 def parse_pair_kind(kind: str) -> tuple[str | None, bool]:
