@@ -18,25 +18,20 @@ the model card's "One rain colour per pair"; run from the repository root:
 
 import argparse
 from pathlib import Path
-import sys
 
-import cv2
 import numpy as np
-import torch
+from probe_setup import sample_views, single_thread_engine, views_psnr
+from view_fusion_tuning import tuning_pairs
 
-from stereo_derain_ros.data.heldout import PHOTO_VEIL_SCALE
+from stereo_derain_ros.data.heldout import LUMA, PHOTO_VEIL_SCALE
 from stereo_derain_ros.data.specs import open_dataset
-from stereo_derain_ros.engine import DerainEngine, EngineConfig
+from stereo_derain_ros.engine import DerainEngine
 from stereo_derain_ros.evaluation.disparity import num_disparities_for, score_disparity
 from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.rain.params import rain_params
 from stereo_derain_ros.rain.render import rain_radiances
 from stereo_derain_ros.sgbm import sgbm_disparity
 
-sys.path.insert(0, str(Path(__file__).parent))
-from view_fusion_tuning import tuning_pairs  # noqa: E402
-
-LUMA = np.array([0.299, 0.587, 0.114])
 ALPHA_CAP = 0.6
 MIN_REMOVED = 2.0 / 255.0
 TUNING_SETS = ('medium', 'heavy', 'light', 'clean')
@@ -63,13 +58,6 @@ def resaturated(rainy: np.ndarray, derained: np.ndarray, colour: np.ndarray) -> 
                      np.clip(alpha, 0.0, ALPHA_CAP))[..., None]
     unveiled = (rainy - alpha * colour) / (1.0 - alpha)
     return np.clip(unveiled + ((derained - unveiled) @ LUMA)[..., None], 0.0, 1.0)
-
-
-def psnr(views: list[np.ndarray], references: list[np.ndarray]) -> float:
-    """Return the mean over views of the PSNR of uint8 views."""
-    return float(np.mean([10.0 * np.log10(255.0 ** 2 / max(
-        ((view.astype(np.float64) - reference) ** 2).mean(), 1e-10))
-        for view, reference in zip(views, references)]))
 
 
 def variants(engine: DerainEngine, rainy: list[np.ndarray], clean: list[np.ndarray],
@@ -108,9 +96,7 @@ def main() -> None:
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     parser.add_argument('--pairs', type=int, default=12, help='tuning pairs per set')
     options = parser.parse_args()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', threads=1))
+    engine = single_thread_engine()
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
         preset = name.split('-')[1] if name.startswith('photos-') else None
@@ -118,12 +104,11 @@ def main() -> None:
         bad3: dict[str, list[float]] = {}
         for index in range(len(dataset)):
             sample = dataset[index]
-            rainy, clean = ([to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
-                             for view in ('left', 'right')] for kind in ('rainy', 'clean'))
+            rainy, clean = (sample_views(sample, kind) for kind in ('rainy', 'clean'))
             truth = sample['disparity'].numpy().squeeze()
             disparities = num_disparities_for(truth)
             for key, views in variants(engine, rainy, clean, preset).items():
-                scores.setdefault(key, []).append(psnr(views, clean))
+                scores.setdefault(key, []).append(views_psnr(views, clean))
                 estimate = sgbm_disparity(views[0], views[1], disparities)
                 bad3.setdefault(key, []).append(
                     score_disparity(estimate, truth, disparities).bad3)
@@ -135,7 +120,7 @@ def main() -> None:
         for pair in pairs:
             for key, views in variants(engine, pair['rainy'], pair['clean'],
                                        None if name == 'clean' else name).items():
-                scores.setdefault(key, []).append(psnr(views, pair['clean']))
+                scores.setdefault(key, []).append(views_psnr(views, pair['clean']))
         report(f'tuning {name}', scores, {})
 
 

@@ -15,20 +15,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
+from probe_setup import sample_views, single_thread_engine, views_psnr
 
 from stereo_derain_ros.data.specs import open_dataset
-from stereo_derain_ros.engine import DerainEngine, EngineConfig
-from stereo_derain_ros.pixels import to_uint8
 
 # Grey levels (0-255) of the added noise's standard deviation, and the JPEG qualities.
 NOISE_GREY = (3.0, 6.0)
 JPEG_QUALITY = (60,)
-
-
-def psnr(output: np.ndarray, reference: np.ndarray) -> float:
-    error = np.mean((output.astype(np.float64) - reference) ** 2)
-    return float(10.0 * np.log10(255.0 ** 2 / max(error, 1e-10)))
 
 
 def degraded(view: np.ndarray, kind: str, value: float, rng: np.random.Generator) -> np.ndarray:
@@ -47,16 +40,13 @@ def main() -> None:
     parser.add_argument('sets', nargs='+', help='rain-free held-out sets, e.g. clean real-clean')
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     options = parser.parse_args()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', threads=1))
+    engine = single_thread_engine()
     degradations = ([('none', 0.0)] + [('noise', sigma) for sigma in NOISE_GREY]
                     + [('jpeg', quality) for quality in JPEG_QUALITY])
     print('set degradation | output vs input dB: mean (worst pair) | mean shift /255')
     for name in options.sets:
         dataset = open_dataset(f'heldout:{name}', options.photos)
-        pairs = [[to_uint8(dataset[index][f'rainy_{view}'].permute(1, 2, 0).numpy())
-                  for view in ('left', 'right')] for index in range(len(dataset))]
+        pairs = [sample_views(dataset[index], 'rainy') for index in range(len(dataset))]
         for kind, value in degradations:
             scores, shifts = [], []
             for index, pair in enumerate(pairs):
@@ -64,7 +54,7 @@ def main() -> None:
                 views = [view if kind == 'none' else degraded(view, kind, value, rng)
                          for view in pair]
                 outputs = engine.derain(*views, 'rgb')
-                scores.append(np.mean([psnr(out, view) for out, view in zip(outputs, views)]))
+                scores.append(views_psnr(outputs, views))
                 shifts.append(np.mean([out.mean() - view.astype(np.float64).mean()
                                        for out, view in zip(outputs, views)]))
             label = kind if kind == 'none' else f'{kind} {value:g}'

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
+from probe_setup import sample_views, single_thread_engine
 
 from stereo_derain_ros.data.specs import open_dataset
-from stereo_derain_ros.engine import DerainEngine, EngineConfig
 from stereo_derain_ros.evaluation.disparity import num_disparities_for, score_disparity
-from stereo_derain_ros.pixels import to_uint8
 from stereo_derain_ros.sgbm import sgbm_disparity
 
 FLAT_GREY_STD = 2.0
@@ -51,9 +49,7 @@ def main() -> None:
     parser.add_argument('sets', nargs='+', help='held-out set names, e.g. photos-medium')
     parser.add_argument('--photos', type=Path, default=Path('data/photos'))
     options = parser.parse_args()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    engine = DerainEngine(EngineConfig(device='cpu', precision='fp32', threads=1))
+    engine = single_thread_engine()
     kinds = ('rainy', 'derained', 'clean')
     print('set pair | flat share | bad-3px % all: ' + ' / '.join(kinds) + ' | textured: '
           + ' / '.join(kinds) + ' | flat: ' + ' / '.join(kinds))
@@ -65,8 +61,7 @@ def main() -> None:
         for index in range(len(dataset)):
             sample = dataset[index]
             truth = sample['disparity'].numpy().squeeze()
-            rainy, clean = (tuple(to_uint8(sample[f'{kind}_{view}'].permute(1, 2, 0).numpy())
-                                  for view in ('left', 'right')) for kind in ('rainy', 'clean'))
+            rainy, clean = (sample_views(sample, kind) for kind in ('rainy', 'clean'))
             pairs = {'rainy': rainy, 'derained': engine.derain(*rainy, 'rgb'), 'clean': clean}
             flat = flat_pixels(clean[0])
             known = np.isfinite(truth) & (truth > 0)

@@ -23,7 +23,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from stereo_derain_ros.data.heldout import photo_sample
+from stereo_derain_ros.data.heldout import LUMA, photo_sample
 from stereo_derain_ros.data.photos.library import PhotoLibrary
 from stereo_derain_ros.data.seeds import generator
 from stereo_derain_ros.models.refiner import grown_refiner, Refiner
@@ -43,7 +43,6 @@ SEED_PURPOSE = 'val-compose'
 # scene and rain it has without them.
 SATURATION_PURPOSE = 'val-saturation'
 SATURATED_SHARE = 0.5
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # A natural log of a squared-error ratio, in dB of PSNR.
 DB_PER_NEPER = 10.0 / float(np.log(10.0))
 
@@ -122,7 +121,7 @@ def saturated_scene(scene: StereoScene, gain: float) -> StereoScene:
 
 
 def _photo_pair(library: PhotoLibrary, index: int, rng: np.random.Generator,
-                preset: str | None, mono: bool, gain: float = 1.0) -> tuple[Views, Views]:
+                preset: str | None, mono: bool, gain: float) -> tuple[Views, Views]:
     """Return the rainy views and the wanted ones of photo pair `index` (uint8 H×W×3)."""
     adjust = None if gain == 1.0 else partial(saturated_scene, gain=gain)
     _, sample = photo_sample(library, index, rng, preset, mono, adjust)
