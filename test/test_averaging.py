@@ -1,9 +1,12 @@
 """`stereo-derain average`: weighted means of real checkpoints, and clear refusals."""
 
+from pathlib import Path
+
 import pytest
 from small_models import small_bandnet
 import torch
 
+import stereo_derain_ros
 from stereo_derain_ros.cli import main
 from stereo_derain_ros.engine import (
     build_model_from_checkpoint,
@@ -113,3 +116,21 @@ def test_refiners_average_and_the_engine_loads_the_mean(tmp_path, capsys):
                  str(gate)]) == 2
     assert ("has model 'fusion_gate' but" in capsys.readouterr().err
             and not (tmp_path / 'mixed.safetensors').exists())
+
+
+def test_a_refiner_older_than_a_config_field_averages_with_a_new_one(tmp_path, capsys):
+    """The packaged grey refiner predates `corrections`; its fits store the field and must mix."""
+    packaged = Path(stereo_derain_ros.__file__).parent / 'weights' / 'refiner.safetensors'
+    state_dict, metadata = load_checkpoint(packaged)
+    assert 'corrections' not in metadata['config']
+    refiner = build_refiner_from_checkpoint(packaged)
+    torch.nn.init.zeros_(refiner.layers[-1].weight)
+    continued = save_checkpoint(tmp_path / 'continued.safetensors', refiner)
+    assert load_checkpoint(continued)[1]['config']['corrections'] == 1
+    out = tmp_path / 'soup.safetensors'
+    assert main(['average', str(out), str(packaged), str(continued)]) == 0
+    mean = load_checkpoint(out)[0]
+    changed = load_checkpoint(continued)[0]
+    for key, value in mean.items():
+        torch.testing.assert_close(value, (state_dict[key] + changed[key]) / 2)
+    assert build_refiner_from_checkpoint(out).config == refiner.config

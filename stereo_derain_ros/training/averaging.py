@@ -4,13 +4,15 @@ Two fine-tuning runs that start from the same weights stay close enough in weigh
 their mean behaves like a model between them: when each run fixes a different failure of the
 other (stage 34 in weights/bandnet.md: one loss darkens a light monochrome pair, the other gives
 back colour rain), a mean can keep both fixes at no cost per frame. Averaging needs the same
-architecture, so the parts must name the same model with the same config; each part is vetted
-by the engine's loader (sizes, shapes, finite weights) before anything is averaged. The small nets
+architecture, so the parts must name the same model with the same config, compared as each part
+builds it (a refiner file older than a config field gets its default, as the engine loads it);
+each part is vetted by the engine's loader (sizes, shapes, finite weights) before anything is
+averaged. The small nets
 that follow a derainer (refiner, fusion gate) average the same way: their fits go on from one
 file too.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 import math
 from pathlib import Path
 
@@ -69,14 +71,15 @@ def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
     recipe_parts = []
     for part in parts:
         _, metadata = load_checkpoint(part.checkpoint)
-        reference = reference or metadata
-        for field in ('model', 'config'):
-            if metadata[field] != reference[field]:
-                raise CheckpointError(
-                    f'{part.checkpoint} has {field} {metadata[field]!r} but {first} has '
-                    f'{reference[field]!r}; only checkpoints of one model and config average')
         build = PIXEL_NET_BUILDERS.get(metadata['model'], build_model_from_checkpoint)
         part_model = build(part.checkpoint)
+        built = {'model': metadata['model'], 'config': _built_config(part_model, metadata)}
+        reference = reference or built
+        for field in ('model', 'config'):
+            if built[field] != reference[field]:
+                raise CheckpointError(
+                    f'{part.checkpoint} has {field} {built[field]!r} but {first} has '
+                    f'{reference[field]!r}; only checkpoints of one model and config average')
         if model is None:
             model = part_model
         for key, value in part_model.state_dict().items():
@@ -87,3 +90,9 @@ def average_checkpoints(parts: list[AveragePart]) -> tuple[nn.Module, dict]:
         for key, value in model.state_dict().items():
             value.copy_(sums[key].to(value.dtype))
     return model, {'model': reference['model'], 'average': recipe_parts}
+
+
+def _built_config(model: nn.Module, metadata: dict) -> dict:
+    """Return the config the part was built with: a small net's own, with defaults filled in."""
+    config = getattr(model, 'config', None)
+    return asdict(config) if is_dataclass(config) else metadata['config']
