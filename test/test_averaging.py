@@ -1,12 +1,13 @@
 """`stereo-derain average`: weighted means of real checkpoints, and clear refusals."""
 
-from pathlib import Path
+import json
 
 import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
 from small_models import small_bandnet
 import torch
 
-import stereo_derain_ros
 from stereo_derain_ros.cli import main
 from stereo_derain_ros.engine import (
     build_model_from_checkpoint,
@@ -118,19 +119,27 @@ def test_refiners_average_and_the_engine_loads_the_mean(tmp_path, capsys):
             and not (tmp_path / 'mixed.safetensors').exists())
 
 
-def test_a_refiner_older_than_a_config_field_averages_with_a_new_one(tmp_path, capsys):
-    """The packaged grey refiner predates `corrections`; its fits store the field and must mix."""
-    packaged = Path(stereo_derain_ros.__file__).parent / 'weights' / 'refiner.safetensors'
-    state_dict, metadata = load_checkpoint(packaged)
-    assert 'corrections' not in metadata['config']
-    refiner = build_refiner_from_checkpoint(packaged)
-    torch.nn.init.zeros_(refiner.layers[-1].weight)
+def test_a_refiner_older_than_a_config_field_averages_with_a_new_one(tmp_path):
+    """Refiner files older than `corrections` lack it; their continuations store it: they mix."""
+    torch.manual_seed(3)
+    refiner = Refiner(hidden=4, middle_layers=1)
+    for parameter in refiner.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    new = save_checkpoint(tmp_path / 'new.safetensors', refiner)
+    state_dict, _ = load_checkpoint(new)
+    with safe_open(str(new), 'pt') as opened:
+        metadata = opened.metadata()
+    config = json.loads(metadata['config'])
+    del config['corrections']
+    old = tmp_path / 'old.safetensors'
+    save_file(state_dict, str(old), metadata={**metadata, 'config': json.dumps(config)})
+    assert 'corrections' not in load_checkpoint(old)[1]['config']
+    with torch.no_grad():
+        refiner.layers[-1].weight.zero_()
     continued = save_checkpoint(tmp_path / 'continued.safetensors', refiner)
-    assert load_checkpoint(continued)[1]['config']['corrections'] == 1
     out = tmp_path / 'soup.safetensors'
-    assert main(['average', str(out), str(packaged), str(continued)]) == 0
-    mean = load_checkpoint(out)[0]
+    assert main(['average', str(out), str(old), str(continued)]) == 0
     changed = load_checkpoint(continued)[0]
-    for key, value in mean.items():
+    for key, value in load_checkpoint(out)[0].items():
         torch.testing.assert_close(value, (state_dict[key] + changed[key]) / 2)
-    assert build_refiner_from_checkpoint(out).config == refiner.config
+    assert build_refiner_from_checkpoint(out).config == RefinerConfig(4, 1)
