@@ -19,7 +19,8 @@ from stereo_derain_ros.models.refiner import Refiner
 # The model whose packaged weights the packaged refiners were trained behind.
 REFINER_DERAINER = 'bandnet'
 # The packaged refiner fitted on colour pairs alone, run on pairs that are not grey; the packaged
-# `refiner`, fitted on both kinds, keeps monochrome pairs (docs/model_card.md, "Colour pairs").
+# `refiner`, fitted on both kinds and then on monochrome pairs, keeps monochrome pairs
+# (docs/model_card.md, "Colour pairs", "Monochrome continuations averaged").
 COLOUR_REFINER = f'{Refiner.name}_colour'
 
 
